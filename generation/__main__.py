@@ -1,0 +1,117 @@
+"""``python -m generation {costmodel,plan,run,merge,fit}``: make a JAHS-Gym benchmark on CPUs."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m generation", description=__doc__,
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    c = sub.add_parser("costmodel", help="measure seconds per image on this machine (writes cost_model.json)",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    c.add_argument("--task", default="fashion_mnist", help="dataset to measure on")
+    c.add_argument("--configs-per-fidelity", type=int, default=3, help="random configs trained per (N, W, R)")
+    c.add_argument("--images", type=int, default=768, help="training images per measurement (one epoch)")
+    c.add_argument("--out", type=Path, default=None, help="where to write (default: generation/cost_model.json)")
+
+    pl = sub.add_parser("plan", help="write a deterministic task list RUN_DIR/plan.json",
+                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    pl.add_argument("--task", default="fashion_mnist",
+                    help="dataset: fashion_mnist, mnist, cifar10 or colorectal_histology")
+    pl.add_argument("--tasks", type=int, default=2000, help="number of tasks, repeated seeds included")
+    pl.add_argument("--n-train", type=int, default=None, help="training images (default: all)")
+    pl.add_argument("--n-valid", type=int, default=10_000, help="validation images carved from the train split")
+    pl.add_argument("--n-test", type=int, default=None, help="test images from the official test split (default: all)")
+    pl.add_argument("--max-epochs", type=int, default=200, help="epochs per task (the cosine schedule's length)")
+    pl.add_argument("--split-seed", type=int, default=0, help="seed of the train/valid/test subsets")
+    pl.add_argument("--seed", type=int, default=0, help="seed of the sampled configs and fidelities")
+    pl.add_argument("--min-per-fidelity", type=int, default=20, help="configs per (N, W, Resolution), at least")
+    pl.add_argument("--repeat-share", type=float, default=0.1, help="share of tasks trained with a second seed")
+    pl.add_argument("--cheap-bias", type=float, default=0.5,
+                    help="extra tasks are spread with weight cost**-cheap_bias (0: uniform)")
+    pl.add_argument("--fidelities", default=None,
+                    help='restrict to these N,W,Resolution triples, e.g. "1,4,0.25 3,8,0.5" (default: all 27)')
+    pl.add_argument("--cores", type=int, default=2, help="cores assumed by the printed wall-time estimate")
+    pl.add_argument("--estimate", action="store_true", help="print the estimate only; write nothing")
+    pl.add_argument("--out", type=Path, help="run folder to write plan.json into")
+
+    r = sub.add_parser("run", help="train a plan's tasks (under mpiexec: every rank); rerun to resume",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    r.add_argument("run_dir", type=Path, help="folder holding plan.json")
+    r.add_argument("--threads", type=int, default=1, help="torch threads per rank")
+    r.add_argument("--time-limit", type=float, default=None,
+                   help="stop claiming new tasks after this many seconds (for batch-system wall times)")
+    r.add_argument("--max-tasks", type=int, default=None, help="run at most this many of the pending tasks")
+    r.add_argument("--data-root", default=None, help="folder of a local cifar10/colorectal_histology copy")
+    r.add_argument("--order", default="longest", choices=["longest", "round-robin"],
+                   help="longest: longest tasks first (best makespan); round-robin: fidelities interleaved so "
+                        "that a partial run already covers every fidelity")
+
+    m = sub.add_parser("merge", help="validate shards and write one table",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    m.add_argument("run_dirs", type=Path, nargs="+", help="run folder(s) with shards/")
+    m.add_argument("-o", "--out", type=Path, required=True, help="table.parquet to write")
+
+    f = sub.add_parser("fit", help="fit a surrogate bundle on a merged table",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    f.add_argument("table", type=Path, help="merged table.parquet")
+    f.add_argument("-o", "--out", type=Path, required=True, help="bundle folder to write")
+    f.add_argument("--folds", type=int, default=5, help="grouped K-fold (by config) for held-out quality")
+    f.add_argument("--trials", type=int, default=6, help="XGBoost hyperparameter candidates tried per metric")
+    f.add_argument("--compute", default=None, help="JSON file describing the compute spent (into the manifest)")
+    f.add_argument("--ship-table", action="store_true", help="copy the table into the bundle (kind='table')")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.cmd == "costmodel":
+        from generation.costmodel import measure
+        measure(args.task, args.configs_per_fidelity, args.images, out=args.out)
+    elif args.cmd == "plan":
+        from generation.plan import PlanError, make_plan, parse_fidelities, summary
+        from jahs_gym.protocol import Protocol
+        try:
+            proto = Protocol(args.task, n_train=args.n_train, n_valid=args.n_valid, n_test=args.n_test,
+                             max_epochs=args.max_epochs, split_seed=args.split_seed)
+            plan = make_plan(proto, args.tasks, args.seed, args.min_per_fidelity, args.repeat_share,
+                             args.cheap_bias, parse_fidelities(args.fidelities))
+        except (PlanError, ValueError) as e:
+            print(f"plan refused: {e}", file=sys.stderr)
+            return 2
+        print(summary(plan, args.cores))
+        if not args.estimate:
+            if args.out is None:
+                print("plan: --out RUN_DIR is required unless --estimate is given", file=sys.stderr)
+                return 2
+            print(f"wrote {plan.save(args.out)}")
+    elif args.cmd == "run":
+        from generation.plan import PlanError
+        from generation.run import run
+        try:
+            run(args.run_dir, args.threads, args.time_limit, args.max_tasks, args.data_root, order=args.order)
+        except PlanError as e:
+            print(f"run refused: {e}", file=sys.stderr)
+            return 2
+    elif args.cmd == "merge":
+        from generation.merge import merge
+        _, rep = merge(args.run_dirs, args.out)
+        print(rep.text())
+        print(f"wrote {args.out}")
+    elif args.cmd == "fit":
+        import json
+
+        from jahs_gym.fit import fit_bundle
+        compute = json.loads(args.compute.read_text()) if args.compute else None
+        fit_bundle(args.table, args.out, folds=args.folds, trials=args.trials, compute=compute,
+                   ship_table=args.ship_table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

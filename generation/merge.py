@@ -1,0 +1,75 @@
+"""Merge a run's shards into one table: ``python -m generation merge RUN_DIR -o table.parquet``.
+
+The table is validated against :mod:`jahs_gym.metrics`. Nothing is dropped silently: duplicates,
+failed tasks, diverged runs and unfinished tasks are all reported.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from jahs_gym.metrics import TABLE_COLUMNS, validate_table
+
+
+@dataclass
+class MergeReport:
+    shards: int = 0
+    rows: int = 0
+    tasks: int = 0
+    duplicates_dropped: int = 0
+    diverged_tasks: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    unfinished: list[str] = field(default_factory=list)
+    gaps: list[str] = field(default_factory=list)
+
+    def text(self) -> str:
+        lines = [f"merged {self.shards} shard(s): {self.tasks} tasks, {self.rows} rows",
+                 f"duplicate (task_id, epoch) rows dropped: {self.duplicates_dropped}",
+                 f"diverged tasks (rows kept, status='diverged'): {len(self.diverged_tasks)}",
+                 f"failed tasks (no rows; see failures/*.json): {len(self.failed)}"]
+        lines += [f"  {k}: {v}" for k, v in list(self.failed.items())[:10]]
+        lines.append(f"planned but unfinished tasks: {len(self.unfinished)}")
+        if self.gaps:
+            lines.append(f"tasks whose epochs are not 1..k: {self.gaps[:10]}")
+        return "\n".join(lines)
+
+
+def merge(run_dirs: list[Path], out: Path | None = None) -> tuple[pd.DataFrame, MergeReport]:
+    rep = MergeReport()
+    frames = []
+    planned: set[str] = set()
+    for rd in map(Path, run_dirs):
+        files = sorted((rd / "shards").glob("*.parquet"))
+        rep.shards += len(files)
+        frames += [pd.read_parquet(f) for f in files]
+        for f in sorted((rd / "failures").glob("*.json")):
+            d = json.loads(f.read_text())
+            rep.failed[d["task_id"]] = d["error"]
+        if (rd / "plan.json").exists():
+            planned |= {t["task_id"] for t in json.loads((rd / "plan.json").read_text())["tasks"]}
+    if not frames:
+        raise FileNotFoundError(f"no shards under {[str(r) + '/shards' for r in run_dirs]}; run the plan first")
+    df = pd.concat(frames, ignore_index=True)
+    validate_table(df)
+    before = len(df)
+    df = df.drop_duplicates(subset=["task_id", "epoch"], keep="first")
+    rep.duplicates_dropped = before - len(df)
+    df = df.sort_values(["task_id", "epoch"], kind="stable").reset_index(drop=True)
+    df = df[list(TABLE_COLUMNS)]
+    rep.rows, rep.tasks = len(df), df["task_id"].nunique()
+    g = df.groupby("task_id")["epoch"]
+    rep.gaps = sorted(t for t, n, mx, mn in zip(g.size().index, g.size(), g.max(), g.min()) if mn != 1 or mx != n)
+    rep.diverged_tasks = sorted(df.loc[df["status"] == "diverged", "task_id"].unique())
+    rep.failed = {k: v for k, v in rep.failed.items() if k not in set(df["task_id"])}
+    rep.unfinished = sorted(planned - set(df["task_id"]) - set(rep.failed))
+    if out is not None:
+        out = Path(out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(f".{out.name}.tmp")
+        df.to_parquet(tmp, index=False, compression="zstd")
+        tmp.replace(out)
+    return df, rep

@@ -1,0 +1,178 @@
+"""Deterministic task lists: configs x fidelities x seeds, with a measured cost per task.
+
+Every (N, W, Resolution) combination gets at least ``min_per_fidelity`` configurations; the rest are
+spread with weights proportional to ``cost ** -cheap_bias`` so cheap fidelities are sampled more. A
+``repeat_share`` of the tasks is trained again with a second seed (for the noise model).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from generation.costmodel import CostModel
+from jahs_gym.protocol import Protocol
+from jahs_gym.space import Config, Fidelity, SpaceError, all_fidelities, fidelity_id, sample_configs
+
+PLAN_FORMAT = 1
+
+
+class PlanError(ValueError):
+    """A plan file or plan request that cannot be run."""
+
+
+@dataclass(frozen=True)
+class PlannedTask:
+    task_id: str
+    config: Config
+    N: int
+    W: int
+    Resolution: float
+    seed: int
+    mflops: float
+    est_seconds: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"task_id": self.task_id, "config": self.config.as_dict(), "N": self.N, "W": self.W,
+                "Resolution": self.Resolution, "seed": self.seed, "mflops": self.mflops,
+                "est_seconds": self.est_seconds}
+
+
+@dataclass(frozen=True)
+class Plan:
+    protocol: Protocol
+    tasks: tuple[PlannedTask, ...]
+    seed: int
+    options: dict[str, Any]
+
+    @property
+    def core_hours(self) -> float:
+        return sum(t.est_seconds for t in self.tasks) / 3600
+
+    def save(self, run_dir: Path) -> Path:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        path = run_dir / "plan.json"
+        doc = {"format": PLAN_FORMAT, "protocol": self.protocol.as_dict(), "seed": self.seed,
+               "options": self.options, "est_core_hours": self.core_hours,
+               "tasks": [t.as_dict() for t in self.tasks]}
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(doc, indent=0))
+        os.replace(tmp, path)
+        return path
+
+    @classmethod
+    def load(cls, run_dir: Path) -> Plan:
+        path = Path(run_dir) / "plan.json"
+        if not path.exists():
+            raise PlanError(f"{path} does not exist; make one with `python -m generation plan --out {run_dir}`")
+        try:
+            doc = json.loads(path.read_text())
+        except json.JSONDecodeError as e:
+            raise PlanError(f"{path} is not valid JSON ({e})") from e
+        if doc.get("format") != PLAN_FORMAT:
+            raise PlanError(f"{path}: plan format {doc.get('format')!r} is not supported (expected {PLAN_FORMAT})")
+        try:
+            protocol = Protocol.from_dict(doc["protocol"])
+        except (ValueError, TypeError) as e:
+            raise PlanError(f"{path}: bad protocol: {e}") from e
+        tasks, seen = [], set()
+        for i, t in enumerate(doc["tasks"]):
+            try:
+                cfg = Config.from_dict(t["config"])
+                fid = Fidelity(t["N"], t["W"], t["Resolution"])
+            except (SpaceError, KeyError, TypeError) as e:
+                raise PlanError(f"{path}: task {i} ({t.get('task_id', '?')}) is refused: {e}") from e
+            if t["task_id"] in seen:
+                raise PlanError(f"{path}: task id {t['task_id']} appears twice")
+            seen.add(t["task_id"])
+            tasks.append(PlannedTask(t["task_id"], cfg, fid.N, fid.W, fid.Resolution, int(t["seed"]),
+                                     float(t["mflops"]), float(t["est_seconds"])))
+        return cls(protocol, tuple(tasks), int(doc["seed"]), doc.get("options", {}))
+
+
+def parse_fidelities(text: str | None) -> list[tuple[int, int, float]]:
+    """``"1,4,0.25 3,8,0.5"`` -> [(1, 4, 0.25), (3, 8, 0.5)]; None -> all 27."""
+    if not text:
+        return all_fidelities()
+    out = []
+    for part in text.split():
+        try:
+            n, w, r = part.split(",")
+            f = Fidelity(int(n), int(w), float(r))
+        except ValueError as e:
+            raise PlanError(f"fidelity {part!r} is refused: {e}; write N,W,Resolution triples such as 3,8,0.5") from e
+        out.append((f.N, f.W, f.Resolution))
+    return out
+
+
+def make_plan(protocol: Protocol, n_tasks: int, seed: int = 0, min_per_fidelity: int = 20,
+              repeat_share: float = 0.1, cheap_bias: float = 0.5,
+              fidelities: list[tuple[int, int, float]] | None = None,
+              cost_model: CostModel | None = None, progress: bool = True) -> Plan:
+    """Sample a plan of about ``n_tasks`` tasks (first seeds plus repeats)."""
+    from generation.costmodel import cost_features
+    from jahs_gym.protocol import CHANNELS
+
+    fids = fidelities or all_fidelities()
+    if not 0 <= repeat_share < 1:
+        raise PlanError(f"repeat_share={repeat_share} must be in [0, 1)")
+    n_first = int(round(n_tasks / (1 + repeat_share)))
+    if n_first < min_per_fidelity * len(fids):
+        raise PlanError(f"{n_tasks} tasks cannot give {min_per_fidelity} configs to each of {len(fids)} fidelities "
+                        f"(needs {min_per_fidelity * len(fids)} first-seed tasks)")
+    cm = cost_model or CostModel.load()
+    rng = np.random.default_rng(seed)
+    n_eval = protocol.n_valid + (protocol.n_test or 10_000)
+    n_train = protocol.n_train or 50_000
+    ch = CHANNELS[protocol.task]
+    # relative cost of each fidelity, from a reference cell (2 convs of 6 edges, typical of the space)
+    ref = Config(2, 3, 0, 4, 0, 2)
+    fid_cost = np.array([cm.seconds(*cost_features(ref, n, w, protocol.pixels(r), ch), n_train, n_eval,
+                                    protocol.max_epochs) for n, w, r in fids])
+    weights = fid_cost ** -cheap_bias
+    extra = n_first - min_per_fidelity * len(fids)
+    counts = np.full(len(fids), min_per_fidelity) + np.floor(weights / weights.sum() * extra).astype(int)
+    counts[np.argsort(-weights)[: n_first - counts.sum()]] += 1
+    assignment = np.repeat(np.arange(len(fids)), counts)
+    rng.shuffle(assignment)
+    configs = sample_configs(n_first, rng)
+    n_rep = int(round(n_first * repeat_share))
+    rep_idx = np.sort(rng.choice(n_first, size=n_rep, replace=False)) if n_rep else np.array([], int)
+    jobs = [(configs[i], fids[assignment[i]], 0) for i in range(n_first)]
+    jobs += [(configs[i], fids[assignment[i]], 1) for i in rep_idx]
+    it = jobs
+    if progress:
+        from tqdm import tqdm
+        it = tqdm(jobs, desc="costing tasks")
+    tasks = []
+    cache: dict[tuple, float] = {}
+    for cfg, (n, w, r), s in it:
+        key = (cfg.config_id, n, w, r)
+        if key not in cache:
+            cache[key] = cost_features(cfg, n, w, protocol.pixels(r), ch)
+        mf, me = cache[key]
+        tasks.append(PlannedTask(f"{cfg.config_id}-{fidelity_id(n, w, r)}-s{s}", cfg, n, w, r, s, mf,
+                                 cm.seconds(mf, me, n_train, n_eval, protocol.max_epochs)))
+    options = {"n_tasks": n_tasks, "min_per_fidelity": min_per_fidelity, "repeat_share": repeat_share,
+               "cheap_bias": cheap_bias, "fidelities": [list(f) for f in fids],
+               "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    return Plan(protocol, tuple(tasks), seed, options)
+
+
+def summary(plan: Plan, cores: int = 2) -> str:
+    from collections import Counter
+
+    per_fid = Counter(fidelity_id(t.N, t.W, t.Resolution) for t in plan.tasks if t.seed == 0)
+    secs = np.array([t.est_seconds for t in plan.tasks])
+    lines = [f"plan: {len(plan.tasks)} tasks ({sum(t.seed > 0 for t in plan.tasks)} repeated seeds), "
+             f"protocol {plan.protocol.as_dict()}",
+             f"estimated compute: {plan.core_hours:.1f} core-hours = {plan.core_hours / cores:.1f} h on {cores} cores; "
+             f"task seconds: median {np.median(secs):.0f}, max {secs.max():.0f}",
+             "configs per fidelity (first seed): " + ", ".join(f"{k}:{v}" for k, v in sorted(per_fid.items()))]
+    return "\n".join(lines)

@@ -1,0 +1,184 @@
+"""Run a plan: ``mpiexec -n P python -m generation run RUN_DIR`` (or without mpiexec, one rank).
+
+Scheduling is dynamic, longest tasks first: each rank claims the next task from an MPI one-sided
+atomic counter held in rank 0's memory (no coordinator process). A finished task becomes one
+parquet shard ``shards/<task_id>.parquet``, written atomically (temp file + rename), so rerunning
+the command resumes: finished tasks are skipped and a partial one continues from its checkpoint
+``ckpt/<task_id>.pt``. A task that raises is recorded in ``failures/<task_id>.json`` with its
+traceback and is tried again on the next run; the rank goes on.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from generation.plan import Plan
+from jahs_gym.metrics import TABLE_COLUMNS
+
+
+def rows_to_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """Rows -> DataFrame with the table's columns and dtypes (jahs_gym.metrics.TABLE_COLUMNS)."""
+    df = pd.DataFrame(rows)
+    missing = [c for c in TABLE_COLUMNS if c not in df.columns]
+    if missing:
+        raise ValueError(f"rows lack column(s) {missing}")
+    dtypes = {"int": "int64", "float": "float64", "bool": "bool", "string": "string"}
+    return df[list(TABLE_COLUMNS)].astype({c: dtypes[k] for c, k in TABLE_COLUMNS.items()})
+
+
+def write_atomic_parquet(df: pd.DataFrame, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    df.to_parquet(tmp, index=False)
+    os.replace(tmp, path)
+
+
+class _Counter:
+    """Next-task counter: an MPI one-sided atomic fetch-and-add on rank 0's window, or a plain int."""
+
+    def __init__(self, comm: Any) -> None:
+        self.comm = comm
+        self.local = 0
+        if comm is not None and comm.Get_size() > 1:
+            import numpy as np
+            from mpi4py import MPI
+
+            self.MPI = MPI
+            self.one = np.ones(1, dtype=np.int64)
+            self.res = np.zeros(1, dtype=np.int64)
+            size = 8 if comm.Get_rank() == 0 else 0
+            self.win = MPI.Win.Allocate(size, 8, comm=comm)
+            if comm.Get_rank() == 0:
+                self.win.Lock(0)
+                self.win.Put(np.zeros(1, dtype=np.int64), 0)
+                self.win.Unlock(0)
+            comm.Barrier()
+        else:
+            self.win = None
+
+    def next(self) -> int:
+        if self.win is None:
+            self.local += 1
+            return self.local - 1
+        MPI = self.MPI
+        self.win.Lock(0, MPI.LOCK_SHARED)
+        self.win.Fetch_and_op(self.one, self.res, 0, 0, MPI.SUM)
+        self.win.Unlock(0)
+        return int(self.res[0])
+
+    def free(self) -> None:
+        if self.win is not None:
+            self.win.Free()
+
+
+def _comm() -> Any:
+    if os.environ.get("JAHS_NO_MPI"):
+        return None
+    try:
+        from mpi4py import MPI
+    except ImportError:
+        return None
+    return MPI.COMM_WORLD
+
+
+def order_tasks(tasks: list, order: str) -> list:
+    """``longest``: longest first (best makespan). ``round-robin``: longest first within each fidelity,
+    fidelities interleaved, so any prefix of the run (a session's worth) covers every fidelity."""
+    if order == "longest":
+        return sorted(tasks, key=lambda t: -t.est_seconds)
+    if order != "round-robin":
+        raise ValueError(f"order={order!r}; allowed: 'longest', 'round-robin'")
+    by_fid: dict[tuple, list] = {}
+    for t in sorted(tasks, key=lambda t: (t.seed, -t.est_seconds)):
+        by_fid.setdefault((t.N, t.W, t.Resolution), []).append(t)
+    queues = [by_fid[k] for k in sorted(by_fid)]
+    out = []
+    while any(queues):
+        for q in queues:
+            if q:
+                out.append(q.pop(0))
+    return out
+
+
+def run(run_dir: Path, threads: int = 1, time_limit_s: float | None = None, max_tasks: int | None = None,
+        data_root: str | None = None, log: Any = None, order: str = "longest") -> dict[str, int]:
+    """Work through ``run_dir``'s plan on every rank; returns this rank's counts."""
+    import torch
+
+    from generation.datasets import TaskData
+    from generation.train import TaskSpec, train_task
+
+    run_dir = Path(run_dir)
+    log = log or (lambda s: print(s, flush=True))
+    comm = _comm()
+    rank = comm.Get_rank() if comm is not None else 0
+    size = comm.Get_size() if comm is not None else 1
+    torch.set_num_threads(threads)
+    plan = Plan.load(run_dir)
+    for sub in ("shards", "ckpt", "failures"):
+        (run_dir / sub).mkdir(exist_ok=True)
+    pending = None
+    if rank == 0:
+        done = {p.stem for p in (run_dir / "shards").glob("*.parquet")}
+        pending = order_tasks([t for t in plan.tasks if t.task_id not in done], order)
+        if max_tasks is not None:
+            pending = pending[:max_tasks]
+        log(f"[run] {len(plan.tasks)} planned, {len(done)} done, {len(pending)} to run on {size} rank(s); "
+            f"est {sum(t.est_seconds for t in pending) / 3600:.2f} core-hours")
+        TaskData(plan.protocol, data_root, split_path=run_dir / "split.npz")  # writes the split once
+    if comm is not None and size > 1:
+        pending = comm.bcast(pending, root=0)
+    data = TaskData(plan.protocol, data_root, split_path=run_dir / "split.npz")
+    counter = _Counter(comm)
+    total_cost = sum(t.est_seconds for t in pending) or 1.0
+    prefix = [0.0]
+    for t in pending:
+        prefix.append(prefix[-1] + t.est_seconds)
+    t_start = time.time()
+    counts = {"done": 0, "failed": 0, "diverged": 0}
+    while True:
+        if time_limit_s is not None and time.time() - t_start > time_limit_s:
+            log(f"[rank {rank}] time limit {time_limit_s:.0f}s reached; stopping (rerun to resume)")
+            break
+        i = counter.next()
+        if i >= len(pending):
+            break
+        t = pending[i]
+        spec = TaskSpec(t.task_id, t.config, t.N, t.W, t.Resolution, t.seed)
+        ckpt = run_dir / "ckpt" / f"{t.task_id}.pt"
+        fail = run_dir / "failures" / f"{t.task_id}.json"
+        t0 = time.time()
+        try:
+            rows = train_task(spec, data, checkpoint=ckpt, rank=rank)
+            write_atomic_parquet(rows_to_frame(rows), run_dir / "shards" / f"{t.task_id}.parquet")
+            ckpt.unlink(missing_ok=True)
+            fail.unlink(missing_ok=True)
+            counts["done"] += 1
+            counts["diverged"] += rows[-1]["status"] == "diverged"
+            status = rows[-1]["status"]
+        except Exception as e:  # recorded, and the rank goes on
+            counts["failed"] += 1
+            status = f"FAILED ({type(e).__name__}: {e})"
+            tmp = fail.with_suffix(".tmp")
+            tmp.write_text(json.dumps({"task_id": t.task_id, "rank": rank, "error": repr(e),
+                                       "traceback": traceback.format_exc(), "time": time.time()}, indent=1))
+            os.replace(tmp, fail)
+        elapsed = time.time() - t_start
+        frac = prefix[i + 1] / total_cost
+        eta = elapsed * (1 - frac) / max(frac, 1e-9)
+        log(f"[rank {rank}] {i + 1}/{len(pending)} {t.task_id} {status} in {time.time() - t0:.1f}s "
+            f"(est {t.est_seconds:.0f}s); ~{frac:.1%} of work claimed, ETA {eta / 3600:.2f} h")
+    counter_done = counts
+    if comm is not None and size > 1:
+        comm.Barrier()
+        totals = comm.reduce(counts["done"], root=0)
+        if rank == 0:
+            log(f"[run] finished: {totals} tasks done by {size} ranks in {time.time() - t_start:.0f}s")
+    counter.free()
+    return counter_done

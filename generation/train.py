@@ -1,0 +1,187 @@
+"""Train one (config, fidelity, seed) and return one measured row per epoch.
+
+The cosine schedule spans the protocol's ``max_epochs`` whatever the epochs trained, so a run stopped
+at epoch k equals the first k epochs of a full run. Randomness is derived from (seed, epoch), and a
+checkpoint (``torch.load(..., weights_only=True)``) is written after every epoch, so a killed run
+resumes with the same numbers as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import resource
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+import jahs_gym
+from generation.datasets import TaskData, random_crop_flip, trivial_augment
+from generation.network import JAHSNetwork, count_mflops, n_params
+from jahs_gym.protocol import N_CLASSES
+from jahs_gym.space import Config, fidelity_id
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """One unit of work of a plan."""
+
+    task_id: str
+    config: Config
+    N: int
+    W: int
+    Resolution: float
+    seed: int
+
+    @staticmethod
+    def make_id(config: Config, n: int, w: int, resolution: float, seed: int) -> str:
+        return f"{config.config_id}-{fidelity_id(n, w, resolution)}-s{seed}"
+
+
+def _mix(*xs: int) -> int:
+    h = 0x9E3779B97F4A7C15
+    for x in xs:
+        h = (h ^ (x + 0x9E3779B97F4A7C15 + (h << 6) + (h >> 2))) & 0xFFFFFFFFFFFFFFFF
+    return h & 0x7FFFFFFFFFFFFFFF
+
+
+def build_model(spec: TaskSpec, data: TaskData) -> JAHSNetwork:
+    return JAHSNetwork(spec.config, spec.N, spec.W, data.channels, N_CLASSES[data.protocol.task])
+
+
+def _evaluate(model: torch.nn.Module, data: TaskData, split: str, px: int, batch: int,
+              channels_last: bool) -> tuple[float, float, float, float]:
+    """(loss, acc %, duration s, forward seconds per image)."""
+    x_all, y_all = data.images(split, px), data.labels(split)
+    model.eval()
+    t0 = time.perf_counter()
+    fwd = 0.0
+    loss_sum, correct = 0.0, 0
+    with torch.no_grad():
+        for i in range(0, len(y_all), batch):
+            x = data.normalize(x_all[i:i + batch])
+            if channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            y = y_all[i:i + batch]
+            tf = time.perf_counter()
+            out = model(x)
+            fwd += time.perf_counter() - tf
+            loss_sum += float(F.cross_entropy(out, y, reduction="sum"))
+            correct += int((out.argmax(1) == y).sum())
+    n = len(y_all)
+    return loss_sum / n, 100.0 * correct / n, time.perf_counter() - t0, fwd / n
+
+
+def _atomic_save(obj: Any, path: Path) -> None:
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def train_task(spec: TaskSpec, data: TaskData, epochs: int | None = None, checkpoint: Path | None = None,
+               rank: int = 0, channels_last: bool | None = None) -> list[dict[str, Any]]:
+    """Train ``spec`` for ``epochs`` (default: the protocol's max) and return one row per epoch."""
+    p = data.protocol
+    epochs = p.max_epochs if epochs is None else epochs
+    if not 1 <= epochs <= p.max_epochs:
+        raise ValueError(f"epochs={epochs} must be in 1..{p.max_epochs} (the protocol's max_epochs)")
+    px = p.pixels(spec.Resolution)
+    if channels_last is None:
+        channels_last = True  # measured 1.04-1.4x faster at 7, 14 and 28 px (benchmarks/generation_scaling.py)
+    torch.manual_seed(_mix(spec.seed, 0xC0FFEE))
+    model = build_model(spec, data)
+    mflops = count_mflops(model, data.channels, px)
+    nparams = n_params(model)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    cfg = spec.config
+    opt = torch.optim.SGD(model.parameters(), lr=cfg.LearningRate, momentum=0.9, nesterov=True,
+                          weight_decay=cfg.WeightDecay)
+    rows: list[dict[str, Any]] = []
+    start_epoch, runtime = 0, 0.0
+    if checkpoint is not None and checkpoint.exists():
+        state = torch.load(checkpoint, weights_only=True)
+        if state["task_id"] != spec.task_id:
+            raise ValueError(f"checkpoint {checkpoint} belongs to {state['task_id']}, not {spec.task_id}")
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        rows, start_epoch, runtime = list(state["rows"]), int(state["epoch"]), float(state["runtime"])
+        if rows and rows[-1]["status"] != "ok":
+            return rows
+    x_all, y_all = data.images("train", px), data.labels("train")
+    n, bs = len(y_all), p.batch_size
+    pad = max(1, round(4 * px / 32))
+    ident = {
+        "task": p.task, "task_id": spec.task_id, "config_id": cfg.config_id,
+        "fidelity_id": fidelity_id(spec.N, spec.W, spec.Resolution), "seed": spec.seed, "rank": rank,
+        "host": socket.gethostname(), "torch_version": torch.__version__, "jahs_gym_version": jahs_gym.__version__,
+        **cfg.as_dict(), "N": spec.N, "W": spec.W, "Resolution": spec.Resolution,
+    }
+    for epoch in range(start_epoch, epochs):
+        lr = cfg.LearningRate * 0.5 * (1 + math.cos(math.pi * epoch / p.max_epochs))
+        for g in opt.param_groups:
+            g["lr"] = lr
+        gen = torch.Generator().manual_seed(_mix(spec.seed, epoch, 1))
+        torch.manual_seed(_mix(spec.seed, epoch, 2))
+        t_epoch, c_epoch = time.perf_counter(), time.process_time()
+        t_data = t_fwd = t_bwd = 0.0
+        loss_sum, correct, seen = 0.0, 0, 0
+        status = "ok"
+        model.train()
+        perm = torch.randperm(n, generator=gen)
+        for i in range(0, n, bs):
+            t0 = time.perf_counter()
+            idx = perm[i:i + bs]
+            xb = random_crop_flip(x_all[idx], pad, True, gen)
+            if cfg.TrivialAugment:
+                xb = trivial_augment(xb)
+            xb = data.normalize(xb)
+            if channels_last:
+                xb = xb.contiguous(memory_format=torch.channels_last)
+            yb = y_all[idx]
+            t1 = time.perf_counter()
+            out = model(xb)
+            loss = F.cross_entropy(out, yb)
+            t2 = time.perf_counter()
+            lv = float(loss.detach())
+            if not math.isfinite(lv):
+                status = "diverged"
+                t_data, t_fwd = t_data + t1 - t0, t_fwd + t2 - t1
+                break
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            t3 = time.perf_counter()
+            t_data, t_fwd, t_bwd = t_data + t1 - t0, t_fwd + t2 - t1, t_bwd + t3 - t2
+            loss_sum += lv * len(yb)
+            correct += int((out.argmax(1) == yb).sum())
+            seen += len(yb)
+        train_duration = time.perf_counter() - t_epoch
+        vl, va, vd, latency = _evaluate(model, data, "valid", px, bs, channels_last)
+        tl, tacc, td, _ = _evaluate(model, data, "test", px, bs, channels_last)
+        wall = time.perf_counter() - t_epoch
+        runtime += wall
+        nan = float("nan")
+        rows.append({
+            **ident, "status": status, "epoch": epoch + 1,
+            "train_loss": loss_sum / seen if status == "ok" else nan,
+            "train_acc": 100.0 * correct / seen if seen else nan, "train_duration": train_duration,
+            "valid_loss": vl if math.isfinite(vl) else nan, "valid_acc": va, "valid_duration": vd,
+            "test_loss": tl if math.isfinite(tl) else nan, "test_acc": tacc, "test_duration": td,
+            "runtime": runtime, "latency": latency, "forward_duration": t_fwd, "backward_duration": t_bwd,
+            "data_load_duration": t_data, "lr": lr,
+            "peak_rss_MB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "cpu_percent": 100.0 * (time.process_time() - c_epoch) / max(wall, 1e-9),
+            "FLOPS": mflops, "size_MB": nparams / 1e6, "n_params": float(nparams),
+        })
+        if checkpoint is not None:
+            _atomic_save({"task_id": spec.task_id, "model": model.state_dict(), "optimizer": opt.state_dict(),
+                          "rows": rows, "epoch": epoch + 1, "runtime": runtime}, checkpoint)
+        if status != "ok":
+            break
+    return rows

@@ -1,0 +1,163 @@
+"""The query API that JAHS-Bench-201 users know.
+
+>>> import jahs_gym
+>>> bench = jahs_gym.Benchmark("fashion_mnist")          # doctest: +SKIP
+>>> config = bench.sample_config(seed=0)                  # doctest: +SKIP
+>>> bench(config, nepochs=5)                              # doctest: +SKIP
+{5: {'valid_acc': ..., 'runtime': ..., ...}}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from jahs_gym.bundle import Bundle, load_bundle
+from jahs_gym.space import (
+    ACTIVATIONS,
+    CONFIG_KEYS,
+    OP_KEYS,
+    Config,
+    Fidelity,
+    SpaceError,
+    encode_arrays,
+    encode_frame,
+    fidelity_id,
+    sample_config,
+    split_dict,
+)
+
+KINDS = ("surrogate", "table")
+
+
+class Benchmark:
+    """Query a task: ``kind="surrogate"`` (XGBoost surrogates) or ``kind="table"`` (the trained rows).
+
+    ``metrics`` restricts the surrogate to those metrics (only their models are loaded).
+    """
+
+    def __init__(self, task: str = "fashion_mnist", kind: str = "surrogate", metrics: Sequence[str] | None = None,
+                 backend: str | None = None) -> None:
+        if kind not in KINDS:
+            raise ValueError(f"kind={kind!r} is not allowed; allowed: {list(KINDS)}")
+        self.task, self.kind = task, kind
+        self.bundle: Bundle = load_bundle(task)
+        self.max_epochs = self.bundle.max_epochs
+        self.metrics: tuple[str, ...] = self.bundle._check_metrics(metrics)
+        self._predictor = None
+        self._backend = backend
+        self._table: pd.DataFrame | None = None
+        self._index: dict[tuple, np.ndarray] | None = None
+        if kind == "table":
+            path = self.bundle.table_path()
+            if path is None:
+                raise FileNotFoundError(f"the {task} bundle ships no table; use kind='surrogate' or refit it with "
+                                        "`python -m generation fit TABLE -o BUNDLE --ship-table`")
+            self._table = pd.read_parquet(path)
+            keys = self._table[["config_id", "N", "W", "Resolution"]].itertuples(index=False, name=None)
+            idx: dict[tuple, list[int]] = {}
+            for i, k in enumerate(keys):
+                idx.setdefault(k, []).append(i)
+            self._index = {k: np.asarray(v) for k, v in idx.items()}
+
+    @property
+    def predictor(self) -> Any:
+        if self._predictor is None:
+            self._predictor = self.bundle.predictor(self.metrics, self._backend)
+        return self._predictor
+
+    def sample_config(self, seed: int | np.random.Generator | None = None) -> dict[str, Any]:
+        """A random configuration as a JAHS-Bench-201 dict (config keys; add N, W, Resolution to change fidelity)."""
+        return sample_config(seed).as_dict()
+
+    def __call__(self, config: Mapping[str, Any] | Config, nepochs: int | None = None,
+                 full_trajectory: bool = False, **fidelity: Any) -> dict[int, dict[str, float]]:
+        """``{epoch: {metric: value}}`` for ``config`` trained ``nepochs`` epochs (default: the max)."""
+        cfg, fid = self._parse(config, nepochs, fidelity)
+        epochs = list(range(1, fid.epoch + 1)) if full_trajectory else [fid.epoch]
+        if self.kind == "table":
+            return self._from_table(cfg, fid, epochs)
+        x = self._encode_curve(cfg, fid, epochs)
+        y = self.predictor.predict(x)
+        return {e: dict(zip(self.metrics, map(float, row))) for e, row in zip(epochs, y)}
+
+    def learning_curve(self, config: Mapping[str, Any] | Config, **fidelity: Any) -> pd.DataFrame:
+        """The whole learning curve (epochs 1..max) as a DataFrame, in one batched call."""
+        out = self(config, nepochs=fidelity.pop("nepochs", self.max_epochs), full_trajectory=True, **fidelity)
+        return pd.DataFrame.from_dict(out, orient="index").rename_axis("epoch")
+
+    def query(self, df: pd.DataFrame) -> pd.DataFrame:
+        """Batch: rows with the config keys plus N, W, Resolution, epoch -> the metrics (same index)."""
+        need = [*CONFIG_KEYS, "N", "W", "Resolution", "epoch"]
+        missing = [c for c in need if c not in df.columns]
+        if missing:
+            raise KeyError(f"query: missing column(s) {missing}; needed: {need}")
+        self._validate_frame(df)
+        if self.kind == "table":
+            parts = [pd.DataFrame([self(r._asdict() | {}, nepochs=int(r.epoch))[int(r.epoch)]])
+                     for r in df[need].itertuples(index=False)]
+            return pd.concat(parts, ignore_index=True).set_index(df.index)
+        y = self.predictor.predict(encode_frame(df))
+        return pd.DataFrame(y, columns=list(self.metrics), index=df.index)
+
+    # ------------------------------------------------------------------------------- helpers
+    def _parse(self, config: Mapping[str, Any] | Config, nepochs: int | None,
+               fidelity: Mapping[str, Any]) -> tuple[Config, Fidelity]:
+        epochs = self.max_epochs if nepochs is None else nepochs
+        if isinstance(config, Config):
+            cfg = config
+            fid = Fidelity.from_dict({**fidelity, "epoch": epochs})
+        else:
+            cfg, fid = split_dict({**config, **fidelity, "epoch": epochs})
+        fid.check_epoch(self.max_epochs)
+        return cfg, fid
+
+    def _encode_curve(self, cfg: Config, fid: Fidelity, epochs: list[int]) -> np.ndarray:
+        n = len(epochs)
+        ops = np.tile([getattr(cfg, k) for k in OP_KEYS], (n, 1))
+        return encode_arrays(ops, np.full(n, ACTIVATIONS.index(cfg.Activation)), np.full(n, float(cfg.TrivialAugment)),
+                             np.full(n, cfg.LearningRate), np.full(n, cfg.WeightDecay), np.full(n, fid.N),
+                             np.full(n, fid.W), np.full(n, fid.Resolution), np.asarray(epochs))
+
+    def _validate_frame(self, df: pd.DataFrame) -> None:
+        # full validation of every row, with the row number in the error
+        cols = [*CONFIG_KEYS, "N", "W", "Resolution", "epoch"]
+        for i, row in enumerate(df[cols].itertuples(index=False)):
+            try:
+                d = row._asdict()
+                _, fid = split_dict({k: (v.item() if hasattr(v, "item") else v) for k, v in d.items()})
+                fid.check_epoch(self.max_epochs)
+            except SpaceError as e:
+                raise SpaceError(f"query row {i}: {e}") from None
+
+    def _from_table(self, cfg: Config, fid: Fidelity, epochs: list[int]) -> dict[int, dict[str, float]]:
+        assert self._table is not None and self._index is not None
+        key = (cfg.config_id, fid.N, fid.W, fid.Resolution)
+        rows = self._index.get(key)
+        if rows is None:
+            have = sorted({fidelity_id(*k[1:]) for k in self._index if k[0] == cfg.config_id})
+            if have:
+                raise KeyError(f"config {cfg.config_id} was not trained at {fid.fidelity_id}; "
+                               f"it was trained at: {have}")
+            raise KeyError(f"config {cfg.config_id} is not in the {self.task} table ({len(self._index)} trained "
+                           "(config, fidelity) pairs); use kind='surrogate' or a config from bench.table_configs()")
+        sub = self._table.iloc[rows]
+        sub = sub[sub["seed"] == sub["seed"].min()].set_index("epoch")
+        out = {}
+        for e in epochs:
+            if e not in sub.index:
+                raise KeyError(f"config {cfg.config_id} at {fid.fidelity_id} has epochs "
+                               f"{int(sub.index.min())}..{int(sub.index.max())}; epoch {e} was not trained "
+                               f"(status {sub['status'].iloc[-1]!r})")
+            out[e] = {m: float(sub.at[e, m]) for m in self.metrics}
+        return out
+
+    def table_configs(self) -> pd.DataFrame:
+        """(kind='table') The trained configs and fidelities, one row each."""
+        if self._table is None:
+            raise ValueError("table_configs() needs kind='table'")
+        return self._table.drop_duplicates(["config_id", "N", "W", "Resolution"])[
+            ["config_id", *CONFIG_KEYS, "N", "W", "Resolution"]].reset_index(drop=True)

@@ -1,0 +1,92 @@
+"""``jahs-gym``: list installed bundles and query them from the shell."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from jahs_gym.bundle import BundleError, installed_tasks, read_manifest
+
+
+def _tasks(args: argparse.Namespace) -> int:
+    tasks = installed_tasks()
+    if not tasks:
+        print("no bundles installed; see README 'Generate your own benchmark' and set JAHS_GYM_DATA")
+        return 1
+    for name, folder in sorted(tasks.items()):
+        try:
+            m = read_manifest(folder, verify_files=args.verify)
+        except BundleError as e:
+            print(f"{name}: BROKEN: {e}")
+            continue
+        t = m["table"]
+        print(f"{name}  ({folder})")
+        print(f"  protocol: {json.dumps(m['protocol'])}")
+        print(f"  trained: {t['tasks']} tasks, {t['configs']} configs, {t['rows']} rows; "
+              f"table shipped: {'yes' if t.get('file') else 'no'}; default budget {m['default_budget_s']:.0f} s")
+        if m.get("compute"):
+            print(f"  compute: {json.dumps(m['compute'])}")
+        print(f"  {'metric':<12} {'R2':>7} {'tau':>7} {'MAE':>10} {'trees':>6}")
+        for k, v in m["metrics"].items():
+            q = v["quality"]
+            print(f"  {k:<12} {q['r2']:7.3f} {q['kendall_tau']:7.3f} {q['mae']:10.4g} {v['n_trees']:6d}")
+    return 0
+
+
+def _query(args: argparse.Namespace) -> int:
+    from jahs_gym.benchmark import Benchmark
+    from jahs_gym.space import SpaceError
+
+    bench = Benchmark(args.task, kind=args.kind)
+    if args.config:
+        try:
+            config = json.loads(args.config)
+        except json.JSONDecodeError as e:
+            print(f"--config is not valid JSON ({e}); example: "
+                  '\'{"Op1": 2, "Op2": 2, "Op3": 0, "Op4": 3, "Op5": 4, "Op6": 0, "N": 3, "W": 8, "Resolution": 0.5}\'',
+                  file=sys.stderr)
+            return 2
+    else:
+        config = bench.sample_config(args.seed)
+        config.update(N=args.N, W=args.W, Resolution=args.resolution)
+    try:
+        out = bench(config, nepochs=args.epochs, full_trajectory=args.trajectory)
+    except (SpaceError, KeyError) as e:
+        print(f"query refused: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps({"task": args.task, "kind": args.kind, "config": config, "result": out}, indent=1))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="jahs-gym", description=__doc__,
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    t = sub.add_parser("tasks", help="installed bundles: protocol, data and held-out quality per metric",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    t.add_argument("--no-verify", dest="verify", action="store_false", help="skip the sha256 check of every file")
+    q = sub.add_parser("query", help="predict (or look up) one config's metrics and print them as JSON",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    q.add_argument("--task", default="fashion_mnist", help="an installed task (see `jahs-gym tasks`)")
+    q.add_argument("--kind", default="surrogate", choices=["surrogate", "table"],
+                   help="answer from the surrogate or from the trained rows")
+    q.add_argument("--config", default=None,
+                   help="JSON dict of config keys (Op1..Op6 required) plus optional N, W, Resolution; "
+                        "default: a random config")
+    q.add_argument("--seed", type=int, default=0, help="seed of the random config when --config is not given")
+    q.add_argument("--N", type=int, default=3, help="cells per stage for the random config (1, 3, 5)")
+    q.add_argument("--W", type=int, default=8, help="first-stage width for the random config (4, 8, 16)")
+    q.add_argument("--resolution", type=float, default=0.5, help="resolution for the random config (0.25, 0.5, 1)")
+    q.add_argument("--epochs", type=int, default=None, help="epochs trained (default: the task's max)")
+    q.add_argument("--trajectory", action="store_true", help="print every epoch up to --epochs")
+    args = p.parse_args(argv)
+    try:
+        return _tasks(args) if args.cmd == "tasks" else _query(args)
+    except (BundleError, KeyError, FileNotFoundError) as e:
+        print(f"jahs-gym {args.cmd}: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

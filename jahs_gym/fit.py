@@ -1,0 +1,230 @@
+"""Fit a surrogate bundle from a learning-curve table (one row per trained epoch).
+
+For every predicted metric: grouped K-fold by config (all epochs, seeds and fidelities of a config
+in one fold) gives held-out R², Kendall tau and MAE. XGBoost hyperparameters are chosen inside each
+outer training part on a grouped validation split, never on the outer test fold; the shipped model
+is refitted on all rows with hyperparameters chosen the same way on the whole table.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from jahs_gym.bundle import FORMAT_VERSION, file_sha256, write_manifest
+from jahs_gym.metrics import BY_NAME, SURROGATE_METRICS, validate_table
+from jahs_gym.predictor import _inverse, forward_transform
+from jahs_gym.protocol import Protocol
+from jahs_gym.space import ENCODING, FEATURES, encode_frame
+
+# Candidate hyperparameters; `trials` of them are tried (in this order) per metric.
+CANDIDATES: tuple[dict[str, Any], ...] = (
+    {"max_depth": 6, "learning_rate": 0.1, "min_child_weight": 1.0, "subsample": 0.9, "colsample_bytree": 0.9},
+    {"max_depth": 8, "learning_rate": 0.1, "min_child_weight": 1.0, "subsample": 0.8, "colsample_bytree": 0.8},
+    {"max_depth": 4, "learning_rate": 0.2, "min_child_weight": 1.0, "subsample": 1.0, "colsample_bytree": 1.0},
+    {"max_depth": 6, "learning_rate": 0.05, "min_child_weight": 3.0, "subsample": 0.8, "colsample_bytree": 0.7},
+    {"max_depth": 8, "learning_rate": 0.05, "min_child_weight": 5.0, "subsample": 0.7, "colsample_bytree": 0.8},
+    {"max_depth": 5, "learning_rate": 0.15, "min_child_weight": 2.0, "subsample": 0.9, "colsample_bytree": 1.0},
+)
+MAX_TREES = 400
+EARLY_STOP = 30
+
+
+def grouped_folds(groups: np.ndarray, k: int, seed: int = 0) -> list[np.ndarray]:
+    """k arrays of row indices; every group lands in exactly one fold (groups shuffled with seed)."""
+    uniq = np.unique(groups)
+    if len(uniq) < k:
+        raise ValueError(f"grouped {k}-fold needs at least {k} configs; the table has {len(uniq)}")
+    rng = np.random.default_rng(seed)
+    fold_of = dict(zip(rng.permutation(uniq), np.arange(len(uniq)) % k))
+    f = np.array([fold_of[g] for g in groups])
+    return [np.flatnonzero(f == i) for i in range(k)]
+
+
+def kendall_tau(a: np.ndarray, b: np.ndarray, max_n: int = 4000, seed: int = 0) -> float:
+    """Kendall tau-b (exact on up to ``max_n`` points; a seeded subsample beyond)."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    if len(a) > max_n:
+        idx = np.random.default_rng(seed).choice(len(a), max_n, replace=False)
+        a, b = a[idx], b[idx]
+    conc = ties_a = ties_b = total = 0.0
+    for i in range(0, len(a), 512):
+        da = np.sign(a[i:i + 512, None] - a[None, :])
+        db = np.sign(b[i:i + 512, None] - b[None, :])
+        conc += float((da * db).sum())
+        ties_a += float((da == 0).sum())
+        ties_b += float((db == 0).sum())
+        total += da.size
+    n0 = total - len(a)  # ordered pairs without the diagonal
+    denom = math.sqrt(max(n0 - (ties_a - len(a)), 0) * max(n0 - (ties_b - len(a)), 0))
+    return conc / denom if denom > 0 else float("nan")
+
+
+def quality(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
+    ss_res = float(((y - p) ** 2).sum())
+    ss_tot = float(((y - y.mean()) ** 2).sum())
+    return {"r2": 1 - ss_res / ss_tot if ss_tot > 0 else float("nan"), "kendall_tau": kendall_tau(y, p),
+            "mae": float(np.abs(y - p).mean()), "n": int(len(y))}
+
+
+def _xgb_params(params: dict[str, Any], seed: int) -> dict[str, Any]:
+    return {"objective": "reg:squarederror", "tree_method": "hist", "nthread": 2, "seed": seed,
+            "eta": params["learning_rate"], **{k: v for k, v in params.items() if k != "learning_rate"}}
+
+
+def _fit_one(x: np.ndarray, y: np.ndarray, params: dict[str, Any], n_trees: int, seed: int):  # noqa: ANN202
+    """An XGBoost booster with exactly ``n_trees`` trees (so every tree counts at prediction)."""
+    import xgboost as xgb
+
+    return xgb.train(_xgb_params(params, seed), xgb.DMatrix(x, label=y), num_boost_round=n_trees)
+
+
+def choose_params(x: np.ndarray, y: np.ndarray, groups: np.ndarray, trials: int, seed: int) -> tuple[dict, int]:
+    """Best candidate and tree count on a grouped validation split (20% of configs) of these rows."""
+    import xgboost as xgb
+
+    folds = grouped_folds(groups, 5, seed + 17)
+    va = folds[0]
+    tr = np.concatenate(folds[1:])
+    dtr, dva = xgb.DMatrix(x[tr], label=y[tr]), xgb.DMatrix(x[va], label=y[va])
+    best = (math.inf, CANDIDATES[0], MAX_TREES)
+    for params in CANDIDATES[:max(1, trials)]:
+        bst = xgb.train(_xgb_params(params, seed), dtr, num_boost_round=MAX_TREES, evals=[(dva, "valid")],
+                        early_stopping_rounds=EARLY_STOP, verbose_eval=False)
+        score = float(bst.best_score)
+        if score < best[0]:
+            best = (score, params, int(bst.best_iteration) + 1)
+    return dict(best[1]), best[2]
+
+
+def noise_model(df: pd.DataFrame, metrics: list[str]) -> dict[str, float]:
+    """Per-metric seed noise: std of (seed a - seed b) / sqrt(2) over repeated (config, fidelity, epoch)."""
+    key = ["config_id", "fidelity_id", "epoch"]
+    rep = df[df.duplicated(key, keep=False)]
+    if rep.empty:
+        return {}
+    out = {}
+    for m in metrics:
+        g = rep.groupby(key)[m]
+        d = (g.max() - g.min()).dropna()
+        if len(d):
+            out[m] = float(np.sqrt(np.mean(d.to_numpy() ** 2) / 2))
+    return out
+
+
+def fit_bundle(table: Path | str, out: Path | str, folds: int = 5, trials: int = 6, seed: int = 0,
+               metrics: list[str] | None = None, compute: dict | None = None, ship_table: bool = False,
+               protocol: dict | None = None, progress: bool = True) -> dict:
+    """Fit every metric on ``table`` and write a bundle folder ``out``; returns the manifest."""
+    table, out = Path(table), Path(out)
+    df = pd.read_parquet(table)
+    validate_table(df)
+    tasks = df["task"].unique()
+    if len(tasks) != 1:
+        raise ValueError(f"a bundle is fitted on one task; the table holds {list(tasks)}")
+    metrics = list(metrics or SURROGATE_METRICS)
+    unknown = [m for m in metrics if m not in SURROGATE_METRICS]
+    if unknown:
+        raise ValueError(f"unknown metric(s) {unknown}; allowed: {list(SURROGATE_METRICS)}")
+    x_all = encode_frame(df)
+    groups = df["config_id"].to_numpy()
+    fold_idx = grouped_folds(groups, folds, seed)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "models").mkdir(exist_ok=True)
+    it = metrics
+    if progress:
+        try:
+            from tqdm import tqdm
+            it = tqdm(metrics, desc="fitting metrics")
+        except ImportError:
+            pass
+    meta: dict[str, Any] = {}
+    t0 = time.time()
+    for m in it:
+        spec = BY_NAME[m]
+        ok = np.isfinite(df[m].to_numpy())
+        y_raw = df[m].to_numpy()
+        y = forward_transform(spec.transform, y_raw)
+        pred = np.full(len(df), np.nan)
+        for k in range(folds):
+            te = fold_idx[k][ok[fold_idx[k]]]
+            tr = np.concatenate([fold_idx[j] for j in range(folds) if j != k])
+            tr = tr[ok[tr]]
+            params, n_trees = choose_params(x_all[tr], y[tr], groups[tr], trials, seed + k)
+            reg = _fit_one(x_all[tr], y[tr], params, n_trees, seed)
+            pred[te] = reg.inplace_predict(x_all[te])
+        held = ok & np.isfinite(pred)
+        q = quality(y_raw[held], np.clip(_inverse(spec.transform, pred[held]), spec.lo, spec.hi))
+        params, n_trees = choose_params(x_all[ok], y[ok], groups[ok], trials, seed)
+        reg = _fit_one(x_all[ok], y[ok], params, n_trees, seed)
+        fname = f"models/{m}.ubj"
+        reg.save_model(str(out / fname))
+        meta[m] = {"file": fname, "transform": spec.transform, "unit": spec.unit,
+                   "lo": float(np.nanmin(y_raw)), "hi": float(np.nanmax(y_raw)),
+                   "quality": q, "params": params, "n_trees": n_trees, "rows": int(ok.sum())}
+    protocol = _protocol_of(df, protocol)
+    shipped = None
+    if ship_table:
+        shutil.copyfile(table, out / "table.parquet")
+        shipped = "table.parquet"
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "task": str(tasks[0]),
+        "protocol": protocol,
+        "compute": compute,
+        "encoding": {"name": ENCODING, "features": list(FEATURES)},
+        "metrics": meta,
+        "table": {"sha256": file_sha256(table), "rows": int(len(df)), "tasks": int(df["task_id"].nunique()),
+                  "configs": int(df["config_id"].nunique()), "file": shipped,
+                  "status_counts": {k: int(v) for k, v in
+                                    df.groupby("task_id")["status"].last().value_counts().items()}},
+        "noise": noise_model(df, metrics),
+        "default_budget_s": default_budget(df),
+        "fit": {"folds": folds, "trials": trials, "seed": seed, "seconds": round(time.time() - t0, 1),
+                "protocol": "grouped K-fold by config_id; hyperparameters chosen on a grouped validation "
+                            "split inside each outer training part"},
+        "versions": _versions(),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+    write_manifest(out, manifest)
+    return manifest
+
+
+def _protocol_of(df: pd.DataFrame, protocol: dict | None) -> dict:
+    """The run's protocol (from its plan.json), checked against the table; else what the table shows."""
+    if protocol is None:
+        return {"task": str(df["task"].iloc[0]), "max_epochs": int(df["epoch"].max())}
+    p = Protocol.from_dict(protocol)
+    if p.task != df["task"].iloc[0] or df["epoch"].max() > p.max_epochs:
+        raise ValueError(f"protocol {p.as_dict()} does not match the table (task {df['task'].iloc[0]!r}, "
+                         f"epochs up to {int(df['epoch'].max())})")
+    return p.as_dict()
+
+
+def default_budget(df: pd.DataFrame) -> float:
+    """About 100 mid-fidelity evaluations: 100 x the median runtime at N3-W8-R0.5, half the max epochs."""
+    half = max(1, int(math.ceil(df["epoch"].max() / 2)))
+    mid = df[(df["fidelity_id"] == "N3-W8-R0.5") & (df["epoch"] == half)]
+    if mid.empty:
+        mid = df[df["epoch"] == half]
+    if mid.empty:
+        mid = df
+    return float(100 * mid["runtime"].median())
+
+
+def _versions() -> dict[str, str]:
+    import importlib.metadata as md
+
+    out = {}
+    for p in ("jahs-gym", "xgboost", "xgboost-cpu", "numpy", "pandas", "pyarrow", "torch"):
+        try:
+            out[p] = md.version(p)
+        except md.PackageNotFoundError:
+            pass
+    return out

@@ -1,0 +1,302 @@
+"""The JAHS-Bench-201 search space: configurations, fidelities, validation, sampling and encoding.
+
+One numeric encoding (:data:`FEATURES`, :func:`encode_arrays`) is shared by the generation
+pipeline's tables and by the surrogates, so both always agree on what a row means.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from numbers import Integral, Real
+from typing import Any
+
+import numpy as np
+
+OPS: tuple[str, ...] = ("skip_connect", "none", "nor_conv_3x3", "nor_conv_1x1", "avg_pool_3x3")
+EDGES: tuple[tuple[int, int], ...] = ((1, 2), (1, 3), (1, 4), (2, 3), (2, 4), (3, 4))
+OP_KEYS: tuple[str, ...] = tuple(f"Op{i}" for i in range(1, 7))
+ACTIVATIONS: tuple[str, ...] = ("ReLU", "Hardswish", "Mish")
+OPTIMIZERS: tuple[str, ...] = ("SGD",)
+N_VALUES: tuple[int, ...] = (1, 3, 5)
+W_VALUES: tuple[int, ...] = (4, 8, 16)
+RESOLUTIONS: tuple[float, ...] = (0.25, 0.5, 1.0)
+LR_RANGE: tuple[float, float] = (1e-3, 1.0)
+WD_RANGE: tuple[float, float] = (1e-5, 1e-2)
+CONFIG_KEYS: tuple[str, ...] = (*OP_KEYS, "Activation", "TrivialAugment", "Optimizer", "LearningRate",
+                                 "WeightDecay")
+FIDELITY_KEYS: tuple[str, ...] = ("N", "W", "Resolution", "epoch")
+
+
+class SpaceError(ValueError):
+    """A configuration or fidelity value that the JAHS-Bench-201 space does not allow."""
+
+
+def _check_choice(owner: str, key: str, value: Any, allowed: tuple) -> Any:
+    if isinstance(value, float) and math.isnan(value):
+        raise SpaceError(f"{owner}: {key} is NaN; allowed: {list(allowed)}")
+    for a in allowed:
+        if type(a) is bool:
+            if isinstance(value, (bool, np.bool_)) and bool(value) == a:
+                return a
+        elif isinstance(a, str):
+            if isinstance(value, str) and value == a:
+                return a
+        elif isinstance(value, Real) and not isinstance(value, (bool, np.bool_)) and value == a:
+            return a
+    raise SpaceError(f"{owner}: {key}={value!r} is not allowed; allowed: {list(allowed)}")
+
+
+def _check_real(owner: str, key: str, value: Any, lo: float, hi: float) -> float:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, Real):
+        raise SpaceError(f"{owner}: {key}={value!r} must be a real number in [{lo:g}, {hi:g}] "
+                         f"(got type {type(value).__name__})")
+    v = float(value)
+    if math.isnan(v):
+        raise SpaceError(f"{owner}: {key} is NaN; allowed: a real number in [{lo:g}, {hi:g}]")
+    if not lo <= v <= hi:
+        raise SpaceError(f"{owner}: {key}={v!r} is out of range; allowed: [{lo:g}, {hi:g}]")
+    return v
+
+
+def _check_op(key: str, value: Any) -> int:
+    if isinstance(value, str):
+        if value in OPS:
+            return OPS.index(value)
+        raise SpaceError(f"Config: {key}={value!r} is not an op; allowed: {list(OPS)} or their indices 0..4")
+    if isinstance(value, Integral) and not isinstance(value, (bool, np.bool_)) and 0 <= int(value) < len(OPS):
+        return int(value)
+    if isinstance(value, float) and value.is_integer() and 0 <= value < len(OPS):
+        return int(value)
+    raise SpaceError(f"Config: {key}={value!r} is not allowed; allowed: indices 0..4 or names {list(OPS)}")
+
+
+def _reject_unknown(owner: str, data: Mapping[str, Any], allowed: tuple[str, ...]) -> None:
+    unknown = [k for k in data if k not in allowed]
+    if unknown:
+        raise SpaceError(f"{owner}: unknown key(s) {unknown}; allowed keys: {list(allowed)}")
+
+
+@dataclass(frozen=True)
+class Config:
+    """One point of the JAHS-Bench-201 space: a cell (Op1..Op6) plus training hyperparameters.
+
+    Ops are stored as indices into :data:`OPS`; names are accepted too.
+    """
+
+    Op1: int
+    Op2: int
+    Op3: int
+    Op4: int
+    Op5: int
+    Op6: int
+    Activation: str = "ReLU"
+    TrivialAugment: bool = False
+    Optimizer: str = "SGD"
+    LearningRate: float = 0.1
+    WeightDecay: float = 5e-4
+
+    def __post_init__(self) -> None:
+        for key in OP_KEYS:
+            object.__setattr__(self, key, _check_op(key, getattr(self, key)))
+        object.__setattr__(self, "Activation", _check_choice("Config", "Activation", self.Activation, ACTIVATIONS))
+        object.__setattr__(self, "TrivialAugment",
+                           _check_choice("Config", "TrivialAugment", self.TrivialAugment, (False, True)))
+        object.__setattr__(self, "Optimizer", _check_choice("Config", "Optimizer", self.Optimizer, OPTIMIZERS))
+        object.__setattr__(self, "LearningRate", _check_real("Config", "LearningRate", self.LearningRate, *LR_RANGE))
+        object.__setattr__(self, "WeightDecay", _check_real("Config", "WeightDecay", self.WeightDecay, *WD_RANGE))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Config:
+        """Build from a dict of exactly the config keys (unknown keys are refused)."""
+        _reject_unknown("Config", data, CONFIG_KEYS)
+        missing = [k for k in OP_KEYS if k not in data]
+        if missing:
+            raise SpaceError(f"Config: missing key(s) {missing}; every cell needs Op1..Op6")
+        return cls(**dict(data))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @property
+    def ops(self) -> tuple[str, ...]:
+        return tuple(OPS[getattr(self, k)] for k in OP_KEYS)
+
+    @property
+    def config_id(self) -> str:
+        """A stable 12-hex-digit id (sha1 of the canonical JSON of :meth:`as_dict`)."""
+        d = self.as_dict()
+        d["LearningRate"] = float(f"{self.LearningRate:.12g}")
+        d["WeightDecay"] = float(f"{self.WeightDecay:.12g}")
+        return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class Fidelity:
+    """Cells per stage N, first-stage width W, resolution fraction and the number of epochs trained."""
+
+    N: int = 5
+    W: int = 16
+    Resolution: float = 1.0
+    epoch: int = 1
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "N", int(_check_choice("Fidelity", "N", self.N, N_VALUES)))
+        object.__setattr__(self, "W", int(_check_choice("Fidelity", "W", self.W, W_VALUES)))
+        object.__setattr__(self, "Resolution",
+                           float(_check_choice("Fidelity", "Resolution", self.Resolution, RESOLUTIONS)))
+        e = self.epoch
+        if isinstance(e, (bool, np.bool_)) or not isinstance(e, (Integral, float)) or (
+                isinstance(e, float) and not e.is_integer()) or int(e) < 1:
+            raise SpaceError(f"Fidelity: epoch={e!r} is not allowed; allowed: an integer >= 1")
+        object.__setattr__(self, "epoch", int(e))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Fidelity:
+        _reject_unknown("Fidelity", data, FIDELITY_KEYS)
+        return cls(**dict(data))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"N": self.N, "W": self.W, "Resolution": self.Resolution, "epoch": self.epoch}
+
+    @property
+    def fidelity_id(self) -> str:
+        """Id of the (N, W, Resolution) triple, e.g. ``N3-W8-R0.5`` (the epoch is not part of it)."""
+        return fidelity_id(self.N, self.W, self.Resolution)
+
+    def check_epoch(self, max_epochs: int) -> None:
+        if self.epoch > max_epochs:
+            raise SpaceError(f"Fidelity: epoch={self.epoch} is out of range; allowed: 1..{max_epochs} "
+                             "(the max epoch count of this task's protocol)")
+
+
+def fidelity_id(n: int, w: int, resolution: float) -> str:
+    return f"N{int(n)}-W{int(w)}-R{float(resolution):g}"
+
+
+def all_fidelities() -> list[tuple[int, int, float]]:
+    """The 27 (N, W, Resolution) combinations."""
+    return [(n, w, r) for n in N_VALUES for w in W_VALUES for r in RESOLUTIONS]
+
+
+def split_dict(data: Mapping[str, Any], default_epoch: int = 1) -> tuple[Config, Fidelity]:
+    """Split a JAHS-Bench-201 style dict (config keys plus N, W, Resolution, optional epoch).
+
+    Missing fidelity keys take the full-fidelity defaults N=5, W=16, Resolution=1.0, as in
+    JAHS-Bench-201.
+    """
+    _reject_unknown("config", data, CONFIG_KEYS + FIDELITY_KEYS)
+    cfg = Config.from_dict({k: v for k, v in data.items() if k in CONFIG_KEYS})
+    fid = {k: v for k, v in data.items() if k in FIDELITY_KEYS}
+    fid.setdefault("epoch", default_epoch)
+    return cfg, Fidelity.from_dict(fid)
+
+
+def sample_config(seed: int | np.random.Generator | None = None) -> Config:
+    """Sample a configuration uniformly (log-uniform for LearningRate and WeightDecay)."""
+    return sample_configs(1, seed)[0]
+
+
+def sample_configs(n: int, seed: int | np.random.Generator | None = None) -> list[Config]:
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    ops = rng.integers(0, len(OPS), size=(n, 6))
+    act = rng.integers(0, len(ACTIVATIONS), size=n)
+    ta = rng.integers(0, 2, size=n)
+    lr = np.exp(rng.uniform(np.log(LR_RANGE[0]), np.log(LR_RANGE[1]), size=n))
+    wd = np.exp(rng.uniform(np.log(WD_RANGE[0]), np.log(WD_RANGE[1]), size=n))
+    return [Config(*(int(o) for o in ops[i]), Activation=ACTIVATIONS[act[i]], TrivialAugment=bool(ta[i]),
+                   LearningRate=float(lr[i]), WeightDecay=float(wd[i])) for i in range(n)]
+
+
+# ----------------------------------------------------------------------------------------- encoding
+ENCODING = "jahs-onehot-v1"
+FEATURES: tuple[str, ...] = (
+    *(f"{k}={op}" for k in OP_KEYS for op in OPS),
+    *(f"n_{op}" for op in OPS),
+    *(f"Activation={a}" for a in ACTIVATIONS),
+    "TrivialAugment", "log10_LearningRate", "log10_WeightDecay", "N", "W", "Resolution", "epoch",
+)
+N_FEATURES = len(FEATURES)
+
+
+def encode_arrays(ops: np.ndarray, activation: np.ndarray, trivial_augment: np.ndarray,
+                  learning_rate: np.ndarray, weight_decay: np.ndarray, n: np.ndarray, w: np.ndarray,
+                  resolution: np.ndarray, epoch: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Encode rows given as arrays: ``ops`` int (rows, 6) op indices, ``activation`` int indices.
+
+    Returns float32 (rows, :data:`N_FEATURES`). Values are assumed valid (callers validate).
+    """
+    ops = np.asarray(ops, dtype=np.intp).reshape(-1, 6)
+    rows = ops.shape[0]
+    if out is None:
+        out = np.zeros((rows, N_FEATURES), dtype=np.float32)
+    else:
+        out[:rows] = 0.0
+    r = np.arange(rows)[:, None]
+    out[r, np.arange(6) * len(OPS) + ops] = 1.0
+    out[:rows, 30:35] = out[:rows, :30].reshape(rows, 6, 5).sum(axis=1)
+    out[r[:, 0], 35 + np.asarray(activation, dtype=np.intp)] = 1.0
+    out[:rows, 38] = trivial_augment
+    out[:rows, 39] = np.log10(learning_rate)
+    out[:rows, 40] = np.log10(weight_decay)
+    out[:rows, 41] = n
+    out[:rows, 42] = w
+    out[:rows, 43] = resolution
+    out[:rows, 44] = epoch
+    return out
+
+
+def encode_frame(df: Any) -> np.ndarray:
+    """Encode a DataFrame with the config columns plus N, W, Resolution, epoch."""
+    ops = np.stack([_op_codes(df[k]) for k in OP_KEYS], axis=1)
+    act = _codes(df["Activation"], ACTIVATIONS, "Activation")
+    return encode_arrays(ops, act, df["TrivialAugment"].to_numpy(dtype=np.float32),
+                         df["LearningRate"].to_numpy(dtype=np.float64), df["WeightDecay"].to_numpy(dtype=np.float64),
+                         df["N"].to_numpy(), df["W"].to_numpy(), df["Resolution"].to_numpy(), df["epoch"].to_numpy())
+
+
+def encode(configs: list[Config], fidelities: list[Fidelity]) -> np.ndarray:
+    """Encode matching lists of :class:`Config` and :class:`Fidelity`."""
+    if len(configs) != len(fidelities):
+        raise ValueError(f"encode: {len(configs)} configs but {len(fidelities)} fidelities")
+    return encode_arrays(
+        np.array([[getattr(c, k) for k in OP_KEYS] for c in configs], dtype=np.intp).reshape(-1, 6),
+        np.array([ACTIVATIONS.index(c.Activation) for c in configs], dtype=np.intp),
+        np.array([c.TrivialAugment for c in configs], dtype=np.float32),
+        np.array([c.LearningRate for c in configs]), np.array([c.WeightDecay for c in configs]),
+        np.array([f.N for f in fidelities]), np.array([f.W for f in fidelities]),
+        np.array([f.Resolution for f in fidelities]), np.array([f.epoch for f in fidelities]))
+
+
+def _op_codes(col: Any) -> np.ndarray:
+    values = col.to_numpy()
+    if values.dtype.kind in "iuf":
+        return values.astype(np.intp)
+    return _codes(col, OPS, col.name)
+
+
+def _codes(col: Any, allowed: tuple[str, ...], name: str) -> np.ndarray:
+    lookup = {v: i for i, v in enumerate(allowed)}
+    try:
+        return np.array([lookup[v] for v in col.to_numpy()], dtype=np.intp)
+    except KeyError as e:
+        raise SpaceError(f"column {name}: value {e.args[0]!r} is not allowed; allowed: {list(allowed)}") from None
+
+
+def to_configspace(seed: int | None = None) -> Any:
+    """The space as a ``ConfigSpace.ConfigurationSpace`` (needs ``pip install jahs-gym[configspace]``)."""
+    try:
+        from ConfigSpace import Categorical, ConfigurationSpace, Float
+    except ImportError as e:
+        raise ImportError("to_configspace needs ConfigSpace: pip install 'jahs-gym[configspace]'") from e
+    cs = ConfigurationSpace(seed=seed)
+    cs.add([Categorical(k, list(range(len(OPS)))) for k in OP_KEYS])
+    cs.add([Categorical("Activation", list(ACTIVATIONS), default="ReLU"),
+            Categorical("TrivialAugment", [False, True], default=False),
+            Categorical("Optimizer", list(OPTIMIZERS), default="SGD"),
+            Float("LearningRate", LR_RANGE, log=True, default=0.1),
+            Float("WeightDecay", WD_RANGE, log=True, default=5e-4)])
+    return cs
