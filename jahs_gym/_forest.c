@@ -1,30 +1,72 @@
 /* Walks compiled XGBoost forests; loaded with ctypes by jahs_gym.predictor.
  *
- * Nodes of all trees live in flat arrays. feat[i] < 0 marks a leaf whose value is value[i].
- * Inner node i sends a row left when x[feat[i]] < thr[i] (XGBoost's rule, float32 compare).
- * out (rows x n_out, row-major) must hold the base scores; each tree adds its leaf to column tree_out[t].
- * The module init below only lets setuptools build this as an extension; Python never imports it.
+ * Every tree is laid out so that a node's right child is its left child + 1, and leaves point to
+ * themselves with threshold +inf. A walk is then branch-free: i = left[i] + (x[feat[i]] >= thr[i]),
+ * repeated depth times (XGBoost's rule: x < threshold goes left). Trees are sorted by depth and
+ * padded to groups of 8, and each row walks 8 trees at once so that 8 independent load chains overlap.
+ * out (rows x n_out, row-major) must hold the base scores; each tree adds its leaf value to column
+ * tree_out[t]. The module init below only lets setuptools build this file; Python never imports it.
  */
 #include <Python.h>
+#include <math.h>
 #include <stdint.h>
 
-void jg_predict(const float *x, int64_t n_rows, int64_t n_feat, const int32_t *feat, const float *thr,
-                const int32_t *left, const int32_t *right, const double *value, const int64_t *roots,
-                const int32_t *tree_out, int64_t n_trees, int64_t n_out, double *out) {
-    const int64_t block = 64;
+typedef struct {
+    float thr;
+    int32_t feat;
+    int32_t left;
+} node_t;
+
+#define G 8
+
+void jg_predict(const float *x, int64_t n_rows, int64_t n_feat, const node_t *nodes, const float *value,
+                const int32_t *roots, const int32_t *group_depth, const int32_t *tree_out, int64_t n_groups,
+                int64_t n_out, double *out) {
+    const int64_t block = 32;
     for (int64_t r0 = 0; r0 < n_rows; r0 += block) {
-        int64_t r1 = r0 + block < n_rows ? r0 + block : n_rows;
-        for (int64_t t = 0; t < n_trees; ++t) {
-            const int64_t root = roots[t];
-            const int64_t col = tree_out[t];
+        const int64_t r1 = r0 + block < n_rows ? r0 + block : n_rows;
+        for (int64_t g = 0; g < n_groups; ++g) {
+            const int32_t *rt = roots + g * G;
+            const int32_t *to = tree_out + g * G;
+            const int32_t depth = group_depth[g];
             for (int64_t r = r0; r < r1; ++r) {
                 const float *xr = x + r * n_feat;
-                int64_t i = root;
-                while (feat[i] >= 0) i = xr[feat[i]] < thr[i] ? left[i] : right[i];
-                out[r * n_out + col] += value[i];
+                int32_t idx[G];
+                for (int k = 0; k < G; ++k) idx[k] = rt[k];
+                for (int32_t d = 0; d < depth; ++d) {
+                    for (int k = 0; k < G; ++k) {
+                        const node_t nd = nodes[idx[k]];
+                        idx[k] = nd.left + (xr[nd.feat] >= nd.thr);
+                    }
+                }
+                double *o = out + r * n_out;
+                for (int k = 0; k < G; ++k) o[to[k]] += value[idx[k]];
             }
         }
     }
+}
+
+/* Inverse transforms (0 none, 1 exp, 2 expm1) and clipping to [lo, hi], in place. */
+void jg_finish(double *out, int64_t n_rows, int64_t n_out, const int32_t *transform, const double *lo,
+               const double *hi) {
+    for (int64_t r = 0; r < n_rows; ++r) {
+        double *o = out + r * n_out;
+        for (int64_t m = 0; m < n_out; ++m) {
+            double v = o[m];
+            if (transform[m] == 1) v = exp(v);
+            else if (transform[m] == 2) v = expm1(v);
+            o[m] = v < lo[m] ? lo[m] : (v > hi[m] ? hi[m] : v);
+        }
+    }
+}
+
+/* One row, start to finish: base scores, every tree, transforms and clipping. */
+void jg_predict_one(const float *x, int64_t n_feat, const node_t *nodes, const float *value, const int32_t *roots,
+                    const int32_t *group_depth, const int32_t *tree_out, int64_t n_groups, int64_t n_out,
+                    const double *base, const int32_t *transform, const double *lo, const double *hi, double *out) {
+    for (int64_t m = 0; m < n_out; ++m) out[m] = base[m];
+    jg_predict(x, 1, n_feat, nodes, value, roots, group_depth, tree_out, n_groups, n_out, out);
+    jg_finish(out, 1, n_out, transform, lo, hi);
 }
 
 static struct PyModuleDef forest_module = {PyModuleDef_HEAD_INIT, "_forest", "C forest kernel (ctypes)", -1, NULL};

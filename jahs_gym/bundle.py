@@ -44,7 +44,7 @@ def write_manifest(folder: Path, manifest: dict) -> Path:
     manifest[_SELF] = hashlib.sha256(_canonical(manifest)).hexdigest()
     path = folder / "manifest.json"
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True))
+    tmp.write_text(json.dumps(manifest, indent=1))
     os.replace(tmp, path)
     return path
 

@@ -9,6 +9,7 @@ is refitted on all rows with hyperparameters chosen the same way on the whole ta
 from __future__ import annotations
 
 import math
+import os
 import shutil
 import time
 from pathlib import Path
@@ -74,7 +75,7 @@ def quality(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
 
 
 def _xgb_params(params: dict[str, Any], seed: int) -> dict[str, Any]:
-    return {"objective": "reg:squarederror", "tree_method": "hist", "nthread": 2, "seed": seed,
+    return {"objective": "reg:squarederror", "tree_method": "hist", "nthread": os.cpu_count() or 1, "seed": seed,
             "eta": params["learning_rate"], **{k: v for k, v in params.items() if k != "learning_rate"}}
 
 
@@ -85,7 +86,8 @@ def _fit_one(x: np.ndarray, y: np.ndarray, params: dict[str, Any], n_trees: int,
     return xgb.train(_xgb_params(params, seed), xgb.DMatrix(x, label=y), num_boost_round=n_trees)
 
 
-def choose_params(x: np.ndarray, y: np.ndarray, groups: np.ndarray, trials: int, seed: int) -> tuple[dict, int]:
+def choose_params(x: np.ndarray, y: np.ndarray, groups: np.ndarray, trials: int, seed: int,
+                  max_trees: int = MAX_TREES) -> tuple[dict, int]:
     """Best candidate and tree count on a grouped validation split (20% of configs) of these rows."""
     import xgboost as xgb
 
@@ -93,9 +95,9 @@ def choose_params(x: np.ndarray, y: np.ndarray, groups: np.ndarray, trials: int,
     va = folds[0]
     tr = np.concatenate(folds[1:])
     dtr, dva = xgb.DMatrix(x[tr], label=y[tr]), xgb.DMatrix(x[va], label=y[va])
-    best = (math.inf, CANDIDATES[0], MAX_TREES)
+    best = (math.inf, CANDIDATES[0], max_trees)
     for params in CANDIDATES[:max(1, trials)]:
-        bst = xgb.train(_xgb_params(params, seed), dtr, num_boost_round=MAX_TREES, evals=[(dva, "valid")],
+        bst = xgb.train(_xgb_params(params, seed), dtr, num_boost_round=max_trees, evals=[(dva, "valid")],
                         early_stopping_rounds=EARLY_STOP, verbose_eval=False)
         score = float(bst.best_score)
         if score < best[0]:
@@ -120,7 +122,7 @@ def noise_model(df: pd.DataFrame, metrics: list[str]) -> dict[str, float]:
 
 def fit_bundle(table: Path | str, out: Path | str, folds: int = 5, trials: int = 6, seed: int = 0,
                metrics: list[str] | None = None, compute: dict | None = None, ship_table: bool = False,
-               protocol: dict | None = None, progress: bool = True) -> dict:
+               protocol: dict | None = None, progress: bool = True, max_trees: int = MAX_TREES) -> dict:
     """Fit every metric on ``table`` and write a bundle folder ``out``; returns the manifest."""
     table, out = Path(table), Path(out)
     df = pd.read_parquet(table)
@@ -156,12 +158,12 @@ def fit_bundle(table: Path | str, out: Path | str, folds: int = 5, trials: int =
             te = fold_idx[k][ok[fold_idx[k]]]
             tr = np.concatenate([fold_idx[j] for j in range(folds) if j != k])
             tr = tr[ok[tr]]
-            params, n_trees = choose_params(x_all[tr], y[tr], groups[tr], trials, seed + k)
+            params, n_trees = choose_params(x_all[tr], y[tr], groups[tr], trials, seed + k, max_trees)
             reg = _fit_one(x_all[tr], y[tr], params, n_trees, seed)
             pred[te] = reg.inplace_predict(x_all[te])
         held = ok & np.isfinite(pred)
         q = quality(y_raw[held], np.clip(_inverse(spec.transform, pred[held]), spec.lo, spec.hi))
-        params, n_trees = choose_params(x_all[ok], y[ok], groups[ok], trials, seed)
+        params, n_trees = choose_params(x_all[ok], y[ok], groups[ok], trials, seed, max_trees)
         reg = _fit_one(x_all[ok], y[ok], params, n_trees, seed)
         fname = f"models/{m}.ubj"
         reg.save_model(str(out / fname))
@@ -186,7 +188,8 @@ def fit_bundle(table: Path | str, out: Path | str, folds: int = 5, trials: int =
                                     df.groupby("task_id")["status"].last().value_counts().items()}},
         "noise": noise_model(df, metrics),
         "default_budget_s": default_budget(df),
-        "fit": {"folds": folds, "trials": trials, "seed": seed, "seconds": round(time.time() - t0, 1),
+        "fit": {"folds": folds, "trials": trials, "seed": seed, "max_trees": max_trees,
+                "seconds": round(time.time() - t0, 1),
                 "protocol": "grouped K-fold by config_id; hyperparameters chosen on a grouped validation "
                             "split inside each outer training part"},
         "versions": _versions(),

@@ -45,8 +45,12 @@ def _load_kernel() -> ctypes.CDLL | None:
     lib = ctypes.CDLL(_forest.__file__)
     fn = lib.jg_predict
     p, i64 = ctypes.c_void_p, ctypes.c_int64
-    fn.argtypes = [p, i64, i64, p, p, p, p, p, p, p, i64, i64, p]
+    fn.argtypes = [p, i64, i64, p, p, p, p, p, i64, i64, p]
     fn.restype = None
+    lib.jg_finish.argtypes = [p, i64, i64, p, p, p]
+    lib.jg_finish.restype = None
+    lib.jg_predict_one.argtypes = [p, i64, p, p, p, p, p, i64, i64, p, p, p, p, p]
+    lib.jg_predict_one.restype = None
     return lib
 
 
@@ -64,6 +68,38 @@ def parse_booster_json(raw: dict) -> tuple[float, list[dict]]:
     return base, booster["model"]["trees"]
 
 
+NODE_DTYPE = np.dtype([("thr", "<f4"), ("feat", "<i4"), ("left", "<i4")])  # matches node_t in _forest.c
+GROUP = 8  # trees walked together by the C kernel
+
+
+def _layout_tree(t: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+    """Breadth-first re-layout of one XGBoost tree so that right child = left child + 1.
+
+    Returns (thr, feat, left, value, depth) in the new order, ``left`` relative to the tree's start;
+    leaves point to themselves with threshold +inf, so a walk of any length ends on them.
+    """
+    lc = np.asarray(t["left_children"], dtype=np.int64)
+    rc = np.asarray(t["right_children"], dtype=np.int64)
+    sc = np.asarray(t["split_conditions"], dtype=np.float64)
+    si = np.asarray(t["split_indices"], dtype=np.int64)
+    leaf = lc < 0
+    levels = [np.array([0])]
+    while True:
+        inner = levels[-1][~leaf[levels[-1]]]
+        if inner.size == 0:
+            break
+        levels.append(np.stack([lc[inner], rc[inner]], axis=1).ravel())
+    order = np.concatenate(levels)
+    pos = np.empty(len(lc), dtype=np.int64)
+    pos[order] = np.arange(len(order))
+    lf = leaf[order]
+    thr = np.where(lf, np.inf, sc[order]).astype(np.float32)
+    feat = np.where(lf, 0, si[order])
+    left = np.where(lf, np.arange(len(order)), pos[np.maximum(lc[order], 0)])
+    value = np.where(lf, sc[order], 0.0).astype(np.float32)
+    return thr, feat, left, value, len(levels) - 1
+
+
 class ForestPredictor:
     """All metrics' forests as one flat forest; ``predict(X)`` returns (rows, metrics) in metric units.
 
@@ -75,46 +111,56 @@ class ForestPredictor:
                  n_features: int, backend: str | None = None) -> None:
         self.metrics: tuple[str, ...] = tuple(models)
         self.n_features = n_features
-        feat, thr, left, right, value, roots, tree_out, base = [], [], [], [], [], [], [], []
-        offset = 0
-        max_depth = 0
+        trees, base = [], []
         for m_idx, name in enumerate(self.metrics):
-            b, trees = parse_booster_json(models[name])
+            b, raw_trees = parse_booster_json(models[name])
             base.append(b)
-            for t in trees:
-                lc = np.asarray(t["left_children"], dtype=np.int64)
-                rc = np.asarray(t["right_children"], dtype=np.int64)
-                leaf = lc < 0
-                sc = np.asarray(t["split_conditions"], dtype=np.float64)
-                si = np.asarray(t["split_indices"], dtype=np.int64)
-                if np.any(si[~leaf] >= n_features):
-                    raise ValueError(f"model {name!r} splits on feature {int(si[~leaf].max())}, "
+            for t in raw_trees:
+                thr, feat, left, value, depth = _layout_tree(t)
+                if len(feat) and feat.max() >= n_features:
+                    raise ValueError(f"model {name!r} splits on feature {int(feat.max())}, "
                                      f"but the encoding has {n_features}")
-                n = len(lc)
-                idx = np.arange(n)
-                feat.append(np.where(leaf, -1, si).astype(np.int32))
-                thr.append(np.where(leaf, 0.0, sc).astype(np.float32))
-                left.append(np.where(leaf, idx, lc).astype(np.int32) + offset)
-                right.append(np.where(leaf, idx, rc).astype(np.int32) + offset)
-                value.append(np.where(leaf, sc, 0.0))
-                roots.append(offset)
-                tree_out.append(m_idx)
-                max_depth = max(max_depth, _depth(lc, rc))
-                offset += n
-        if offset >= 2**31:
+                trees.append((depth, m_idx, thr, feat, left, value))
+        trees.sort(key=lambda t: t[0])  # similar depths share a group of 8
+        n_pad = -len(trees) % GROUP
+        self.n_trees = len(trees)
+        parts_thr, parts_feat, parts_left, parts_val, roots, tree_out, depths = [], [], [], [], [], [], []
+        offset = 0
+        for depth, m_idx, thr, feat, left, value in trees:
+            parts_thr.append(thr)
+            parts_feat.append(feat)
+            parts_left.append(left + offset)
+            parts_val.append(value)
+            roots.append(offset)
+            tree_out.append(m_idx)
+            depths.append(depth)
+            offset += len(thr)
+        # padding trees: one shared leaf of value 0
+        parts_thr.append(np.array([np.inf], np.float32))
+        parts_feat.append(np.array([0]))
+        parts_left.append(np.array([offset]))
+        parts_val.append(np.array([0.0], np.float32))
+        roots += [offset] * n_pad
+        tree_out += [0] * n_pad
+        depths += [0] * n_pad
+        self.n_nodes = offset + 1
+        if self.n_nodes >= 2**31:
             raise ValueError("forest too large for int32 node indices")
-        cat = np.concatenate
-        self.feat, self.thr = np.ascontiguousarray(cat(feat)), np.ascontiguousarray(cat(thr))
-        self.left, self.right = np.ascontiguousarray(cat(left)), np.ascontiguousarray(cat(right))
-        self.value = np.ascontiguousarray(cat(value))
-        self.roots = np.asarray(roots, dtype=np.int64)
+        self.nodes = np.empty(self.n_nodes, dtype=NODE_DTYPE)
+        self.nodes["thr"] = np.concatenate(parts_thr)
+        self.nodes["feat"] = np.concatenate(parts_feat)
+        self.nodes["left"] = np.concatenate(parts_left)
+        self.value = np.ascontiguousarray(np.concatenate(parts_val), dtype=np.float32)
+        self.roots = np.asarray(roots, dtype=np.int32)
         self.tree_out = np.asarray(tree_out, dtype=np.int32)
+        depths_arr = np.asarray(depths, dtype=np.int32).reshape(-1, GROUP)
+        self.group_depth = np.ascontiguousarray(depths_arr.max(axis=1), dtype=np.int32)
         self.base = np.asarray(base, dtype=np.float64)
-        self.max_depth = max_depth
-        self.n_trees, self.n_nodes = len(roots), offset
+        self.max_depth = int(self.group_depth.max()) if len(self.group_depth) else 0
         self.transforms = tuple(transforms[m] for m in self.metrics)
         self._log = np.array([t == "log" for t in self.transforms])
         self._log1p = np.array([t == "log1p" for t in self.transforms])
+        self._tcode = np.array([{"none": 0, "log": 1, "log1p": 2}[t] for t in self.transforms], dtype=np.int32)
         self.lo = np.array([bounds[m][0] for m in self.metrics], dtype=np.float64)
         self.hi = np.array([bounds[m][1] for m in self.metrics], dtype=np.float64)
         if backend is None:
@@ -125,12 +171,12 @@ class ForestPredictor:
         if backend not in ("c", "numpy"):
             raise ValueError(f"backend={backend!r}; allowed: 'c', 'numpy'")
         self.backend = backend
-        self._ptrs = tuple(a.ctypes.data for a in (self.feat, self.thr, self.left, self.right, self.value,
-                                                     self.roots, self.tree_out))
-        # one-row buffers reused by predict_one (the env's hot path)
+        self._forest_args = (self.nodes.ctypes.data, self.value.ctypes.data, self.roots.ctypes.data,
+                             self.group_depth.ctypes.data, self.tree_out.ctypes.data, len(self.group_depth),
+                             len(self.metrics))
+        self._fin_ptrs = tuple(a.ctypes.data for a in (self._tcode, self.lo, self.hi))
+        self._one_args = (n_features, *self._forest_args, self.base.ctypes.data, *self._fin_ptrs)
         self._x1 = np.zeros((1, n_features), dtype=np.float32)
-        self._o1 = np.zeros((1, len(self.metrics)), dtype=np.float64)
-        self._x1p, self._o1p = self._x1.ctypes.data, self._o1.ctypes.data
         self._tree_onehot = None
 
     # ------------------------------------------------------------------------------------ raw
@@ -146,29 +192,30 @@ class ForestPredictor:
         if rows == 0:
             return out
         if self.backend == "c":
-            _KERNEL.jg_predict(x.ctypes.data, rows, self.n_features, *self._ptrs[:6], self._ptrs[6], self.n_trees,
-                               len(self.metrics), out.ctypes.data)
+            _KERNEL.jg_predict(x.ctypes.data, rows, self.n_features, *self._forest_args, out.ctypes.data)
         else:
             out += self._walk_numpy(x)
         return out
 
     def _walk_numpy(self, x: np.ndarray) -> np.ndarray:
         rows = x.shape[0]
-        node = np.broadcast_to(self.roots, (rows, self.n_trees)).copy()
+        node = np.broadcast_to(self.roots, (rows, len(self.roots))).copy()
         r = np.arange(rows)[:, None]
+        thr, feat, left = self.nodes["thr"], self.nodes["feat"], self.nodes["left"]
         for _ in range(self.max_depth):
-            f = self.feat[node]
-            go_left = x[r, np.maximum(f, 0)] < self.thr[node]
-            node = np.where(go_left, self.left[node], self.right[node])
+            node = left[node] + (x[r, feat[node]] >= thr[node])
         if self._tree_onehot is None:
-            oh = np.zeros((self.n_trees, len(self.metrics)))
-            oh[np.arange(self.n_trees), self.tree_out] = 1.0
+            oh = np.zeros((len(self.roots), len(self.metrics)))
+            oh[np.arange(len(self.roots)), self.tree_out] = 1.0
             self._tree_onehot = oh
-        return self.value[node] @ self._tree_onehot
+        return self.value[node].astype(np.float64) @ self._tree_onehot
 
     # -------------------------------------------------------------------------------- metrics
     def finish(self, raw: np.ndarray) -> np.ndarray:
         """Inverse transforms and clipping, in place."""
+        if self.backend == "c" and raw.flags.c_contiguous and raw.dtype == np.float64:
+            _KERNEL.jg_finish(raw.ctypes.data, raw.shape[0], raw.shape[1], *self._fin_ptrs)
+            return raw
         if self._log.any():
             raw[:, self._log] = np.exp(raw[:, self._log])
         if self._log1p.any():
@@ -181,25 +228,15 @@ class ForestPredictor:
         return self.finish(self.predict_raw(x))
 
     def predict_one(self, x_row: np.ndarray) -> np.ndarray:
-        """One encoded row -> a fresh (metrics,) array; reuses internal buffers (the env's hot path)."""
-        self._x1[0] = x_row
+        """One encoded row (float32, contiguous) -> a fresh (metrics,) array: the env's hot path."""
         if self.backend == "c":
-            o = self._o1
-            o[0] = self.base
-            _KERNEL.jg_predict(self._x1p, 1, self.n_features, *self._ptrs, self.n_trees, len(self.metrics), self._o1p)
-            return self.finish(o.copy())[0]
+            if x_row.dtype != np.float32 or not x_row.flags.c_contiguous or x_row.shape != (self.n_features,):
+                x_row = np.ascontiguousarray(x_row, dtype=np.float32).reshape(self.n_features)
+            out = np.empty(len(self.metrics))
+            _KERNEL.jg_predict_one(x_row.ctypes.data, *self._one_args, out.ctypes.data)
+            return out
+        self._x1[0] = x_row
         return self.predict(self._x1)[0]
-
-
-def _depth(lc: np.ndarray, rc: np.ndarray) -> int:
-    depth = np.zeros(len(lc), dtype=np.int64)
-    best = 0
-    for i in range(len(lc)):  # parents precede children in XGBoost's node order
-        for c in (lc[i], rc[i]):
-            if c >= 0:
-                depth[c] = depth[i] + 1
-                best = max(best, int(depth[c]))
-    return best
 
 
 class NaivePredictor:

@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from jahs_gym import Benchmark
+from jahs_gym.space import SpaceError
+
+
+def test_surrogate_queries(tiny_data_env: str) -> None:
+    bench = Benchmark(tiny_data_env)
+    cfg = bench.sample_config(seed=0)
+    out = bench(cfg, nepochs=2, N=1, W=4, Resolution=0.25)
+    assert list(out) == [2]
+    assert 0 <= out[2]["valid_acc"] <= 100 and out[2]["runtime"] > 0
+    traj = bench(cfg, nepochs=2, full_trajectory=True, N=1, W=4, Resolution=0.25)
+    assert list(traj) == [1, 2]
+    assert traj[2] == pytest.approx(out[2])
+    curve = bench.learning_curve(cfg, N=1, W=4, Resolution=0.25)
+    assert list(curve.index) == [1, 2]
+    df = pd.DataFrame([{**cfg, "N": 1, "W": 4, "Resolution": 0.25, "epoch": 2}] * 3)
+    res = bench.query(df)
+    assert res.shape == (3, len(bench.metrics))
+    assert res.iloc[0]["valid_acc"] == pytest.approx(out[2]["valid_acc"])
+
+
+def test_bad_queries_are_refused(tiny_data_env: str) -> None:
+    bench = Benchmark(tiny_data_env)
+    cfg = bench.sample_config(seed=0)
+    with pytest.raises(SpaceError, match=r"epoch=3 is out of range; allowed: 1..2"):
+        bench(cfg, nepochs=3)
+    with pytest.raises(SpaceError, match="unknown key"):
+        bench({**cfg, "Dropout": 0.1})
+    df = pd.DataFrame([{**cfg, "N": 2, "W": 4, "Resolution": 0.25, "epoch": 1}])
+    with pytest.raises(SpaceError, match=r"query row 0: Fidelity: N=2 is not allowed"):
+        bench.query(df)
+    with pytest.raises(KeyError, match=r"missing column\(s\) \['epoch'\]"):
+        bench.query(df.drop(columns=["epoch"]))
+    with pytest.raises(ValueError, match="kind='tabular' is not allowed"):
+        Benchmark(tiny_data_env, kind="tabular")
+
+
+def test_metrics_subset_loads_only_those(tiny_data_env: str) -> None:
+    bench = Benchmark(tiny_data_env, metrics=["valid_acc", "runtime"])
+    out = bench(bench.sample_config(1), nepochs=1, N=1, W=4, Resolution=0.25)
+    assert set(out[1]) == {"valid_acc", "runtime"}
+    assert bench.predictor.metrics == ("valid_acc", "runtime")
+
+
+def test_unknown_task_lists_installed(tiny_data_env: str) -> None:
+    with pytest.raises(KeyError, match=r"no bundle for task 'imagenet'; installed: .*fmnist_tiny.*generation"):
+        Benchmark("imagenet")
+
+
+def test_table_kind_answers_trained_rows(tiny_data_env: str, tiny_table: Path) -> None:
+    bench = Benchmark(tiny_data_env, kind="table")
+    df = pd.read_parquet(tiny_table)
+    row = df[(df["seed"] == 0) & (df["epoch"] == 2)].iloc[0]
+    cfg = {k: row[k].item() if hasattr(row[k], "item") else row[k] for k in
+           ["Op1", "Op2", "Op3", "Op4", "Op5", "Op6", "Activation", "TrivialAugment", "Optimizer", "LearningRate",
+            "WeightDecay"]}
+    out = bench(cfg, nepochs=2, N=int(row["N"]), W=int(row["W"]), Resolution=float(row["Resolution"]))
+    assert out[2]["valid_acc"] == pytest.approx(row["valid_acc"])
+    other = {(1, 4, 0.25), (1, 8, 0.25), (3, 4, 0.25), (1, 4, 0.5)} - {(row["N"], row["W"], row["Resolution"])}
+    n, w, r = sorted(other)[0]
+    with pytest.raises(KeyError, match=r"was not trained at .*; it was trained at: \['" + row["fidelity_id"]):
+        bench(cfg, nepochs=2, N=n, W=w, Resolution=r)
+    with pytest.raises(KeyError, match="is not in the fashion_mnist table|is not in the fmnist_tiny table"):
+        bench(bench.sample_config(12345), nepochs=1, N=1, W=4, Resolution=0.25)
+
+
+def test_cli(tiny_data_env: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from jahs_gym.cli import main
+
+    assert main(["tasks"]) == 0
+    out = capsys.readouterr().out
+    assert "fmnist_tiny" in out and "valid_acc" in out
+    assert main(["query", "--task", tiny_data_env, "--N", "1", "--W", "4", "--resolution", "0.25"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert 0 <= res["result"]["2"]["valid_acc"] <= 100
+    bad = '{"Op1": 9, "Op2": 0, "Op3": 0, "Op4": 0, "Op5": 0, "Op6": 0}'
+    assert main(["query", "--task", tiny_data_env, "--config", bad]) == 2
+    assert "Op1=9 is not allowed" in capsys.readouterr().err

@@ -1,0 +1,127 @@
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from jahs_gym.space import (
+    FEATURES,
+    OPS,
+    Config,
+    Fidelity,
+    SpaceError,
+    encode,
+    encode_frame,
+    sample_config,
+    sample_configs,
+    split_dict,
+    to_configspace,
+)
+
+BASE = {"Op1": 2, "Op2": 0, "Op3": 3, "Op4": 4, "Op5": 1, "Op6": 2}
+
+
+@pytest.mark.parametrize(("change", "needle"), [
+    ({"Op7": 1}, "unknown key(s) ['Op7']"),
+    ({"Op1": 5}, "Op1=5 is not allowed; allowed: indices 0..4"),
+    ({"Op2": "conv5x5"}, "Op2='conv5x5' is not an op"),
+    ({"Activation": "GELU"}, "Activation='GELU' is not allowed; allowed: ['ReLU', 'Hardswish', 'Mish']"),
+    ({"Optimizer": "Adam"}, "Optimizer='Adam' is not allowed; allowed: ['SGD']"),
+    ({"LearningRate": 2.0}, "LearningRate=2.0 is out of range; allowed: [0.001, 1]"),
+    ({"WeightDecay": 1e-7}, "WeightDecay=1e-07 is out of range"),
+    ({"LearningRate": float("nan")}, "LearningRate is NaN"),
+    ({"LearningRate": "0.1"}, "LearningRate='0.1' must be a real number"),
+    ({"TrivialAugment": "yes"}, "TrivialAugment='yes' is not allowed; allowed: [False, True]"),
+    ({"TrivialAugment": 1}, "TrivialAugment=1 is not allowed"),
+    ({"Op3": True}, "Op3=True is not allowed"),
+])
+def test_bad_config_values_get_one_clear_error(change: dict, needle: str) -> None:
+    with pytest.raises(SpaceError) as e:
+        Config.from_dict({**BASE, **change})
+    assert needle in str(e.value)
+
+
+def test_missing_op_key_is_named() -> None:
+    d = dict(BASE)
+    del d["Op4"]
+    with pytest.raises(SpaceError, match=r"missing key\(s\) \['Op4'\]"):
+        Config.from_dict(d)
+
+
+@pytest.mark.parametrize(("kw", "needle"), [
+    ({"N": 2}, "N=2 is not allowed; allowed: [1, 3, 5]"),
+    ({"W": 32}, "W=32 is not allowed; allowed: [4, 8, 16]"),
+    ({"Resolution": 0.75}, "Resolution=0.75 is not allowed; allowed: [0.25, 0.5, 1.0]"),
+    ({"Resolution": float("nan")}, "Resolution is NaN"),
+    ({"epoch": 0}, "epoch=0 is not allowed; allowed: an integer >= 1"),
+    ({"epoch": 1.5}, "epoch=1.5 is not allowed"),
+])
+def test_bad_fidelity_values(kw: dict, needle: str) -> None:
+    with pytest.raises(SpaceError) as e:
+        Fidelity(**kw)
+    assert needle in str(e.value)
+
+
+def test_epoch_beyond_protocol() -> None:
+    with pytest.raises(SpaceError, match=r"epoch=12 is out of range; allowed: 1..10"):
+        Fidelity(epoch=12).check_epoch(10)
+
+
+def test_roundtrip_names_and_ids() -> None:
+    c = Config.from_dict({**BASE, "Op1": "nor_conv_3x3", "LearningRate": np.float32(0.25)})
+    assert c.Op1 == OPS.index("nor_conv_3x3")
+    assert Config.from_dict(c.as_dict()) == c
+    assert c.config_id == Config.from_dict(c.as_dict()).config_id
+    assert len(c.config_id) == 12
+    assert c.config_id != Config.from_dict({**c.as_dict(), "WeightDecay": 1e-3}).config_id
+
+
+def test_split_dict_defaults_to_full_fidelity() -> None:
+    cfg, fid = split_dict(BASE)
+    assert (fid.N, fid.W, fid.Resolution, fid.epoch) == (5, 16, 1.0, 1)
+    with pytest.raises(SpaceError, match="unknown key"):
+        split_dict({**BASE, "nepochs": 3})
+
+
+def test_sampling_is_seeded_and_valid() -> None:
+    assert sample_config(3) == sample_config(3)
+    assert sample_config(3) != sample_config(4)
+    cs = sample_configs(500, 0)
+    lrs = np.array([c.LearningRate for c in cs])
+    assert lrs.min() >= 1e-3 and lrs.max() <= 1.0
+    # log-uniform: about half below the geometric middle
+    assert 0.4 < np.mean(lrs < math.sqrt(1e-3)) < 0.6
+
+
+def test_encodings_agree() -> None:
+    cs = sample_configs(20, 1)
+    fids = [Fidelity(3, 8, 0.5, e % 5 + 1) for e in range(20)]
+    x = encode(cs, fids)
+    df = pd.DataFrame([{**c.as_dict(), **f.as_dict()} for c, f in zip(cs, fids)])
+    np.testing.assert_array_equal(x, encode_frame(df))
+    assert x.shape == (20, len(FEATURES)) and x.dtype == np.float32
+    assert (x[:, :30].reshape(20, 6, 5).sum(axis=2) == 1).all()
+
+
+@given(st.fixed_dictionaries({
+    **{f"Op{i}": st.integers(0, 4) for i in range(1, 7)},
+    "Activation": st.sampled_from(["ReLU", "Hardswish", "Mish"]),
+    "TrivialAugment": st.booleans(),
+    "LearningRate": st.floats(1e-3, 1.0),
+    "WeightDecay": st.floats(1e-5, 1e-2),
+}))
+def test_every_valid_dict_round_trips(d: dict) -> None:
+    c = Config.from_dict(d)
+    assert Config.from_dict(c.as_dict()) == c
+
+
+def test_configspace_export() -> None:
+    pytest.importorskip("ConfigSpace")
+    cs = to_configspace(seed=0)
+    sample = dict(cs.sample_configuration())
+    Config.from_dict(sample)  # every sample is a valid Config
+    assert set(sample) == set(Config.__dataclass_fields__)

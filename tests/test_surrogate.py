@@ -1,0 +1,140 @@
+"""Fitting math (on a SYNTHETIC table), bundle integrity, and predictor agreement."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from jahs_gym.bundle import Bundle, BundleError, read_manifest
+from jahs_gym.fit import grouped_folds, kendall_tau, quality
+from jahs_gym.metrics import SchemaError, validate_table
+from jahs_gym.space import encode_frame
+from tests.conftest import SYNTHETIC_METRICS
+
+
+def test_grouped_folds_keep_configs_together() -> None:
+    groups = np.repeat(np.arange(30), 4)
+    folds = grouped_folds(groups, 5, seed=1)
+    assert sorted(np.concatenate(folds)) == list(range(120))
+    for f in folds:
+        others = np.concatenate([g for g in folds if g is not f])
+        assert not set(groups[f]) & set(groups[others])
+
+
+def test_kendall_tau_matches_definition() -> None:
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=60), rng.normal(size=60)
+    conc = sum(np.sign(a[i] - a[j]) * np.sign(b[i] - b[j]) for i in range(60) for j in range(i + 1, 60))
+    assert kendall_tau(a, b) == pytest.approx(conc / (60 * 59 / 2))
+    assert kendall_tau(a, a) == pytest.approx(1.0)
+    assert kendall_tau(a, -a) == pytest.approx(-1.0)
+    q = quality(a, a + 0.01)
+    assert q["r2"] > 0.99 and q["mae"] == pytest.approx(0.01)
+
+
+def test_synthetic_fit_learns_the_known_function(synthetic_bundle: Path) -> None:
+    m = read_manifest(synthetic_bundle)
+    assert list(m["metrics"]) == SYNTHETIC_METRICS
+    assert m["metrics"]["valid_acc"]["quality"]["r2"] > 0.8
+    assert m["metrics"]["valid_acc"]["quality"]["kendall_tau"] > 0.6
+    assert m["noise"]["valid_acc"] > 0  # repeated seeds carry noise
+    assert m["fit"]["folds"] == 3
+
+
+def test_table_schema_is_enforced() -> None:
+    from tests.conftest import synthetic_table
+    df = synthetic_table(10, 2)
+    validate_table(df)
+    with pytest.raises(SchemaError, match=r"missing column\(s\) \['runtime'\]"):
+        validate_table(df.drop(columns=["runtime"]))
+    bad = df.copy()
+    bad.loc[0, "valid_acc"] = 130.0
+    with pytest.raises(SchemaError, match=r"valid_acc has 1 value\(s\) outside \[0, 100\]"):
+        validate_table(bad)
+
+
+def _copy(bundle: Path, tmp_path: Path) -> Path:
+    dst = tmp_path / bundle.name
+    shutil.copytree(bundle, dst)
+    return dst
+
+
+def test_one_changed_byte_in_a_model_is_refused(synthetic_bundle: Path, tmp_path: Path) -> None:
+    b = _copy(synthetic_bundle, tmp_path)
+    f = b / "models" / "valid_acc.ubj"
+    raw = bytearray(f.read_bytes())
+    raw[len(raw) // 2] ^= 0x01
+    f.write_bytes(bytes(raw))
+    with pytest.raises(BundleError, match=r"models/valid_acc.ubj is corrupted \(sha256 mismatch\)"):
+        Bundle(b)
+
+
+def test_one_changed_byte_in_the_manifest_is_refused(synthetic_bundle: Path, tmp_path: Path) -> None:
+    b = _copy(synthetic_bundle, tmp_path)
+    text = (b / "manifest.json").read_text()
+    m = json.loads(text)
+    r2 = repr(m["metrics"]["valid_acc"]["quality"]["r2"])
+    assert r2 in text
+    (b / "manifest.json").write_text(text.replace(r2, r2[:-1] + ("1" if r2[-1] != "1" else "2"), 1))
+    with pytest.raises(BundleError, match="was modified after it was written"):
+        Bundle(b)
+
+
+def test_missing_file_and_wrong_version_are_refused(synthetic_bundle: Path, tmp_path: Path) -> None:
+    b = _copy(synthetic_bundle, tmp_path)
+    (b / "models" / "runtime.ubj").unlink()
+    with pytest.raises(BundleError, match="runtime.ubj listed in the manifest is missing"):
+        Bundle(b)
+    b2 = tmp_path / "v2"
+    shutil.copytree(synthetic_bundle, b2)
+    m = json.loads((b2 / "manifest.json").read_text())
+    m["format_version"] = 99
+    (b2 / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(BundleError, match="format_version 99 is not supported"):
+        Bundle(b2)
+    (b2 / "manifest.json").write_text("{not json")
+    with pytest.raises(BundleError, match="is not valid JSON"):
+        Bundle(b2)
+    with pytest.raises(BundleError, match="manifest.json is missing"):
+        Bundle(tmp_path)
+
+
+def test_bundle_holds_no_pickle(synthetic_bundle: Path) -> None:
+    for f in synthetic_bundle.rglob("*"):
+        if f.is_file():
+            assert f.suffix in {".json", ".ubj", ".parquet", ".md"}, f
+
+
+@pytest.mark.parametrize("backend", ["c", "numpy"])
+def test_fast_predictor_equals_xgboost(tiny_bundle: Path, tiny_table: Path, backend: str) -> None:
+    from jahs_gym import predictor
+
+    if backend == "c" and predictor._KERNEL is None:
+        pytest.fail("the C kernel was not built by `pip install -e .` (setup.py)")
+    b = Bundle(tiny_bundle)
+    x = encode_frame(pd.read_parquet(tiny_table))
+    naive = b.naive_predictor().predict(x)
+    fast = b.predictor(backend=backend).predict(x)
+    np.testing.assert_allclose(fast, naive, rtol=1e-4, atol=1e-9)
+    one = b.predictor(backend=backend).predict_one(x[3])
+    np.testing.assert_allclose(one, naive[3], rtol=1e-4, atol=1e-9)
+    lo, hi = np.array([b.bounds()[m] for m in b.metrics]).T
+    assert (fast >= lo).all() and (fast <= hi).all()
+
+
+def test_predictor_is_loaded_once(tiny_bundle: Path) -> None:
+    b = Bundle(tiny_bundle)
+    assert b.predictor() is Bundle(tiny_bundle).predictor()
+    with pytest.raises(KeyError, match=r"metric\(s\) \['top5'\] are not in"):
+        b.predictor(("top5",))
+
+
+def test_predictor_rejects_wrong_shape(tiny_bundle: Path) -> None:
+    p = Bundle(tiny_bundle).predictor()
+    with pytest.raises(ValueError, match=r"X has shape \(2, 3\); expected \(rows, 45\)"):
+        p.predict(np.zeros((2, 3), dtype=np.float32))
