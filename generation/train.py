@@ -13,6 +13,7 @@ import os
 import resource
 import socket
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -83,6 +84,22 @@ def _atomic_save(obj: Any, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def _load_checkpoint(path: Path, task_id: str) -> dict | None:
+    """The checkpoint's state, or None when there is none or it cannot be used (then the task restarts)."""
+    if not path.exists():
+        return None
+    try:
+        state = torch.load(path, weights_only=True)
+        if state["task_id"] != task_id:
+            raise ValueError(f"it belongs to {state['task_id']}")
+        return state
+    except Exception as e:  # corrupted, truncated or foreign: train from scratch, loudly
+        warnings.warn(f"checkpoint {path} is unusable ({type(e).__name__}: {str(e)[:200]}); "
+                      "training this task from its first epoch", stacklevel=2)
+        path.unlink(missing_ok=True)
+        return None
+
+
 def train_task(spec: TaskSpec, data: TaskData, epochs: int | None = None, checkpoint: Path | None = None,
                rank: int = 0, channels_last: bool | None = None) -> list[dict[str, Any]]:
     """Train ``spec`` for ``epochs`` (default: the protocol's max) and return one row per epoch."""
@@ -104,10 +121,8 @@ def train_task(spec: TaskSpec, data: TaskData, epochs: int | None = None, checkp
                           weight_decay=cfg.WeightDecay)
     rows: list[dict[str, Any]] = []
     start_epoch, runtime = 0, 0.0
-    if checkpoint is not None and checkpoint.exists():
-        state = torch.load(checkpoint, weights_only=True)
-        if state["task_id"] != spec.task_id:
-            raise ValueError(f"checkpoint {checkpoint} belongs to {state['task_id']}, not {spec.task_id}")
+    state = _load_checkpoint(checkpoint, spec.task_id) if checkpoint is not None else None
+    if state is not None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         rows, start_epoch, runtime = list(state["rows"]), int(state["epoch"]), float(state["runtime"])
@@ -119,7 +134,7 @@ def train_task(spec: TaskSpec, data: TaskData, epochs: int | None = None, checkp
     ident = {
         "task": p.task, "task_id": spec.task_id, "config_id": cfg.config_id,
         "fidelity_id": fidelity_id(spec.N, spec.W, spec.Resolution), "seed": spec.seed, "rank": rank,
-        "host": socket.gethostname(), "torch_version": torch.__version__, "jahs_gym_version": jahs_gym.__version__,
+        "host": socket.gethostname(), "torch_version": str(torch.__version__), "jahs_gym_version": jahs_gym.__version__,
         **cfg.as_dict(), "N": spec.N, "W": spec.W, "Resolution": spec.Resolution,
     }
     for epoch in range(start_epoch, epochs):

