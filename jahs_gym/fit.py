@@ -184,6 +184,7 @@ def fit_bundle(table: Path | str, out: Path | str, folds: int = 5, trials: int =
         "metrics": meta,
         "table": {"sha256": file_sha256(table), "rows": int(len(df)), "tasks": int(df["task_id"].nunique()),
                   "configs": int(df["config_id"].nunique()), "file": shipped,
+                  **_best(df),
                   "status_counts": {k: int(v) for k, v in
                                     df.groupby("task_id")["status"].last().value_counts().items()}},
         "noise": noise_model(df, metrics),
@@ -208,6 +209,15 @@ def _protocol_of(df: pd.DataFrame, protocol: dict | None) -> dict:
         raise ValueError(f"protocol {p.as_dict()} does not match the table (task {df['task'].iloc[0]!r}, "
                          f"epochs up to {int(df['epoch'].max())})")
     return p.as_dict()
+
+
+def _best(df: pd.DataFrame) -> dict[str, Any]:
+    """The best test accuracy the table knows (regret is measured against it) and where it was seen."""
+    ok = df[df["status"] == "ok"]
+    ok = ok if len(ok) else df
+    i = ok["test_acc"].idxmax()
+    return {"best_test_acc": float(ok.at[i, "test_acc"]), "best_valid_acc": float(ok["valid_acc"].max()),
+            "best_test_acc_at": f"{ok.at[i, 'task_id']} epoch {int(ok.at[i, 'epoch'])}"}
 
 
 def default_budget(df: pd.DataFrame) -> float:
