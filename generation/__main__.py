@@ -48,9 +48,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="stop claiming new tasks after this many seconds (for batch-system wall times)")
     r.add_argument("--max-tasks", type=int, default=None, help="run at most this many of the pending tasks")
     r.add_argument("--data-root", default=None, help="folder of a local cifar10/colorectal_histology copy")
-    r.add_argument("--order", default="longest", choices=["longest", "round-robin"],
-                   help="longest: longest tasks first (best makespan); round-robin: fidelities interleaved so "
-                        "that a partial run already covers every fidelity")
+    r.add_argument("--order", default="longest", choices=["longest", "interleaved"],
+                   help="longest: longest tasks first (best makespan); interleaved: every prefix of the run has "
+                        "the plan's mix of fidelities, cheapest first (for runs spread over several sessions)")
 
     m = sub.add_parser("merge", help="validate shards and write one table",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)

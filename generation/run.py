@@ -88,22 +88,21 @@ def _comm() -> Any:
 
 
 def order_tasks(tasks: list, order: str) -> list:
-    """``longest``: longest first (best makespan). ``round-robin``: longest first within each fidelity,
-    fidelities interleaved, so any prefix of the run (a session's worth) covers every fidelity."""
+    """``longest``: longest first (best makespan when the whole plan runs at once).
+
+    ``interleaved``: every prefix of the run has the plan's mix of fidelities (each fidelity's tasks are
+    spread evenly over the queue, cheapest first within a fidelity; first seeds before repeats), so a run
+    spread over several sessions already covers every fidelity after each session.
+    """
     if order == "longest":
         return sorted(tasks, key=lambda t: -t.est_seconds)
-    if order != "round-robin":
-        raise ValueError(f"order={order!r}; allowed: 'longest', 'round-robin'")
+    if order != "interleaved":
+        raise ValueError(f"order={order!r}; allowed: 'longest', 'interleaved'")
     by_fid: dict[tuple, list] = {}
-    for t in sorted(tasks, key=lambda t: (t.seed, -t.est_seconds)):
+    for t in sorted(tasks, key=lambda t: (t.seed, t.est_seconds, t.task_id)):
         by_fid.setdefault((t.N, t.W, t.Resolution), []).append(t)
-    queues = [by_fid[k] for k in sorted(by_fid)]
-    out = []
-    while any(queues):
-        for q in queues:
-            if q:
-                out.append(q.pop(0))
-    return out
+    keyed = [((k + 0.5) / len(q), fid, t) for fid, q in sorted(by_fid.items()) for k, t in enumerate(q)]
+    return [t for _, _, t in sorted(keyed, key=lambda x: (x[0], x[1]))]
 
 
 def run(run_dir: Path, threads: int = 1, time_limit_s: float | None = None, max_tasks: int | None = None,

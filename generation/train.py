@@ -89,7 +89,9 @@ def _load_checkpoint(path: Path, task_id: str) -> dict | None:
     if not path.exists():
         return None
     try:
-        state = torch.load(path, weights_only=True)
+        # rows of early runs held torch's version as a TorchVersion (a str subclass): allow just that class
+        with torch.serialization.safe_globals([torch.torch_version.TorchVersion]):
+            state = torch.load(path, weights_only=True)
         if state["task_id"] != task_id:
             raise ValueError(f"it belongs to {state['task_id']}")
         return state

@@ -55,6 +55,7 @@ class _Task:
         self.idx = {m: self.metrics.index(m) for m in self.metrics}
         self.max_epochs = bundle.max_epochs
         self.epoch_grid = epoch_grid(self.max_epochs, n_epochs)
+        self.epoch_grid_list = self.epoch_grid.tolist()
         man = bundle.manifest
         self.budget = float(budget if budget is not None else man["default_budget_s"])
         if not (self.budget > 0 and math.isfinite(self.budget)):
@@ -72,6 +73,17 @@ class _Task:
         self.obs_cols = np.array([self.idx[m] for m in OBS_METRICS])
         self.log_cols = np.array([t == "log" for t in tr])
         self.log1p_cols = np.array([t == "log1p" for t in tr])
+        self._scalar = list(zip(self._f, self.obs_cols.tolist(), self.obs_lo.tolist(), self.obs_span.tolist()))
+        self.runtime_col, self.valid_col = self.idx["runtime"], self.idx["valid_acc"]
+        self.test_col = self.idx["test_acc"]
+
+    def normalise_list(self, y: list[float]) -> list[float]:
+        """:meth:`normalise` for one row given as a list (the single env's hot path)."""
+        out = []
+        for f, c, lo, span in self._scalar:
+            v = (f(y[c]) - lo) / span
+            out.append(0.0 if v < 0.0 else 1.0 if v > 1.0 else v)
+        return out
 
     def normalise(self, y: np.ndarray) -> np.ndarray:
         """Observation entries of predicted metrics, rows of y (..., metrics) -> (..., 8) in [0, 1]."""
@@ -114,6 +126,8 @@ class ActionCodec:
         self.wd_grid = np.geomspace(*WD_RANGE, n_wd)
         self.n_epochs = n_epochs
         self.nvec = np.array([len(OPS)] * 6 + [len(ACTIVATIONS), 2, n_lr, n_wd, 3, 3, 3, n_epochs], dtype=np.int64)
+        self._nvec_list = self.nvec.tolist()
+        self._lr_list, self._wd_list = self.lr_grid.tolist(), self.wd_grid.tolist()
         if action_type == "multidiscrete":
             self.space: spaces.Space = spaces.MultiDiscrete(self.nvec)
         elif action_type == "discrete":
@@ -145,13 +159,17 @@ class ActionCodec:
         """(ops tuple, act, ta, lr, wd, N, W, R, epoch index) of one action; raises ValueError if invalid."""
         t = self.type
         if t == "multidiscrete":
-            v = self._check_array(a, (14,), "iu")
-            if (v < 0).any() or (v >= self.nvec).any():
-                bad = int(np.flatnonzero((v < 0) | (v >= self.nvec))[0])
-                raise ValueError(f"action[{bad}]={int(v[bad])} is out of range; allowed: 0..{self.nvec[bad] - 1} "
-                                 f"(action space {self.space})")
-            return (tuple(int(o) for o in v[:6]), int(v[6]), bool(v[7]), float(self.lr_grid[v[8]]),
-                    float(self.wd_grid[v[9]]), N_VALUES[v[10]], W_VALUES[v[11]], RESOLUTIONS[v[12]], int(v[13]))
+            if type(a) is np.ndarray and a.shape == (14,) and a.dtype.kind in "iu":
+                v = a.tolist()
+            else:
+                v = self._check_array(a, (14,), "iu").tolist()
+            nvec = self._nvec_list
+            for i in range(14):
+                if not 0 <= v[i] < nvec[i]:
+                    raise ValueError(f"action[{i}]={v[i]} is out of range; allowed: 0..{nvec[i] - 1} "
+                                     f"(action space {self.space})")
+            return ((v[0], v[1], v[2], v[3], v[4], v[5]), v[6], v[7] == 1, self._lr_list[v[8]], self._wd_list[v[9]],
+                    N_VALUES[v[10]], W_VALUES[v[11]], RESOLUTIONS[v[12]], v[13])
         if t == "discrete":
             if isinstance(a, np.ndarray) and a.shape in ((), (1,)) and a.dtype.kind in "iu":
                 a = int(a.reshape(-1)[0])
@@ -423,13 +441,14 @@ class JAHSEnv(gym.Env):
     def step(self, action: Any) -> tuple[Any, float, bool, bool, dict]:
         ops, act, ta, lr, wd, n, w, r, ei = self.codec.decode(action)
         task = self.task
-        epoch = int(task.epoch_grid[ei])
-        y = task.predictor.predict_one(encode_one(self._x, ops, act, ta, lr, wd, n, w, r, epoch))
+        pred = task.predictor
+        epoch = task.epoch_grid_list[ei]
+        encode_one(pred.x_buffer, ops, act, ta, lr, wd, n, w, r, epoch)
+        yb = pred.predict_buffer()
         if self.noise:
-            y = np.clip(y + self.np_random.normal(0.0, 1.0, y.shape) * task.noise_std, task.predictor.lo,
-                        task.predictor.hi)
-        idx = task.idx
-        runtime = float(y[idx["runtime"]])
+            yb = np.clip(yb + self.np_random.normal(0.0, 1.0, yb.shape) * task.noise_std, pred.lo, pred.hi)
+        y = yb.tolist()
+        runtime = y[task.runtime_col]
         cost = runtime
         key = None
         if self.continuation:
@@ -444,34 +463,38 @@ class JAHSEnv(gym.Env):
                   "Activation": ACTIVATIONS[act], "TrivialAugment": ta, "Optimizer": "SGD", "LearningRate": lr,
                   "WeightDecay": wd}
         fidelity = {"N": n, "W": w, "Resolution": r, "epoch": epoch}
-        info: dict[str, Any] = {"task": task.name, "budget": budget, "cost": cost, "config": config,
-                                "fidelity": fidelity, "best_test_acc": task.best_test_acc}
-        self._obs[10] = self.steps / self.max_steps
+        o = self._obs
+        o[10] = self.steps / self.max_steps
         if self.cumulative_cost + cost > budget:
-            info.update(over_budget=True, cumulative_cost=self.cumulative_cost, **self._incumbent_info())
+            info = {"task": task.name, "budget": budget, "cost": cost, "config": config, "fidelity": fidelity,
+                    "best_test_acc": task.best_test_acc, "over_budget": True, "cumulative_cost": self.cumulative_cost,
+                    **self._incumbent_info()}
             self._last_text = f"step {self.steps}: over budget (cost {cost:.1f}s), not revealed"
-            return self._observation(), 0.0, True, bool(truncated), info
+            return self._observation(), 0.0, True, truncated, info
         if key is not None and (key not in self._trained or epoch > self._trained[key][0]):
             self._trained[key] = (epoch, runtime)
         self.cumulative_cost += cost
-        valid, test = float(y[idx["valid_acc"]]), float(y[idx["test_acc"]])
+        valid, test = y[task.valid_col], y[task.test_col]
         prev_inc = self.incumbent_valid_acc
         if self.incumbent is None or valid > prev_inc:
             self.incumbent_valid_acc, self.incumbent_test_acc = valid, test
             self.incumbent = {**config, **fidelity}
-        metrics = dict(zip(task.metrics, y.tolist()))
+        metrics = dict(zip(task.metrics, y))
         reward = self._reward(metrics, cost, prev_inc)
-        o = self._obs
-        o[:8] = task.normalise(y)
+        o[:8] = task.normalise_list(y)
         o[8] = self.incumbent_valid_acc / 100.0
         o[9] = min(self.cumulative_cost / budget, 1.0)
         o[11] = min(cost / budget, 1.0)
         terminated = self.cumulative_cost >= budget
-        info.update(over_budget=False, cumulative_cost=self.cumulative_cost, valid_acc=valid, test_acc=test,
-                    metrics=metrics, **self._incumbent_info())
-        self._last_text = (f"step {self.steps}: valid {valid:.2f}% test {test:.2f}% cost {cost:.1f}s "
-                           f"budget {self.cumulative_cost:.0f}/{budget:.0f}s incumbent {self.incumbent_valid_acc:.2f}%")
-        return self._observation(), float(reward), bool(terminated), bool(truncated), info
+        info = {"task": task.name, "budget": budget, "cost": cost, "config": config, "fidelity": fidelity,
+                "best_test_acc": task.best_test_acc, "over_budget": False, "cumulative_cost": self.cumulative_cost,
+                "valid_acc": valid, "test_acc": test, "metrics": metrics, "incumbent": self.incumbent,
+                "incumbent_valid_acc": self.incumbent_valid_acc, "incumbent_test_acc": self.incumbent_test_acc,
+                "regret": task.best_test_acc - self.incumbent_test_acc}
+        if self.render_mode is not None:
+            self._last_text = (f"step {self.steps}: valid {valid:.2f}% test {test:.2f}% cost {cost:.1f}s budget "
+                               f"{self.cumulative_cost:.0f}/{budget:.0f}s incumbent {self.incumbent_valid_acc:.2f}%")
+        return self._observation(), float(reward), terminated, truncated, info
 
     def render(self) -> str | None:
         if self.render_mode == "ansi":

@@ -178,6 +178,10 @@ class ForestPredictor:
         self._one_args = (n_features, *self._forest_args, self.base.ctypes.data, *self._fin_ptrs)
         self._x1 = np.zeros((1, n_features), dtype=np.float32)
         self._tree_onehot = None
+        # buffers of the env's hot path: encode into .x_buffer, call predict_buffer(), read .y_buffer
+        self.x_buffer = np.zeros(n_features, dtype=np.float32)
+        self.y_buffer = np.zeros(len(self.metrics), dtype=np.float64)
+        self._buf_args = (self.x_buffer.ctypes.data, *self._one_args, self.y_buffer.ctypes.data)
 
     # ------------------------------------------------------------------------------------ raw
     def predict_raw(self, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
@@ -226,6 +230,14 @@ class ForestPredictor:
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Every metric for every row of the encoded X, in metric units, clipped to the bounds."""
         return self.finish(self.predict_raw(x))
+
+    def predict_buffer(self) -> np.ndarray:
+        """Predict the row held in ``x_buffer`` into ``y_buffer`` (reused: copy what you keep)."""
+        if self.backend == "c":
+            _KERNEL.jg_predict_one(*self._buf_args)
+        else:
+            self.y_buffer[:] = self.predict(self.x_buffer[None, :])[0]
+        return self.y_buffer
 
     def predict_one(self, x_row: np.ndarray) -> np.ndarray:
         """One encoded row (float32, contiguous) -> a fresh (metrics,) array: the env's hot path."""
