@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -40,7 +41,13 @@ def write_atomic_parquet(df: pd.DataFrame, path: Path) -> None:
 
 
 class _Counter:
-    """Next-task counter: an MPI one-sided atomic fetch-and-add on rank 0's window, or a plain int."""
+    """Next-task counter: an MPI one-sided atomic fetch-and-add on rank 0's window, or a plain int.
+
+    MPI implementations such as MPICH progress passive-target operations only while the target rank is
+    inside an MPI call, and rank 0 spends its time training. So rank 0 runs a tiny thread that pokes
+    MPI's progress engine every few milliseconds (``Iprobe`` then sleep): claims are answered within
+    milliseconds at no measurable cost, without MPICH's busy-polling async-progress thread.
+    """
 
     def __init__(self, comm: Any) -> None:
         self.comm = comm
@@ -54,13 +61,22 @@ class _Counter:
             self.res = np.zeros(1, dtype=np.int64)
             size = 8 if comm.Get_rank() == 0 else 0
             self.win = MPI.Win.Allocate(size, 8, comm=comm)
+            self._stop = threading.Event()
             if comm.Get_rank() == 0:
                 self.win.Lock(0)
                 self.win.Put(np.zeros(1, dtype=np.int64), 0)
                 self.win.Unlock(0)
+                if MPI.Query_thread() >= MPI.THREAD_MULTIPLE:
+                    threading.Thread(target=self._progress, daemon=True).start()
             comm.Barrier()
         else:
             self.win = None
+
+    def _progress(self) -> None:
+        MPI = self.MPI
+        while not self._stop.is_set():
+            self.comm.Iprobe(source=MPI.ANY_SOURCE, tag=MPI.ANY_TAG)
+            time.sleep(0.005)
 
     def next(self) -> int:
         if self.win is None:
@@ -74,6 +90,7 @@ class _Counter:
 
     def free(self) -> None:
         if self.win is not None:
+            self._stop.set()
             self.win.Free()
 
 
@@ -130,10 +147,11 @@ def run(run_dir: Path, threads: int = 1, time_limit_s: float | None = None, max_
             pending = pending[:max_tasks]
         log(f"[run] {len(plan.tasks)} planned, {len(done)} done, {len(pending)} to run on {size} rank(s); "
             f"est {sum(t.est_seconds for t in pending) / 3600:.2f} core-hours")
-        TaskData(plan.protocol, data_root, split_path=run_dir / "split.npz")  # writes the split once
+        data = TaskData(plan.protocol, data_root, split_path=run_dir / "split.npz")  # writes the split once
     if comm is not None and size > 1:
         pending = comm.bcast(pending, root=0)
-    data = TaskData(plan.protocol, data_root, split_path=run_dir / "split.npz")
+    if rank != 0:
+        data = TaskData(plan.protocol, data_root, split_path=run_dir / "split.npz")
     counter = _Counter(comm)
     total_cost = sum(t.est_seconds for t in pending) or 1.0
     prefix = [0.0]
@@ -174,10 +192,11 @@ def run(run_dir: Path, threads: int = 1, time_limit_s: float | None = None, max_
         log(f"[rank {rank}] {i + 1}/{len(pending)} {t.task_id} {status} in {time.time() - t0:.1f}s "
             f"(est {t.est_seconds:.0f}s); ~{frac:.1%} of work claimed, ETA {eta / 3600:.2f} h")
     counter_done = counts
+    totals = counts["done"]
     if comm is not None and size > 1:
         comm.Barrier()
         totals = comm.reduce(counts["done"], root=0)
-        if rank == 0:
-            log(f"[run] finished: {totals} tasks done by {size} ranks in {time.time() - t_start:.0f}s")
+    if rank == 0:
+        log(f"[run] finished: {totals} tasks done by {size} ranks in {time.time() - t_start:.1f}s")
     counter.free()
     return counter_done
