@@ -63,7 +63,8 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("-o", "--out", type=Path, required=True, help="bundle folder to write")
     f.add_argument("--folds", type=int, default=5, help="grouped K-fold (by config) for held-out quality")
     f.add_argument("--trials", type=int, default=6, help="XGBoost hyperparameter candidates tried per metric")
-    f.add_argument("--compute", default=None, help="JSON file describing the compute spent (into the manifest)")
+    f.add_argument("--run-dir", type=Path, default=None,
+                   help="the run folder: its plan.json's protocol goes into the manifest")
     f.add_argument("--ship-table", action="store_true", help="copy the table into the bundle (kind='table')")
     return p
 
@@ -106,10 +107,19 @@ def main(argv: list[str] | None = None) -> int:
     elif args.cmd == "fit":
         import json
 
+        from generation.merge import compute_summary
         from jahs_gym.fit import fit_bundle
-        compute = json.loads(args.compute.read_text()) if args.compute else None
-        fit_bundle(args.table, args.out, folds=args.folds, trials=args.trials, compute=compute,
-                   ship_table=args.ship_table)
+        protocol = None
+        if args.run_dir is not None:
+            protocol = json.loads((args.run_dir / "plan.json").read_text())["protocol"]
+        import pandas as pd
+        m = fit_bundle(args.table, args.out, folds=args.folds, trials=args.trials,
+                       compute=compute_summary(pd.read_parquet(args.table)), ship_table=args.ship_table,
+                       protocol=protocol)
+        print(f"wrote {args.out}; held-out quality:")
+        for k, v in m["metrics"].items():
+            q = v["quality"]
+            print(f"  {k:<12} R2 {q['r2']:.3f}  tau {q['kendall_tau']:.3f}  MAE {q['mae']:.4g}  trees {v['n_trees']}")
     return 0
 
 

@@ -73,3 +73,11 @@ def merge(run_dirs: list[Path], out: Path | None = None) -> tuple[pd.DataFrame, 
         df.to_parquet(tmp, index=False, compression="zstd")
         tmp.replace(out)
     return df, rep
+
+
+def compute_summary(df: pd.DataFrame) -> dict:
+    """The compute a table cost: core-seconds = each task's cumulative runtime (one core per rank)."""
+    per_task = df.groupby("task_id")["runtime"].max()
+    return {"core_hours": round(float(per_task.sum()) / 3600, 2), "tasks": int(len(per_task)),
+            "hosts": sorted(df["host"].unique().tolist())[:10], "torch": sorted(df["torch_version"].unique().tolist()),
+            "threads_per_rank": 1, "note": "core-hours = sum over tasks of training + evaluation wall seconds"}

@@ -59,6 +59,37 @@ def _query(args: argparse.Namespace) -> int:
     return 0
 
 
+def _demo(args: argparse.Namespace) -> int:
+    import gymnasium as gym
+
+    import jahs_gym  # noqa: F401
+
+    env = gym.make("JAHS-v0", task=args.task, max_steps=args.steps)
+    obs, info = env.reset(seed=args.seed)
+    env.action_space.seed(args.seed)
+    print(f"JAHS-v0 on {info['task']}: random search, budget {info['budget']:.0f} simulated seconds, "
+          f"at most {args.steps} steps")
+    print(f"{'step':>4} {'N':>2} {'W':>3} {'res':>5} {'ep':>3} {'valid%':>7} {'cost s':>8} {'used':>6} "
+          f"{'incumbent%':>10}")
+    total = 0.0
+    for _ in range(args.steps):
+        obs, reward, terminated, truncated, info = env.step(env.action_space.sample())
+        total += reward
+        if info["over_budget"]:
+            print(f"{'-':>4} next evaluation ({info['cost']:.0f} s) does not fit the budget: episode ends")
+        else:
+            f = info["fidelity"]
+            print(f"{env.unwrapped.steps:4d} {f['N']:2d} {f['W']:3d} {f['Resolution']:5.2f} {f['epoch']:3d} "
+                  f"{info['valid_acc']:7.2f} {info['cost']:8.1f} {obs[9]:6.1%} {info['incumbent_valid_acc']:10.2f}")
+        if terminated or truncated:
+            break
+    print(f"return {total:.3f}; incumbent test accuracy {info['incumbent_test_acc']:.2f}% "
+          f"(regret {info['regret']:.2f} points against the best the task's data knows, "
+          f"{info['best_test_acc']:.2f}%)")
+    print("incumbent:", {k: (round(v, 5) if isinstance(v, float) else v) for k, v in info["incumbent"].items()})
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="jahs-gym", description=__doc__,
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -80,9 +111,14 @@ def main(argv: list[str] | None = None) -> int:
     q.add_argument("--resolution", type=float, default=0.5, help="resolution for the random config (0.25, 0.5, 1)")
     q.add_argument("--epochs", type=int, default=None, help="epochs trained (default: the task's max)")
     q.add_argument("--trajectory", action="store_true", help="print every epoch up to --epochs")
+    d = sub.add_parser("demo", help="one random-search episode of JAHS-v0, printed step by step",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    d.add_argument("--task", default="fashion_mnist", help="an installed task (see `jahs-gym tasks`)")
+    d.add_argument("--steps", type=int, default=20, help="evaluations at most")
+    d.add_argument("--seed", type=int, default=0, help="episode and action seed")
     args = p.parse_args(argv)
     try:
-        return _tasks(args) if args.cmd == "tasks" else _query(args)
+        return {"tasks": _tasks, "query": _query, "demo": _demo}[args.cmd](args)
     except (BundleError, KeyError, FileNotFoundError) as e:
         print(f"jahs-gym {args.cmd}: {e}", file=sys.stderr)
         return 2

@@ -488,7 +488,7 @@ class JAHSEnv(gym.Env):
         terminated = self.cumulative_cost >= budget
         info = {"task": task.name, "budget": budget, "cost": cost, "config": config, "fidelity": fidelity,
                 "best_test_acc": task.best_test_acc, "over_budget": False, "cumulative_cost": self.cumulative_cost,
-                "valid_acc": valid, "test_acc": test, "metrics": metrics, "incumbent": self.incumbent,
+                "valid_acc": valid, "test_acc": test, "metrics": metrics, "incumbent": dict(self.incumbent),
                 "incumbent_valid_acc": self.incumbent_valid_acc, "incumbent_test_acc": self.incumbent_test_acc,
                 "regret": task.best_test_acc - self.incumbent_test_acc}
         if self.render_mode is not None:
@@ -503,7 +503,8 @@ class JAHSEnv(gym.Env):
 
     # ------------------------------------------------------------------------------- helpers
     def _incumbent_info(self) -> dict[str, Any]:
-        return {"incumbent": self.incumbent, "incumbent_valid_acc": self.incumbent_valid_acc,
+        return {"incumbent": dict(self.incumbent) if self.incumbent else None,
+                "incumbent_valid_acc": self.incumbent_valid_acc,
                 "incumbent_test_acc": self.incumbent_test_acc,
                 "regret": self.task.best_test_acc - self.incumbent_test_acc if self.incumbent else math.nan}
 
