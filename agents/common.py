@@ -1,0 +1,89 @@
+"""What every agent shares: the episode protocol, a recorder, and helpers to ask for a config at a fidelity."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from jahs_gym.env import JAHSEnv
+from jahs_gym.space import ACTIVATIONS, N_VALUES, OP_KEYS, RESOLUTIONS, W_VALUES, Config, sample_config
+
+FULL = (5, 16, 1.0)  # full fidelity (N, W, Resolution)
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """One small protocol for every agent's episodes: same task, budget, step cap, noise and continuation."""
+
+    task: str = "fashion_mnist"
+    budget: float | None = None  # simulated seconds; None: the bundle's default
+    max_steps: int = 1000
+    noise: bool = False
+    continuation: bool = True  # promotions pay only the extra epochs (fair to multi-fidelity agents)
+
+    def make_env(self, action_type: str = "dict", **kw: Any) -> JAHSEnv:
+        return JAHSEnv(task=self.task, budget=self.budget, max_steps=self.max_steps, noise=self.noise,
+                       continuation=self.continuation, action_type=action_type, **kw)
+
+
+class Recorder(gym.Wrapper):
+    """Keeps one row per revealed evaluation and knows when the episode is over."""
+
+    def __init__(self, env: JAHSEnv) -> None:
+        super().__init__(env)
+        self.rows: list[dict[str, Any]] = []
+        self.done = False
+        self.obs: Any = None
+        self._t0 = time.perf_counter()
+
+    def reset(self, **kw: Any) -> tuple[Any, dict]:
+        self.rows, self.done, self._t0 = [], False, time.perf_counter()
+        self.obs, info = self.env.reset(**kw)
+        return self.obs, info
+
+    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict]:
+        if self.done:
+            raise RuntimeError("the episode is over; reset first")
+        obs, r, term, trunc, info = self.env.step(action)
+        self.obs = obs
+        self.done = term or trunc
+        if not info["over_budget"]:
+            self.rows.append({"step": len(self.rows) + 1, "cost": info["cost"],
+                              "cumulative_cost": info["cumulative_cost"], "valid_acc": info["valid_acc"],
+                              "test_acc": info["test_acc"], "incumbent_valid_acc": info["incumbent_valid_acc"],
+                              "incumbent_test_acc": info["incumbent_test_acc"], "regret": info["regret"],
+                              "N": info["fidelity"]["N"], "W": info["fidelity"]["W"],
+                              "Resolution": info["fidelity"]["Resolution"], "epoch": info["fidelity"]["epoch"],
+                              "wall_s": time.perf_counter() - self._t0})
+        return obs, r, term, trunc, info
+
+
+def dict_action(cfg: Config | dict, n: int, w: int, r: float, epoch_index: int) -> dict[str, Any]:
+    """The ``dict`` action asking for ``cfg`` at (N, W, Resolution) and the epoch grid's ``epoch_index``."""
+    c = cfg.as_dict() if isinstance(cfg, Config) else cfg
+    return {**{k: int(c[k]) for k in OP_KEYS}, "Activation": ACTIVATIONS.index(c["Activation"]),
+            "TrivialAugment": int(bool(c["TrivialAugment"])),
+            "LearningRate": np.array([c["LearningRate"]], np.float32),
+            "WeightDecay": np.array([c["WeightDecay"]], np.float32),
+            "N": N_VALUES.index(n), "W": W_VALUES.index(w), "Resolution": RESOLUTIONS.index(r),
+            "epoch": int(epoch_index)}
+
+
+def evaluate(env: Recorder, cfg: Config, fid: tuple[int, int, float], epoch_index: int) -> float | None:
+    """Valid accuracy of cfg at the fidelity, or None when the episode ended (budget or steps)."""
+    if env.done:
+        return None
+    _, _, _, _, info = env.step(dict_action(cfg, *fid, epoch_index))
+    return None if info["over_budget"] else info["valid_acc"]
+
+
+def random_config(rng: np.random.Generator) -> Config:
+    return sample_config(rng)
+
+
+def max_epoch_index(env: Recorder) -> int:
+    return env.unwrapped.codec.n_epochs - 1

@@ -1,0 +1,76 @@
+"""Every agent runs an episode; the harness runs end to end, deterministically."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from agents.bench import AGENTS, RESULT_COLUMNS, leaderboard, main, run_one
+from agents.common import Protocol
+
+CHEAP = [a for a in AGENTS if a not in ("ppo", "a2c", "dqn")]
+
+
+def _no_wall(rows: list[dict]) -> list[dict]:
+    return [{k: v for k, v in r.items() if k != "wall_s"} for r in rows]
+
+
+@pytest.mark.parametrize("agent", CHEAP)
+def test_every_agent_runs_a_short_episode(tiny_data_env: str, agent: str, tmp_path: Path) -> None:
+    if agent == "optuna_tpe":
+        pytest.importorskip("optuna")
+    proto = Protocol(task=tiny_data_env, budget=3.0, max_steps=40)
+    rows = run_one(agent, 0, proto, tmp_path)
+    assert rows, f"{agent} evaluated nothing"
+    df = pd.DataFrame(rows)
+    assert (df["cumulative_cost"].diff().dropna() >= 0).all() and df["cumulative_cost"].max() <= 3.0
+    assert (df["incumbent_valid_acc"].diff().dropna() >= 0).all()
+    assert _no_wall(rows) == _no_wall(run_one(agent, 0, proto, tmp_path))  # same seed, same episode
+
+
+def test_multi_fidelity_agents_climb_the_ladder(tiny_data_env: str, tmp_path: Path) -> None:
+    rows = pd.DataFrame(run_one("hyperband", 1, Protocol(task=tiny_data_env, budget=50.0, max_steps=200), tmp_path))
+    assert set(zip(rows["N"], rows["W"])) >= {(1, 4), (3, 8), (5, 16)}
+    assert rows.iloc[0]["N"] == 1  # the first bracket starts on the cheapest rung
+
+
+@pytest.mark.slow
+def test_rl_agents_train_and_evaluate(tiny_data_env: str, tmp_path: Path) -> None:
+    from agents.train_rl import Args, train
+
+    for algo in ("ppo", "dqn"):
+        train(Args(algo=algo, task=tiny_data_env, total_timesteps=512, n_envs=2, out=str(tmp_path)))
+        rows = run_one(algo, 0, Protocol(task=tiny_data_env, budget=3.0, max_steps=30), tmp_path)
+        again = run_one(algo, 0, Protocol(task=tiny_data_env, budget=3.0, max_steps=30), tmp_path)
+        assert rows and _no_wall(rows) == _no_wall(again)
+
+
+def test_harness_end_to_end(tiny_data_env: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out"
+    argv = ["--task", tiny_data_env, "--agents", "random,successive_halving,ucb", "--seeds", "2", "--workers", "2",
+            "--budget", "3", "--out", str(out)]
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "best test accuracy the task's data knows" in text and "successive_halving" in text
+    df = pd.read_parquet(out / "results.parquet")
+    assert list(df.columns) == list(RESULT_COLUMNS)
+    assert set(df["agent"]) == {"random", "successive_halving", "ucb"} and set(df["seed"]) == {0, 1}
+    assert (out / "anytime.png").stat().st_size > 10_000 and (out / "leaderboard.md").exists()
+    board = leaderboard(df)
+    assert list(board["rank"]) == [1, 2, 3] and (board["seeds"] == 2).all()
+    out2 = tmp_path / "again"
+    assert main(argv[:-1] + [str(out2), "--workers", "1"]) == 0
+    again = pd.read_parquet(out2 / "results.parquet")
+    pd.testing.assert_frame_equal(df.drop(columns="wall_s"), again.drop(columns="wall_s"))
+    assert main(["--task", tiny_data_env, "--agents", "random,alphazero"]) == 2
+
+
+def test_regret_is_against_the_tables_best(tiny_data_env: str, tmp_path: Path) -> None:
+    from jahs_gym.bundle import load_bundle
+
+    best = load_bundle(tiny_data_env).manifest["table"]["best_test_acc"]
+    rows = pd.DataFrame(run_one("random", 3, Protocol(task=tiny_data_env, budget=3.0), tmp_path))
+    np.testing.assert_allclose(rows["regret"], best - rows["incumbent_test_acc"])
