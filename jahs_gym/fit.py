@@ -95,14 +95,16 @@ def choose_params(x: np.ndarray, y: np.ndarray, groups: np.ndarray, trials: int,
     va = folds[0]
     tr = np.concatenate(folds[1:])
     dtr, dva = xgb.DMatrix(x[tr], label=y[tr]), xgb.DMatrix(x[va], label=y[va])
-    best = (math.inf, CANDIDATES[0], max_trees)
+    scored = []
     for params in CANDIDATES[:max(1, trials)]:
         bst = xgb.train(_xgb_params(params, seed), dtr, num_boost_round=max_trees, evals=[(dva, "valid")],
                         early_stopping_rounds=EARLY_STOP, verbose_eval=False)
-        score = float(bst.best_score)
-        if score < best[0]:
-            best = (score, params, int(bst.best_iteration) + 1)
-    return dict(best[1]), best[2]
+        n = int(bst.best_iteration) + 1
+        scored.append((float(bst.best_score), n * params["max_depth"], params, n))
+    # parsimony: the cheapest forest (trees x depth, the predictor's work) within 1% of the best RMSE
+    best = min(s[0] for s in scored)
+    _, _, params, n = min((s for s in scored if s[0] <= best * 1.01 + 1e-12), key=lambda s: s[1])
+    return dict(params), n
 
 
 def noise_model(df: pd.DataFrame, metrics: list[str]) -> dict[str, float]:
