@@ -116,7 +116,12 @@ def main(argv: list[str] | None = None) -> int:
         m = fit_bundle(args.table, args.out, folds=args.folds, trials=args.trials,
                        compute=compute_summary(pd.read_parquet(args.table)), ship_table=args.ship_table,
                        protocol=protocol)
-        print(f"wrote {args.out}; held-out quality:")
+        from generation.datacard import write_datacard
+        from jahs_gym.bundle import read_manifest, write_manifest
+        n_plan = len(json.loads((args.run_dir / "plan.json").read_text())["tasks"]) if args.run_dir else None
+        write_datacard(args.out, args.table, n_plan)
+        write_manifest(args.out, read_manifest(args.out, verify_files=False))  # re-hash with the data card
+        print(f"wrote {args.out} (with DATA_CARD.md); held-out quality:")
         for k, v in m["metrics"].items():
             q = v["quality"]
             print(f"  {k:<12} R2 {q['r2']:.3f}  tau {q['kendall_tau']:.3f}  MAE {q['mae']:.4g}  trees {v['n_trees']}")

@@ -164,7 +164,15 @@ def fit_bundle(table: Path | str, out: Path | str, folds: int = 5, trials: int =
             reg = _fit_one(x_all[tr], y[tr], params, n_trees, seed)
             pred[te] = reg.inplace_predict(x_all[te])
         held = ok & np.isfinite(pred)
-        q = quality(y_raw[held], np.clip(_inverse(spec.transform, pred[held]), spec.lo, spec.hi))
+        p_raw = np.clip(_inverse(spec.transform, pred[held]), spec.lo, spec.hi)
+        q = quality(y_raw[held], p_raw)
+        by_fid = {}
+        if m in ("valid_acc", "runtime"):  # where the data is thin, quality is too: per-fidelity figures
+            fids = df["fidelity_id"].to_numpy()[held]
+            for f in sorted(set(fids)):
+                sel = fids == f
+                if sel.sum() >= 10:
+                    by_fid[f] = {k: round(v, 4) for k, v in quality(y_raw[held][sel], p_raw[sel]).items()}
         params, n_trees = choose_params(x_all[ok], y[ok], groups[ok], trials, seed, max_trees)
         reg = _fit_one(x_all[ok], y[ok], params, n_trees, seed)
         fname = f"models/{m}.ubj"
@@ -172,6 +180,8 @@ def fit_bundle(table: Path | str, out: Path | str, folds: int = 5, trials: int =
         meta[m] = {"file": fname, "transform": spec.transform, "unit": spec.unit,
                    "lo": float(np.nanmin(y_raw)), "hi": float(np.nanmax(y_raw)),
                    "quality": q, "params": params, "n_trees": n_trees, "rows": int(ok.sum())}
+        if by_fid:
+            meta[m]["quality_by_fidelity"] = by_fid
     protocol = _protocol_of(df, protocol)
     shipped = None
     if ship_table:
