@@ -385,9 +385,13 @@ class JAHSEnv(gym.Env):
     ``n_epochs`` (10), ``n_arms`` (256), ``arm_seed`` (0).
 
     >>> import gymnasium as gym, jahs_gym
-    >>> env = gym.make("JAHS-v0")                                  # doctest: +SKIP
-    >>> obs, info = env.reset(seed=0)                              # doctest: +SKIP
-    >>> obs, reward, terminated, truncated, info = env.step(env.action_space.sample())  # doctest: +SKIP
+    >>> env = gym.make("JAHS-v0")
+    >>> obs, info = env.reset(seed=0)
+    >>> obs.shape, info["task"]
+    ((12,), 'fashion_mnist')
+    >>> obs, reward, terminated, truncated, info = env.step(env.action_space.sample())
+    >>> type(reward), 0 <= info["valid_acc"] <= 100, "test_acc" in info
+    (<class 'float'>, True, True)
 
     ## Version History
 

@@ -1,0 +1,116 @@
+"""The shipped fashion_mnist bundle and table: really trained, consistent, and answering offline."""
+
+from __future__ import annotations
+
+import doctest
+
+import gymnasium as gym
+import numpy as np
+import pandas as pd
+import pytest
+
+import jahs_gym
+from jahs_gym.bundle import DATA_DIR, Bundle, file_sha256, read_manifest
+
+BUNDLE = DATA_DIR / "fashion_mnist"
+
+
+@pytest.fixture(scope="module")
+def table() -> pd.DataFrame:
+    return pd.read_parquet(BUNDLE / "table.parquet")
+
+
+def _disconnected(row: pd.Series) -> bool:
+    """No path of non-'none' edges from the cell's input (node 1) to its output (node 4)."""
+    e = {(1, 2): row["Op1"], (1, 3): row["Op2"], (1, 4): row["Op3"], (2, 3): row["Op4"], (2, 4): row["Op5"],
+         (3, 4): row["Op6"]}
+    reach = {1}
+    for d in (2, 3, 4):
+        if any(s in reach and e[(s, d)] != 1 for s in range(1, d)):
+            reach.add(d)
+    return 4 not in reach
+
+
+def test_manifest_matches_the_shipped_table(table: pd.DataFrame) -> None:
+    m = read_manifest(BUNDLE)
+    assert m["table"]["sha256"] == file_sha256(BUNDLE / "table.parquet")
+    assert m["table"]["rows"] == len(table) and m["task"] == "fashion_mnist"
+    assert m["protocol"]["n_train"] == 4096 and m["protocol"]["max_epochs"] == 10
+    assert (BUNDLE / "DATA_CARD.md").exists() and m["compute"]["core_hours"] > 0
+    assert set(table["host"]) and (table["torch_version"].str.len() > 0).all()  # real runs, with provenance
+
+
+def test_accuracy_rises_with_epochs(table: pd.DataFrame) -> None:
+    ok = table[table["status"] == "ok"]
+    by_epoch = ok.groupby("epoch")["valid_acc"].mean()
+    assert by_epoch.iloc[-1] > by_epoch.iloc[0] + 10
+    assert (np.diff(by_epoch.to_numpy()) > -1.0).all()  # on average, no epoch loses more than a point
+
+
+def test_larger_n_and_w_cost_more_runtime(table: pd.DataFrame) -> None:
+    last = table[table["epoch"] == table["epoch"].max()]
+    ops = last[[f"Op{i}" for i in range(1, 7)]].to_numpy()
+    x = np.column_stack([np.ones(len(last)), np.log(last["N"]), np.log(last["W"]), np.log(last["Resolution"]),
+                         (ops == 2).sum(1), (ops == 3).sum(1)])
+    coef, *_ = np.linalg.lstsq(x, np.log(last["runtime"].to_numpy()), rcond=None)
+    assert coef[1] > 0.1 and coef[2] > 0.1 and coef[3] > 0.1  # log runtime grows with N, W and resolution
+
+
+def test_all_none_cells_stay_near_chance(table: pd.DataFrame) -> None:
+    last = table[table["epoch"] == table["epoch"].max()]
+    disc = last[last.apply(_disconnected, axis=1)]
+    assert len(disc) >= 3, "the table should hold a few cells whose input cannot reach the output"
+    assert disc["valid_acc"].max() < 15 and disc["test_acc"].max() < 15  # chance is 10%
+    assert last[~last.index.isin(disc.index)]["valid_acc"].median() > 30
+
+
+def test_cumulative_runtime_is_the_sum_of_epochs(table: pd.DataFrame) -> None:
+    t = table.sort_values(["task_id", "epoch"])
+    step = t.groupby("task_id")["runtime"].diff().fillna(t["runtime"])
+    parts = t["train_duration"] + t["valid_duration"] + t["test_duration"]
+    assert (step >= parts - 1e-9).all() and (step <= 1.05 * parts + 0.05).all()
+
+
+def test_fresh_install_answers_from_the_shipped_files() -> None:
+    bench = jahs_gym.Benchmark("fashion_mnist")
+    out = bench(bench.sample_config(0), nepochs=10, N=3, W=8, Resolution=0.5)
+    assert 0 <= out[10]["valid_acc"] <= 100 and out[10]["runtime"] > 0
+    env = gym.make("JAHS-v0")
+    obs, info = env.reset(seed=0)
+    obs, r, term, trunc, info = env.step(env.action_space.sample())
+    assert env.observation_space.contains(obs) and info["task"] == "fashion_mnist"
+    assert Bundle(BUNDLE).predictor().backend in ("c", "numpy")
+
+
+def test_table_kind_reproduces_the_rows(table: pd.DataFrame) -> None:
+    bench = jahs_gym.Benchmark("fashion_mnist", kind="table")
+    row = table[(table["seed"] == 0) & (table["epoch"] == 10)].iloc[0]
+    cfg = {k: (row[k].item() if hasattr(row[k], "item") else row[k]) for k in
+           ("Op1", "Op2", "Op3", "Op4", "Op5", "Op6", "Activation", "TrivialAugment", "Optimizer", "LearningRate",
+            "WeightDecay")}
+    got = bench({**cfg, "N": int(row["N"]), "W": int(row["W"]), "Resolution": float(row["Resolution"])}, nepochs=10)
+    assert got[10]["valid_acc"] == pytest.approx(row["valid_acc"])
+
+
+def test_env_docstring_doctest_runs() -> None:
+    import jahs_gym.env as mod
+
+    failures, tried = doctest.testmod(mod, optionflags=doctest.ELLIPSIS)
+    assert tried >= 3 and failures == 0
+
+
+@pytest.mark.slow
+def test_sb3_ppo_learns_on_the_default_env() -> None:
+    import torch
+    from stable_baselines3 import PPO
+
+    torch.set_num_threads(1)
+    env = gym.make("JAHS-v0")
+    model = PPO("MlpPolicy", env, n_steps=512, batch_size=128, seed=0, device="cpu", verbose=0)
+    before = [p.detach().clone() for p in model.policy.parameters()]
+    model.learn(total_timesteps=2048)
+    assert model.num_timesteps >= 2048
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.policy.parameters()))
+    obs, _ = env.reset(seed=1)
+    action, _ = model.predict(obs)
+    assert env.action_space.contains(action)
