@@ -82,6 +82,28 @@ def overhead(repeats: int = 3) -> tuple[float, float]:
     return float(np.median(tp)), float(np.median(tb))
 
 
+def channels_last_speedup(repeats: int = 3) -> dict[float, float]:
+    """Resolution -> (training seconds without channels_last) / (with), one epoch, N3 W8, median of repeats."""
+    import torch
+
+    from generation.datasets import TaskData
+    from generation.train import TaskSpec, train_task
+    from jahs_gym.protocol import Protocol
+    from jahs_gym.space import Config
+
+    torch.set_num_threads(1)
+    data = TaskData(Protocol("fashion_mnist", n_train=1024, n_valid=256, n_test=256, max_epochs=1))
+    out = {}
+    for r in (0.25, 0.5, 1.0):
+        spec = TaskSpec("cl", Config(2, 0, 3, 2, 4, 2), 3, 8, r, 0)
+        t = {True: [], False: []}
+        for _ in range(repeats):
+            for cl in (False, True):
+                t[cl].append(train_task(spec, data, channels_last=cl)[0]["train_duration"])
+        out[r] = float(np.median(t[False]) / np.median(t[True]))
+    return out
+
+
 def ranks_throughput(ranks: int, tasks: int = 32) -> tuple[float, float]:
     """(seconds of the task loop as the run reports it, wall seconds with start-up) of ``generation run``
     over a fresh small plan with ``ranks`` MPI ranks."""
@@ -157,6 +179,10 @@ def main(argv: list[str] | None = None) -> int:
     tp, tb = overhead()
     print(f"(a) one epoch: pipeline {tp:.3f} s | bare torch loop {tb:.3f} s | overhead {100 * (tp / tb - 1):+.1f}% "
           "(goal <= 5%)")
+
+    cl = channels_last_speedup()
+    print("(a) channels_last speed-up of a training epoch (N3, W8): "
+          + ", ".join(f"{round(28 * r)} px {v:.2f}x" for r, v in cl.items()))
 
     if not args.skip_mpi:
         (l1, w1), (l2, w2) = ranks_throughput(1), ranks_throughput(2)

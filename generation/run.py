@@ -108,16 +108,17 @@ def order_tasks(tasks: list, order: str) -> list:
     """``longest``: longest first (best makespan when the whole plan runs at once).
 
     ``interleaved``: every prefix of the run has the plan's mix of fidelities (each fidelity's tasks are
-    spread evenly over the queue, cheapest first within a fidelity; first seeds before repeats), so a run
-    spread over several sessions already covers every fidelity after each session.
+    spread evenly over the queue, cheapest first within a fidelity, repeated seeds spread the same way), so a
+    run spread over several sessions already covers every fidelity, and has repeats for the noise model,
+    after each session.
     """
     if order == "longest":
         return sorted(tasks, key=lambda t: -t.est_seconds)
     if order != "interleaved":
         raise ValueError(f"order={order!r}; allowed: 'longest', 'interleaved'")
     by_fid: dict[tuple, list] = {}
-    for t in sorted(tasks, key=lambda t: (t.seed, t.est_seconds, t.task_id)):
-        by_fid.setdefault((t.N, t.W, t.Resolution), []).append(t)
+    for t in sorted(tasks, key=lambda t: (t.est_seconds, t.task_id)):
+        by_fid.setdefault((t.N, t.W, t.Resolution, t.seed > 0), []).append(t)
     keyed = [((k + 0.5) / len(q), fid, t) for fid, q in sorted(by_fid.items()) for k, t in enumerate(q)]
     return [t for _, _, t in sorted(keyed, key=lambda x: (x[0], x[1]))]
 

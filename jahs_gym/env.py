@@ -62,6 +62,7 @@ class _Task:
             raise ValueError(f"budget={budget!r} must be a positive number of simulated seconds")
         self.best_test_acc = float(man["table"].get("best_test_acc", man["metrics"]["test_acc"]["hi"]))
         self.noise_std = np.array([man.get("noise", {}).get(m, 0.0) for m in self.metrics])
+        self.has_noise_model = bool(man.get("noise"))
         lo = np.array([bundle.bounds()[m][0] for m in OBS_METRICS])
         hi = np.array([bundle.bounds()[m][1] for m in OBS_METRICS])
         tr = [bundle.transforms()[m] for m in OBS_METRICS]
@@ -291,6 +292,13 @@ def _obs_space(observation_type: str) -> spaces.Space:
     return spaces.Dict({k: spaces.Box(0.0, 1.0, (1,), np.float32) for k in OBS_KEYS})
 
 
+def _check_noise(noise: bool, tasks: Any) -> None:
+    lacking = [t.name for t in tasks if noise and not t.has_noise_model]
+    if lacking:
+        raise ValueError(f"noise=True, but the bundle(s) {lacking} have no noise model (their tables hold no "
+                         "repeated seeds yet); use noise=False or refit once repeated seeds are trained")
+
+
 def _check_reward(reward: Any, weights: Mapping[str, float] | None) -> dict[str, float]:
     if not callable(reward) and reward not in REWARDS:
         raise ValueError(f"reward={reward!r} is not allowed; allowed: {list(REWARDS)} or a callable "
@@ -416,6 +424,7 @@ class JAHSEnv(gym.Env):
         self._tasks = {n: _Task(n, load_bundle(n), n_epochs, budget) for n in self._task_names}
         self.task = self._tasks[self._task_names[0]]
         self.max_steps, self.continuation, self.noise = int(max_steps), bool(continuation), bool(noise)
+        _check_noise(self.noise, self._tasks.values())
         self.codec = ActionCodec(action_type, n_lr, n_wd, n_epochs, n_arms, arm_seed)
         self.action_space = self.codec.space
         self.observation_type = observation_type
@@ -572,6 +581,7 @@ class JAHSVectorEnv(VectorEnv):
         self._task_names = _resolve_tasks(task)
         self._tasks = [_Task(n, load_bundle(n), n_epochs, budget) for n in self._task_names]
         self.max_steps, self.continuation, self.noise = int(max_steps), bool(continuation), bool(noise)
+        _check_noise(self.noise, self._tasks)
         self.codec = ActionCodec(action_type, n_lr, n_wd, n_epochs, n_arms, arm_seed)
         self.single_action_space = self.codec.space
         self.action_space = batch_space(self.single_action_space, self.num_envs)

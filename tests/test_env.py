@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -208,3 +209,33 @@ def test_fuzz_actions_and_options(tiny_data_env: str, data: st.DataObject, actio
         assert info["cumulative_cost"] <= budget + 1e-9
         if term or trunc:
             break
+
+
+def test_random_task_draws_among_installed_bundles(tiny_data_env: str) -> None:
+    env = JAHSEnv(task="random")
+    names = {env.reset(seed=s)[1]["task"] for s in range(30)}
+    assert {"fmnist_tiny", "fashion_mnist"} <= names
+    vec = JAHSVectorEnv(num_envs=16, task="random")
+    vec.reset(seed=0)
+    assert len(set(vec._task_of.tolist())) > 1
+    vec.step(vec.action_space.sample())
+
+
+def test_noise_needs_a_noise_model(tiny_bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+    import shutil
+
+    from jahs_gym import bundle
+    from jahs_gym.bundle import write_manifest
+
+    dst = tmp_path / "quiet"
+    shutil.copytree(tiny_bundle, dst)
+    m = json.loads((dst / "manifest.json").read_text())
+    m["noise"] = {}
+    write_manifest(dst, m)
+    monkeypatch.setenv("JAHS_GYM_DATA", str(tmp_path))
+    bundle.load_bundle.cache_clear()
+    JAHSEnv(task="quiet")
+    with pytest.raises(ValueError, match=r"noise=True, but the bundle\(s\) \['quiet'\] have no noise model"):
+        JAHSEnv(task="quiet", noise=True)
+    bundle.load_bundle.cache_clear()
