@@ -9,6 +9,7 @@
  */
 #include <Python.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdint.h>
 
 typedef struct {
@@ -61,6 +62,49 @@ void jg_predict(const float *x, int64_t n_rows, int64_t n_feat, const node_t *no
                 for (int k = 0; k < G; ++k) o[to[k]] += value[idx[k]];
             }
         }
+    }
+}
+
+typedef struct {
+    const float *x;
+    int64_t n_rows, n_feat;
+    const node_t *nodes;
+    const float *value;
+    const int32_t *roots, *group_depth, *tree_out;
+    int64_t n_groups, n_out;
+    double *out;
+} job_t;
+
+static void *run_job(void *arg) {
+    job_t *j = (job_t *)arg;
+    jg_predict(j->x, j->n_rows, j->n_feat, j->nodes, j->value, j->roots, j->group_depth, j->tree_out, j->n_groups,
+               j->n_out, j->out);
+    return NULL;
+}
+
+/* jg_predict with the rows split over n_threads threads (for large batches). */
+void jg_predict_mt(const float *x, int64_t n_rows, int64_t n_feat, const node_t *nodes, const float *value,
+                   const int32_t *roots, const int32_t *group_depth, const int32_t *tree_out, int64_t n_groups,
+                   int64_t n_out, double *out, int64_t n_threads) {
+    if (n_threads > 16) n_threads = 16;
+    if (n_threads < 2 || n_rows < 2 * n_threads) {
+        jg_predict(x, n_rows, n_feat, nodes, value, roots, group_depth, tree_out, n_groups, n_out, out);
+        return;
+    }
+    pthread_t th[16];
+    job_t jobs[16];
+    int started[16] = {0};
+    const int64_t per = (n_rows + n_threads - 1) / n_threads;
+    for (int64_t t = 0; t < n_threads; ++t) {
+        const int64_t r0 = t * per, r1 = r0 + per < n_rows ? r0 + per : n_rows;
+        jobs[t] = (job_t){x + r0 * n_feat, r1 - r0, n_feat, nodes, value, roots, group_depth, tree_out, n_groups,
+                          n_out, out + r0 * n_out};
+        if (t > 0) started[t] = pthread_create(&th[t], NULL, run_job, &jobs[t]) == 0;
+    }
+    run_job(&jobs[0]);
+    for (int64_t t = 1; t < n_threads; ++t) {
+        if (started[t]) pthread_join(th[t], NULL);
+        else run_job(&jobs[t]); /* a thread that could not start: do its rows here */
     }
 }
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import ctypes
 import json
 import math
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -50,6 +51,8 @@ def _load_kernel() -> ctypes.CDLL | None:
     lib.jg_finish.argtypes = [p, i64, i64, p, p, p]
     lib.jg_finish.restype = None
     lib.jg_predict_one.argtypes = [p, i64, p, p, p, p, p, i64, i64, p, p, p, p, p]
+    lib.jg_predict_mt.argtypes = [p, i64, i64, p, p, p, p, p, i64, i64, p, i64]
+    lib.jg_predict_mt.restype = None
     lib.jg_predict_one.restype = None
     return lib
 
@@ -107,9 +110,13 @@ class ForestPredictor:
     ``bounds``: metric -> (lo, hi) used to clip outputs. ``backend`` is "c" or "numpy".
     """
 
+    MT_ROWS = 512  # batches at least this large are split over ``threads`` threads (C backend)
+
     def __init__(self, models: dict[str, dict], transforms: dict[str, str], bounds: dict[str, tuple[float, float]],
-                 n_features: int, backend: str | None = None) -> None:
+                 n_features: int, backend: str | None = None, threads: int | None = None) -> None:
         self.metrics: tuple[str, ...] = tuple(models)
+        default_threads = os.environ.get("JAHS_GYM_THREADS", min(2, os.cpu_count() or 1))
+        self.threads = int(threads if threads is not None else default_threads)
         self.n_features = n_features
         trees, base = [], []
         for m_idx, name in enumerate(self.metrics):
@@ -196,7 +203,8 @@ class ForestPredictor:
         if rows == 0:
             return out
         if self.backend == "c":
-            _KERNEL.jg_predict(x.ctypes.data, rows, self.n_features, *self._forest_args, out.ctypes.data)
+            threads = self.threads if rows >= self.MT_ROWS else 1
+            _KERNEL.jg_predict_mt(x.ctypes.data, rows, self.n_features, *self._forest_args, out.ctypes.data, threads)
         else:
             out += self._walk_numpy(x)
         return out
@@ -276,7 +284,7 @@ class NaivePredictor:
 
 
 def load_forest(model_files: dict[str, Path], transforms: dict[str, str], bounds: dict[str, tuple[float, float]],
-                n_features: int, backend: str | None = None) -> ForestPredictor:
+                n_features: int, backend: str | None = None, threads: int | None = None) -> ForestPredictor:
     """Parse XGBoost model files (JSON or UBJ) into one :class:`ForestPredictor`."""
     from xgboost import Booster
 
@@ -284,7 +292,7 @@ def load_forest(model_files: dict[str, Path], transforms: dict[str, str], bounds
     for m, f in model_files.items():
         b = Booster(model_file=str(f))
         models[m] = json.loads(bytes(b.save_raw(raw_format="json")))
-    return ForestPredictor(models, transforms, bounds, n_features, backend)
+    return ForestPredictor(models, transforms, bounds, n_features, backend, threads)
 
 
 def metric_bounds(names: Sequence[str], observed: dict[str, Sequence[float]]) -> dict[str, tuple[float, float]]:
