@@ -38,7 +38,8 @@ def write_datacard(bundle: Path, table: Path, plan_tasks: int | None = None) -> 
         f"* trained tasks: {m['table']['tasks']} ({m['table']['configs']} configs, {m['table']['rows']} epoch rows)"
         + (f" of {plan_tasks} planned" if plan_tasks else ""),
         f"* status of the tasks: {json.dumps(status)}",
-        f"* core-hours: {c.get('core_hours', '?')} (sum of each task's training + evaluation wall seconds)",
+        f"* core-hours: {c.get('core_hours', '?')} wall, {c.get('cpu_core_hours', '?')} CPU (sums over tasks of "
+        "training + evaluation seconds)",
         f"* hosts: {c.get('hosts', '?')}; torch {c.get('torch', '?')}; fitted with {json.dumps(m['versions'])}", "",
         "## Coverage: configs per (N, W, Resolution), first seeds", "",
         "| fidelity | configs |", "|---|---|",
@@ -49,7 +50,7 @@ def write_datacard(bundle: Path, table: Path, plan_tasks: int | None = None) -> 
         *[f"| {k} | {v['quality']['r2']:.3f} | {v['quality']['kendall_tau']:.3f} | {v['quality']['mae']:.4g} | "
           f"{v['n_trees']} |" for k, v in m["metrics"].items()], "",
     ]
-    for metric in ("valid_acc", "runtime"):
+    for metric in ("valid_acc", "cpu_runtime"):
         byf = m["metrics"].get(metric, {}).get("quality_by_fidelity")
         if byf:
             lines += [f"### {metric} per fidelity", "", "| fidelity | rows | R2 | tau |", "|---|---|---|---|",

@@ -25,10 +25,13 @@ class MergeReport:
     failed: dict[str, str] = field(default_factory=dict)
     unfinished: list[str] = field(default_factory=list)
     gaps: list[str] = field(default_factory=list)
+    cpu_runtime_derived: int = 0
 
     def text(self) -> str:
         lines = [f"merged {self.shards} shard(s): {self.tasks} tasks, {self.rows} rows",
                  f"duplicate (task_id, epoch) rows dropped: {self.duplicates_dropped}",
+                 f"shards from before cpu_runtime was recorded (derived exactly from runtime x cpu_percent): "
+                 f"{self.cpu_runtime_derived}",
                  f"diverged tasks (rows kept, status='diverged'): {len(self.diverged_tasks)}",
                  f"failed tasks (no rows; see failures/*.json): {len(self.failed)}"]
         lines += [f"  {k}: {v}" for k, v in list(self.failed.items())[:10]]
@@ -53,6 +56,9 @@ def merge(run_dirs: list[Path], out: Path | None = None) -> tuple[pd.DataFrame, 
             planned |= {t["task_id"] for t in json.loads((rd / "plan.json").read_text())["tasks"]}
     if not frames:
         raise FileNotFoundError(f"no shards under {[str(r) + '/shards' for r in run_dirs]}; run the plan first")
+    old = [f for f in frames if "cpu_runtime" not in f.columns]
+    rep.cpu_runtime_derived = len(old)
+    frames = [f if "cpu_runtime" in f.columns else _derive_cpu_runtime(f) for f in frames]
     df = pd.concat(frames, ignore_index=True)
     validate_table(df)
     before = len(df)
@@ -75,9 +81,19 @@ def merge(run_dirs: list[Path], out: Path | None = None) -> tuple[pd.DataFrame, 
     return df, rep
 
 
+def _derive_cpu_runtime(f: pd.DataFrame) -> pd.DataFrame:
+    from generation.train import add_cpu_runtime
+
+    f = f.sort_values(["task_id", "epoch"])
+    parts = [pd.DataFrame(add_cpu_runtime(g.to_dict("records"))) for _, g in f.groupby("task_id", sort=False)]
+    return pd.concat(parts, ignore_index=True)
+
+
 def compute_summary(df: pd.DataFrame) -> dict:
     """The compute a table cost: core-seconds = each task's cumulative runtime (one core per rank)."""
     per_task = df.groupby("task_id")["runtime"].max()
-    return {"core_hours": round(float(per_task.sum()) / 3600, 2), "tasks": int(len(per_task)),
-            "hosts": sorted(df["host"].unique().tolist())[:10], "torch": sorted(df["torch_version"].unique().tolist()),
-            "threads_per_rank": 1, "note": "core-hours = sum over tasks of training + evaluation wall seconds"}
+    cpu = df.groupby("task_id")["cpu_runtime"].max()
+    return {"core_hours": round(float(per_task.sum()) / 3600, 2), "cpu_core_hours": round(float(cpu.sum()) / 3600, 2),
+            "tasks": int(len(per_task)), "hosts": sorted(df["host"].unique().tolist())[:10],
+            "torch": sorted(df["torch_version"].unique().tolist()), "threads_per_rank": 1,
+            "note": "core_hours: sum over tasks of training + evaluation wall seconds; cpu_core_hours: CPU seconds"}

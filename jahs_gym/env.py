@@ -36,7 +36,7 @@ ACTION_TYPES = ("multidiscrete", "discrete", "box", "dict")
 OBSERVATION_TYPES = ("box", "dict")
 REWARDS = ("improvement", "accuracy_per_cost", "multiobjective")
 # what the observation shows of an evaluation (test accuracy never enters it)
-OBS_METRICS = ("valid_acc", "train_acc", "valid_loss", "train_loss", "runtime", "latency", "size_MB", "FLOPS")
+OBS_METRICS = ("valid_acc", "train_acc", "valid_loss", "train_loss", "cpu_runtime", "latency", "size_MB", "FLOPS")
 OBS_KEYS = (*OBS_METRICS, "incumbent_valid_acc", "budget_used", "steps_used", "step_cost")
 NEEDED_METRICS = (*OBS_METRICS, "test_acc")
 BOX_DIMS = 14  # Op1..Op6, Activation, TrivialAugment, LearningRate, WeightDecay, N, W, Resolution, epoch
@@ -75,7 +75,7 @@ class _Task:
         self.log_cols = np.array([t == "log" for t in tr])
         self.log1p_cols = np.array([t == "log1p" for t in tr])
         self._scalar = list(zip(self._f, self.obs_cols.tolist(), self.obs_lo.tolist(), self.obs_span.tolist()))
-        self.runtime_col, self.valid_col = self.idx["runtime"], self.idx["valid_acc"]
+        self.runtime_col, self.valid_col = self.idx["cpu_runtime"], self.idx["valid_acc"]
         self.test_col = self.idx["test_acc"]
 
     def normalise_list(self, y: list[float]) -> list[float]:
@@ -337,7 +337,7 @@ class JAHSEnv(gym.Env):
     ## Observation Space
 
     ``Box(0, 1, (12,), float32)``, or by name with ``observation_type="dict"``. Metric entries are
-    normalised with the bounds of the bundle's table (log scale for runtime, latency, size, FLOPS;
+    normalised with the bounds of the bundle's table (log scale for cpu_runtime, latency, size, FLOPS;
     log1p for losses; accuracy / 100). Test accuracy never enters the observation.
 
     | Num | Name                | Meaning                                               |
@@ -346,7 +346,7 @@ class JAHSEnv(gym.Env):
     | 1   | train_acc           | its training accuracy                                 |
     | 2   | valid_loss          | its validation loss                                   |
     | 3   | train_loss          | its training loss                                     |
-    | 4   | runtime             | simulated seconds to train and evaluate it            |
+    | 4   | cpu_runtime         | simulated seconds to train and evaluate it (the cost) |
     | 5   | latency             | forward seconds per image                             |
     | 6   | size_MB             | parameters (millions)                                 |
     | 7   | FLOPS               | MFLOPs per image                                      |
@@ -647,7 +647,7 @@ class JAHSVectorEnv(VectorEnv):
                              task.predictor.hi)
             y[sel] = ys[:, [task.idx[m] for m in first.metrics]] if task is not first else ys
         idx = first.idx
-        runtime = y[:, idx["runtime"]]
+        runtime = y[:, idx["cpu_runtime"]]
         cost = runtime.copy()
         if self.continuation:
             epochs_all = np.array([self._tasks[t].epoch_grid[e] for t, e in zip(self._task_of, a["e"])])

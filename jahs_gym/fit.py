@@ -167,7 +167,7 @@ def fit_bundle(table: Path | str, out: Path | str, folds: int = 5, trials: int =
         p_raw = np.clip(_inverse(spec.transform, pred[held]), spec.lo, spec.hi)
         q = quality(y_raw[held], p_raw)
         by_fid = {}
-        if m in ("valid_acc", "runtime"):  # where the data is thin, quality is too: per-fidelity figures
+        if m in ("valid_acc", "cpu_runtime"):  # where the data is thin, quality is too: per-fidelity figures
             fids = df["fidelity_id"].to_numpy()[held]
             for f in sorted(set(fids)):
                 sel = fids == f
@@ -233,14 +233,14 @@ def _best(df: pd.DataFrame) -> dict[str, Any]:
 
 
 def default_budget(df: pd.DataFrame) -> float:
-    """About 100 mid-fidelity evaluations: 100 x the median runtime at N3-W8-R0.5, half the max epochs."""
+    """About 100 mid-fidelity evaluations: 100 x the median cpu_runtime at N3-W8-R0.5, half the max epochs."""
     half = max(1, int(math.ceil(df["epoch"].max() / 2)))
     mid = df[(df["fidelity_id"] == "N3-W8-R0.5") & (df["epoch"] == half)]
     if mid.empty:
         mid = df[df["epoch"] == half]
     if mid.empty:
         mid = df
-    return float(100 * mid["runtime"].median())
+    return float(100 * mid["cpu_runtime"].median())
 
 
 def _versions() -> dict[str, str]:

@@ -36,6 +36,9 @@ METRICS: tuple[Metric, ...] = (
     Metric("test_duration", "s", 0, _INF, "epoch", False, "log", "wall seconds to evaluate the test split"),
     Metric("runtime", "s", 0, _INF, "epoch", True, "log",
            "cumulative wall seconds of training and evaluation since the start of the run"),
+    Metric("cpu_runtime", "s", 0, _INF, "epoch", True, "log",
+           "cumulative process CPU seconds of training and evaluation: the runtime on a dedicated core, "
+           "immune to other load on the machine; JAHS-v0 charges it as the cost"),
     Metric("latency", "s/img", 0, _INF, "epoch", True, "log", "forward seconds per image at batch 256 (eval)"),
     Metric("forward_duration", "s", 0, _INF, "epoch", False, "log", "seconds in forward passes while training"),
     Metric("backward_duration", "s", 0, _INF, "epoch", False, "log",

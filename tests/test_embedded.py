@@ -52,8 +52,9 @@ def test_larger_n_and_w_cost_more_runtime(table: pd.DataFrame) -> None:
     ops = last[[f"Op{i}" for i in range(1, 7)]].to_numpy()
     x = np.column_stack([np.ones(len(last)), np.log(last["N"]), np.log(last["W"]), np.log(last["Resolution"]),
                          (ops == 2).sum(1), (ops == 3).sum(1)])
-    coef, *_ = np.linalg.lstsq(x, np.log(last["runtime"].to_numpy()), rcond=None)
-    assert coef[1] > 0.1 and coef[2] > 0.1 and coef[3] > 0.1  # log runtime grows with N, W and resolution
+    for col in ("runtime", "cpu_runtime"):
+        coef, *_ = np.linalg.lstsq(x, np.log(last[col].to_numpy()), rcond=None)
+        assert coef[1] > 0.1 and coef[2] > 0.1 and coef[3] > 0.1, col  # grows with N, W and resolution
 
 
 def test_all_none_cells_stay_near_chance(table: pd.DataFrame) -> None:
@@ -69,6 +70,8 @@ def test_cumulative_runtime_is_the_sum_of_epochs(table: pd.DataFrame) -> None:
     step = t.groupby("task_id")["runtime"].diff().fillna(t["runtime"])
     parts = t["train_duration"] + t["valid_duration"] + t["test_duration"]
     assert (step >= parts - 1e-9).all() and (step <= 1.05 * parts + 0.05).all()
+    cpu_step = t.groupby("task_id")["cpu_runtime"].diff().fillna(t["cpu_runtime"])
+    assert (cpu_step > 0).all() and (cpu_step <= 1.05 * step).all()  # CPU seconds never exceed the wall
 
 
 def test_fresh_install_answers_from_the_shipped_files() -> None:

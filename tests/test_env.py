@@ -125,7 +125,7 @@ def test_continuation_charges_only_extra_epochs(tiny_data_env: str) -> None:
     c1 = cont.step(a1)[4]["cost"]
     full = plain.step(a2)[4]
     extra = cont.step(a2)[4]
-    assert extra["cost"] == pytest.approx(full["metrics"]["runtime"] - c1)
+    assert extra["cost"] == pytest.approx(full["metrics"]["cpu_runtime"] - c1)
     assert cont.step(a1)[4]["cost"] == 0.0  # fewer epochs than already trained: known, free
 
 

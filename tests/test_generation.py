@@ -26,8 +26,8 @@ from jahs_gym.protocol import Protocol
 from jahs_gym.space import OPS, Config, all_fidelities
 from tests.conftest import make_tiny_run
 
-TIMING = ["train_duration", "valid_duration", "test_duration", "runtime", "latency", "forward_duration",
-          "backward_duration", "data_load_duration", "peak_rss_MB", "cpu_percent", "rank", "host"]
+TIMING = ["train_duration", "valid_duration", "test_duration", "runtime", "cpu_runtime", "latency",
+          "forward_duration", "backward_duration", "data_load_duration", "peak_rss_MB", "cpu_percent", "rank", "host"]
 PROTO = Protocol("fashion_mnist", n_train=256, n_valid=128, n_test=128, max_epochs=3)
 
 
@@ -129,6 +129,7 @@ def test_rows_have_every_metric_and_curves(data: TaskData) -> None:
     assert [r["epoch"] for r in rows] == [1, 2]
     assert set(METRIC_NAMES) <= set(rows[0]) and len(METRIC_NAMES) >= 20
     assert rows[1]["runtime"] > rows[0]["runtime"] > 0
+    assert 0 < rows[0]["cpu_runtime"] < rows[1]["cpu_runtime"] <= rows[1]["runtime"] * 1.1
     assert rows[0]["lr"] == pytest.approx(0.05) and rows[1]["lr"] < rows[0]["lr"]
 
 
@@ -260,3 +261,16 @@ def test_killed_rank_resumes_without_loss_or_duplicates(tmp_path: Path) -> None:
     a, b = _table(ref), _table(run)
     assert sorted(a["task_id"]) == sorted(b["task_id"]) and len(a) == len(b) == 18
     pd.testing.assert_frame_equal(a.drop(columns=TIMING), b.drop(columns=TIMING))
+
+
+def test_merge_derives_cpu_runtime_for_old_shards(tmp_path: Path, data: TaskData) -> None:
+    from generation.merge import merge
+    from generation.run import rows_to_frame
+
+    rows = train_task(_spec(Config(2, 0, 3, 2, 4, 2)), data, epochs=3)
+    (tmp_path / "shards").mkdir()
+    df = rows_to_frame(rows)
+    df.drop(columns=["cpu_runtime"]).to_parquet(tmp_path / "shards" / "old.parquet")
+    merged, rep = merge([tmp_path])
+    assert rep.cpu_runtime_derived == 1
+    np.testing.assert_allclose(merged["cpu_runtime"], df["cpu_runtime"], rtol=1e-9)

@@ -1,0 +1,85 @@
+"""How surrogate quality grows with data: held-out valid-acc and cpu_runtime quality on growing shares of a table.
+
+For each share of the table's configs (grouped 5-fold by config, fixed XGBoost settings) it prints
+valid_acc R² and Kendall tau and runtime R², then fits quality ~ a - b * n**-c on the points and says
+how many configs the goals (valid_acc tau 0.9, R² 0.95; cpu_runtime R² 0.98) would need, if the trend holds.
+
+    python benchmarks/surrogate_quality.py                    # the shipped fashion_mnist table
+    python benchmarks/surrogate_quality.py --table T.parquet
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import numpy as np
+import pandas as pd
+
+
+def held_out(df: pd.DataFrame, metric: str, transform: str, seed: int = 0) -> dict[str, float]:
+    import xgboost as xgb
+
+    from jahs_gym.fit import grouped_folds, quality
+    from jahs_gym.predictor import _inverse, forward_transform
+    from jahs_gym.space import encode_frame
+
+    d = df[np.isfinite(df[metric])]
+    x, y = encode_frame(d), forward_transform(transform, d[metric].to_numpy())
+    pred = np.empty(len(d))
+    params = {"objective": "reg:squarederror", "tree_method": "hist", "max_depth": 6, "eta": 0.1,
+              "subsample": 0.9, "colsample_bytree": 0.9, "seed": seed, "nthread": 2}
+    for te in grouped_folds(d["config_id"].to_numpy(), 5, seed):
+        tr = np.setdiff1d(np.arange(len(d)), te)
+        bst = xgb.train(params, xgb.DMatrix(x[tr], label=y[tr]), num_boost_round=200)
+        pred[te] = bst.inplace_predict(x[te])
+    return quality(d[metric].to_numpy(), _inverse(transform, pred))
+
+
+def needed(ns: np.ndarray, q: np.ndarray, goal: float) -> float:
+    """n where a - b * n**-c reaches goal (grid-searched c, least squares a, b); inf if never."""
+    best = None
+    for c in np.linspace(0.1, 2.0, 39):
+        a_mat = np.column_stack([np.ones_like(ns), -(ns ** -c)])
+        coef, res, *_ = np.linalg.lstsq(a_mat, q, rcond=None)
+        err = float(np.sum((a_mat @ coef - q) ** 2))
+        if best is None or err < best[0]:
+            best = (err, coef, c)
+    _, (a, b), c = best
+    if a <= goal or b <= 0:
+        return float("inf")
+    return float((b / (a - goal)) ** (1 / c))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--table", default=None, help="a merged table (default: the shipped fashion_mnist table)")
+    p.add_argument("--shares", default="0.25,0.5,0.75,1.0", help="shares of the configs to fit on")
+    args = p.parse_args(argv)
+    from jahs_gym.bundle import DATA_DIR
+
+    df = pd.read_parquet(args.table or DATA_DIR / "fashion_mnist" / "table.parquet")
+    if "cpu_runtime" not in df.columns:
+        raise SystemExit("the table predates cpu_runtime; merge it again with `python -m generation merge`")
+    configs = df["config_id"].unique()
+    rng = np.random.default_rng(0)
+    order = rng.permutation(configs)
+    rows = []
+    for share in map(float, args.shares.split(",")):
+        keep = set(order[: max(10, int(round(share * len(configs))))])
+        sub = df[df["config_id"].isin(keep)]
+        va, rt = held_out(sub, "valid_acc", "none"), held_out(sub, "cpu_runtime", "log")
+        rows.append((len(keep), va["r2"], va["kendall_tau"], rt["r2"]))
+        print(f"{len(keep):5d} configs: valid_acc R2 {va['r2']:.3f} tau {va['kendall_tau']:.3f} | "
+              f"cpu_runtime R2 {rt['r2']:.3f}")
+    ns = np.array([r[0] for r in rows], float)
+    for name, col, goal in (("valid_acc tau", 2, 0.9), ("valid_acc R2", 1, 0.95), ("cpu_runtime R2", 3, 0.98)):
+        q = np.array([r[col] for r in rows])
+        n = needed(ns, q, goal) if len(rows) >= 3 else float("inf")
+        print(f"{name} {goal}: " + (f"~{n:,.0f} configs if the trend holds" if np.isfinite(n)
+                                     else "not reached by the fitted trend"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
