@@ -138,3 +138,19 @@ def test_predictor_rejects_wrong_shape(tiny_bundle: Path) -> None:
     p = Bundle(tiny_bundle).predictor()
     with pytest.raises(ValueError, match=r"X has shape \(2, 3\); expected \(rows, 45\)"):
         p.predict(np.zeros((2, 3), dtype=np.float32))
+
+
+def test_threaded_batches_equal_xgboost(tiny_bundle: Path) -> None:
+    from jahs_gym.predictor import ForestPredictor, load_forest
+    from jahs_gym.space import N_FEATURES, Fidelity, encode, sample_configs
+
+    b = Bundle(tiny_bundle)
+    n = ForestPredictor.MT_ROWS * 2 + 3
+    rng = np.random.default_rng(0)
+    fids = [Fidelity(int(rng.choice([1, 3, 5])), int(rng.choice([4, 8, 16])), float(rng.choice([0.25, 0.5, 1.0])),
+                     int(rng.integers(1, 3))) for _ in range(n)]
+    x = encode(sample_configs(n, 0), fids)
+    naive = b.naive_predictor().predict(x)
+    for threads in (1, 2, 3):
+        fast = load_forest(b.model_files(), b.transforms(), b.bounds(), N_FEATURES, threads=threads).predict(x)
+        np.testing.assert_allclose(fast, naive, rtol=1e-4, atol=1e-9)
