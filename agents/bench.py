@@ -151,9 +151,13 @@ def plot(df: pd.DataFrame, budget: float, best: float, path: Path, task: str) ->
     plt.close(fig)
 
 
+class _Help(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    pass
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m agents.bench", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+                                formatter_class=_Help)
     p.add_argument("--task", default="fashion_mnist", help="installed task (see `jahs-gym tasks`)")
     p.add_argument("--agents", default="random,hyperband,evolution,ucb,ppo",
                    help=f"comma-separated, from: {', '.join(AGENTS)}")

@@ -48,8 +48,12 @@ class _NaiveAdapter:
         return self.naive.predict(self.x_buffer[None, :])[0]
 
 
+class _Help(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    pass
+
+
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=_Help)
     p.add_argument("--task", default="fashion_mnist", help="installed task (see `jahs-gym tasks`)")
     p.add_argument("--num-envs", type=int, default=1024, help="sub-environments of the vector env")
     p.add_argument("--rounds", type=int, default=5, help="alternating measurement rounds (median is reported)")

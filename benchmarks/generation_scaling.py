@@ -169,8 +169,12 @@ def simulate(durations: np.ndarray, ranks: int, claim_s: float, network_s: float
     return float(durations.sum() / (ranks * makespan))
 
 
+class _Help(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    pass
+
+
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=_Help)
     p.add_argument("--skip-mpi", action="store_true", help="skip (b), the 1 vs 2 rank runs")
     p.add_argument("--plot", default="generation_scaling.png", help="where to save the scaling plot")
     p.add_argument("--tasks-per-rank", type=int, default=50, help="simulated tasks per rank at each scale")

@@ -51,8 +51,12 @@ def needed(ns: np.ndarray, q: np.ndarray, goal: float) -> float:
     return float((b / (a - goal)) ** (1 / c))
 
 
+class _Help(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    pass
+
+
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=_Help)
     p.add_argument("--table", default=None, help="a merged table (default: the shipped fashion_mnist table)")
     p.add_argument("--shares", default="0.25,0.5,0.75,1.0", help="shares of the configs to fit on")
     args = p.parse_args(argv)

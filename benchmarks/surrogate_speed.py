@@ -43,8 +43,12 @@ def side_by_side(a: Callable[[], object], b: Callable[[], object], rounds: int) 
     return float(np.median(ta)), float(np.median(tb))
 
 
+class _Help(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    pass
+
+
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=_Help)
     p.add_argument("--task", default="fashion_mnist", help="installed task (see `jahs-gym tasks`)")
     p.add_argument("--bundle", default=None, help="a bundle folder (overrides --task)")
     p.add_argument("--rounds", type=int, default=5, help="alternating measurement rounds")

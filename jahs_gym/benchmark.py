@@ -19,7 +19,14 @@ from jahs_gym.bundle import Bundle, load_bundle
 from jahs_gym.space import (
     ACTIVATIONS,
     CONFIG_KEYS,
+    LR_RANGE,
+    N_VALUES,
     OP_KEYS,
+    OPS,
+    OPTIMIZERS,
+    RESOLUTIONS,
+    W_VALUES,
+    WD_RANGE,
     Config,
     Fidelity,
     SpaceError,
@@ -123,15 +130,31 @@ class Benchmark:
                              np.full(n, fid.W), np.full(n, fid.Resolution), np.asarray(epochs))
 
     def _validate_frame(self, df: pd.DataFrame) -> None:
-        # full validation of every row, with the row number in the error
+        """Vectorised checks of every row; the first bad row gets the scalar check's clear error."""
         cols = [*CONFIG_KEYS, "N", "W", "Resolution", "epoch"]
-        for i, row in enumerate(df[cols].itertuples(index=False)):
-            try:
-                d = row._asdict()
-                _, fid = split_dict({k: (v.item() if hasattr(v, "item") else v) for k, v in d.items()})
-                fid.check_epoch(self.max_epochs)
-            except SpaceError as e:
-                raise SpaceError(f"query row {i}: {e}") from None
+        ok = np.ones(len(df), dtype=bool)
+        for k in OP_KEYS:
+            v = df[k]
+            ok &= v.isin(range(len(OPS))).to_numpy() | v.isin(OPS).to_numpy()
+        ok &= df["Activation"].isin(ACTIVATIONS).to_numpy() & df["Optimizer"].isin(OPTIMIZERS).to_numpy()
+        ok &= np.array([isinstance(t, (bool, np.bool_)) for t in df["TrivialAugment"]], dtype=bool)
+        for k, (lo, hi) in (("LearningRate", LR_RANGE), ("WeightDecay", WD_RANGE)):
+            v = pd.to_numeric(df[k], errors="coerce").to_numpy(dtype=float)
+            ok &= (v >= lo) & (v <= hi)
+        ok &= df["N"].isin(N_VALUES).to_numpy() & df["W"].isin(W_VALUES).to_numpy()
+        ok &= df["Resolution"].isin(RESOLUTIONS).to_numpy()
+        e = pd.to_numeric(df["epoch"], errors="coerce").to_numpy(dtype=float)
+        ok &= (e >= 1) & (e <= self.max_epochs) & (np.mod(e, 1) == 0)
+        if ok.all():
+            return
+        i = int(np.flatnonzero(~ok)[0])
+        row = {k: (v.item() if hasattr(v, "item") else v) for k, v in df[cols].iloc[i].items()}
+        try:
+            _, fid = split_dict(row)
+            fid.check_epoch(self.max_epochs)
+        except SpaceError as err:
+            raise SpaceError(f"query row {i}: {err}") from None
+        raise SpaceError(f"query row {i}: {row} is not a valid JAHS-Bench-201 row")
 
     def _from_table(self, cfg: Config, fid: Fidelity, epochs: list[int]) -> dict[int, dict[str, float]]:
         assert self._table is not None and self._index is not None
