@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import threading
 import time
 import traceback
@@ -125,7 +126,24 @@ def order_tasks(tasks: list, order: str) -> list:
 
 def run(run_dir: Path, threads: int = 1, time_limit_s: float | None = None, max_tasks: int | None = None,
         data_root: str | None = None, log: Any = None, order: str = "longest") -> dict[str, int]:
-    """Work through ``run_dir``'s plan on every rank; returns this rank's counts."""
+    """Work through ``run_dir``'s plan on every rank; returns this rank's counts.
+
+    An error outside a task (a bad plan, missing data) on any rank aborts every rank of the job with
+    that rank's message, instead of leaving the others waiting forever.
+    """
+    comm = _comm()
+    try:
+        return _run(run_dir, threads, time_limit_s, max_tasks, data_root, log, order, comm)
+    except Exception as e:
+        if comm is not None and comm.Get_size() > 1:
+            print(f"[rank {comm.Get_rank()}] fatal, aborting every rank: {type(e).__name__}: {e}", file=sys.stderr,
+                  flush=True)
+            comm.Abort(2)
+        raise
+
+
+def _run(run_dir: Path, threads: int, time_limit_s: float | None, max_tasks: int | None, data_root: str | None,
+         log: Any, order: str, comm: Any) -> dict[str, int]:
     import torch
 
     from generation.datasets import TaskData
@@ -133,7 +151,6 @@ def run(run_dir: Path, threads: int = 1, time_limit_s: float | None = None, max_
 
     run_dir = Path(run_dir)
     log = log or (lambda s: print(s, flush=True))
-    comm = _comm()
     rank = comm.Get_rank() if comm is not None else 0
     size = comm.Get_size() if comm is not None else 1
     torch.set_num_threads(threads)

@@ -274,3 +274,17 @@ def test_merge_derives_cpu_runtime_for_old_shards(tmp_path: Path, data: TaskData
     merged, rep = merge([tmp_path])
     assert rep.cpu_runtime_derived == 1
     np.testing.assert_allclose(merged["cpu_runtime"], df["cpu_runtime"], rtol=1e-9)
+
+
+@pytest.mark.slow
+def test_a_fatal_error_on_one_rank_ends_every_rank(tmp_path: Path) -> None:
+    from jahs_gym.protocol import Protocol
+
+    run = tmp_path / "run"
+    proto = Protocol("cifar10", n_train=256, n_valid=128, n_test=128, max_epochs=1)
+    make_plan(proto, 4, min_per_fidelity=4, repeat_share=0.0, fidelities=parse_fidelities("1,4,0.25"),
+              progress=False).save(run)
+    env = {k: v for k, v in os.environ.items() if k != "JAHS_DATA_ROOT"}
+    r = subprocess.run(_run_cmd(run), capture_output=True, text=True, timeout=120, env=env)
+    assert r.returncode != 0
+    assert "fatal, aborting every rank: DataError: cifar10 is read from your local copy" in r.stdout + r.stderr
