@@ -477,7 +477,7 @@ class JAHSEnv(gym.Env):
                   "WeightDecay": wd}
         fidelity = {"N": n, "W": w, "Resolution": r, "epoch": epoch}
         o = self._obs
-        o[10] = self.steps / self.max_steps
+        o[10] = min(self.steps / self.max_steps, 1.0)  # stepping past the end keeps the observation in bounds
         if self.cumulative_cost + cost > budget:
             info = {"task": task.name, "budget": budget, "cost": cost, "config": config, "fidelity": fidelity,
                     "best_test_acc": task.best_test_acc, "over_budget": True, "cumulative_cost": self.cumulative_cost,
@@ -679,7 +679,7 @@ class JAHSVectorEnv(VectorEnv):
         self._obs[ok, 8] = self._inc_valid[ok] / 100.0
         self._obs[ok, 9] = np.minimum(self._cum[ok] / self._budget[ok], 1.0)
         self._obs[ok, 11] = np.minimum(cost[ok] / self._budget[ok], 1.0)
-        self._obs[live, 10] = self._steps[live] / self.max_steps
+        self._obs[live, 10] = np.minimum(self._steps[live] / self.max_steps, 1.0)
         terminated = over | (ok & (self._cum >= self._budget))
         truncated = live & (self._steps >= self.max_steps) & ~terminated
         self._done = terminated | truncated
