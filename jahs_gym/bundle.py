@@ -156,7 +156,18 @@ class Bundle:
         from jahs_gym.predictor import NaivePredictor
 
         files = self.model_files(metrics)
-        return NaivePredictor(files, self.transforms(), self.bounds())
+        return NaivePredictor(files, self.transforms(), self.bounds(), self.linear(tuple(files)))
+
+    def linear(self, metrics: tuple[str, ...]) -> dict[str, tuple[list[int], list[float]]]:
+        """metric -> (feature indices, [intercept, coefs]) of the metrics that have a linear base."""
+        from jahs_gym.space import FEATURES
+
+        out = {}
+        for m in metrics:
+            lin = self.manifest["metrics"][m].get("linear")
+            if lin:
+                out[m] = ([FEATURES.index(f) for f in lin["features"]], list(lin["coef"]))
+        return out
 
     def table_path(self) -> Path | None:
         f = self.manifest.get("table", {}).get("file")
@@ -172,7 +183,7 @@ def _predictor(folder: Path, digest: str, metrics: tuple[str, ...], backend: str
     b = Bundle(folder)
     bounds, tr = b.bounds(), b.transforms()
     return load_forest(b.model_files(metrics), {m: tr[m] for m in metrics}, {m: bounds[m] for m in metrics},
-                       N_FEATURES, backend)
+                       N_FEATURES, backend, linear=b.linear(metrics))
 
 
 @functools.lru_cache(maxsize=32)

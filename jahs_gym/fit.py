@@ -34,6 +34,9 @@ CANDIDATES: tuple[dict[str, Any], ...] = (
     {"max_depth": 5, "learning_rate": 0.15, "min_child_weight": 2.0, "subsample": 0.9, "colsample_bytree": 1.0},
 )
 MAX_TREES = 400
+# log-scale metrics (FLOPS, size, latency, runtimes) get a linear base in these encoded features, fitted by
+# least squares; the trees fit what it leaves (trees cannot extrapolate a proportionality)
+LINEAR_FEATURES: tuple[str, ...] = ("log10_arch_MMACs", "log10_arch_Mparams")
 EARLY_STOP = 30
 
 
@@ -84,6 +87,17 @@ def _fit_one(x: np.ndarray, y: np.ndarray, params: dict[str, Any], n_trees: int,
     import xgboost as xgb
 
     return xgb.train(_xgb_params(params, seed), xgb.DMatrix(x, label=y), num_boost_round=n_trees)
+
+
+def linear_fit(x: np.ndarray, y: np.ndarray) -> list[float]:
+    """[intercept, coef per LINEAR_FEATURES] by least squares."""
+    z = np.column_stack([np.ones(len(x)), x[:, [FEATURES.index(f) for f in LINEAR_FEATURES]]])
+    coef, *_ = np.linalg.lstsq(z, y, rcond=None)
+    return [float(c) for c in coef]
+
+
+def linear_apply(x: np.ndarray, coef: list[float]) -> np.ndarray:
+    return coef[0] + x[:, [FEATURES.index(f) for f in LINEAR_FEATURES]] @ np.asarray(coef[1:])
 
 
 def choose_params(x: np.ndarray, y: np.ndarray, groups: np.ndarray, trials: int, seed: int,
@@ -156,13 +170,16 @@ def fit_bundle(table: Path | str, out: Path | str, folds: int = 5, trials: int =
         y_raw = df[m].to_numpy()
         y = forward_transform(spec.transform, y_raw)
         pred = np.full(len(df), np.nan)
+        use_linear = spec.transform == "log"
         for k in range(folds):
             te = fold_idx[k][ok[fold_idx[k]]]
             tr = np.concatenate([fold_idx[j] for j in range(folds) if j != k])
             tr = tr[ok[tr]]
-            params, n_trees = choose_params(x_all[tr], y[tr], groups[tr], trials, seed + k, max_trees)
-            reg = _fit_one(x_all[tr], y[tr], params, n_trees, seed)
-            pred[te] = reg.inplace_predict(x_all[te])
+            lin = linear_fit(x_all[tr], y[tr]) if use_linear else None
+            y_tr = y[tr] - linear_apply(x_all[tr], lin) if lin else y[tr]
+            params, n_trees = choose_params(x_all[tr], y_tr, groups[tr], trials, seed + k, max_trees)
+            reg = _fit_one(x_all[tr], y_tr, params, n_trees, seed)
+            pred[te] = reg.inplace_predict(x_all[te]) + (linear_apply(x_all[te], lin) if lin else 0.0)
         held = ok & np.isfinite(pred)
         p_raw = np.clip(_inverse(spec.transform, pred[held]), spec.lo, spec.hi)
         q = quality(y_raw[held], p_raw)
@@ -173,13 +190,17 @@ def fit_bundle(table: Path | str, out: Path | str, folds: int = 5, trials: int =
                 sel = fids == f
                 if sel.sum() >= 10:
                     by_fid[f] = {k: round(v, 4) for k, v in quality(y_raw[held][sel], p_raw[sel]).items()}
-        params, n_trees = choose_params(x_all[ok], y[ok], groups[ok], trials, seed, max_trees)
-        reg = _fit_one(x_all[ok], y[ok], params, n_trees, seed)
+        lin = linear_fit(x_all[ok], y[ok]) if use_linear else None
+        y_ok = y[ok] - linear_apply(x_all[ok], lin) if lin else y[ok]
+        params, n_trees = choose_params(x_all[ok], y_ok, groups[ok], trials, seed, max_trees)
+        reg = _fit_one(x_all[ok], y_ok, params, n_trees, seed)
         fname = f"models/{m}.ubj"
         reg.save_model(str(out / fname))
         meta[m] = {"file": fname, "transform": spec.transform, "unit": spec.unit,
                    "lo": float(np.nanmin(y_raw)), "hi": float(np.nanmax(y_raw)),
                    "quality": q, "params": params, "n_trees": n_trees, "rows": int(ok.sum())}
+        if lin:
+            meta[m]["linear"] = {"features": list(LINEAR_FEATURES), "coef": lin}
         if by_fid:
             meta[m]["quality_by_fidelity"] = by_fid
     protocol = _protocol_of(df, protocol)

@@ -50,7 +50,7 @@ def _load_kernel() -> ctypes.CDLL | None:
     fn.restype = None
     lib.jg_finish.argtypes = [p, i64, i64, p, p, p]
     lib.jg_finish.restype = None
-    lib.jg_predict_one.argtypes = [p, i64, p, p, p, p, p, i64, i64, p, p, p, p, p]
+    lib.jg_predict_one.argtypes = [p, i64, p, p, p, p, p, i64, i64, p, p, p, i64, p, p, p, p]
     lib.jg_predict_mt.argtypes = [p, i64, i64, p, p, p, p, p, i64, i64, p, i64]
     lib.jg_predict_mt.restype = None
     lib.jg_predict_one.restype = None
@@ -113,7 +113,8 @@ class ForestPredictor:
     MT_ROWS = 512  # batches at least this large are split over ``threads`` threads (C backend)
 
     def __init__(self, models: dict[str, dict], transforms: dict[str, str], bounds: dict[str, tuple[float, float]],
-                 n_features: int, backend: str | None = None, threads: int | None = None) -> None:
+                 n_features: int, backend: str | None = None, threads: int | None = None,
+                 linear: dict[str, tuple[list[int], list[float]]] | None = None) -> None:
         self.metrics: tuple[str, ...] = tuple(models)
         default_threads = os.environ.get("JAHS_GYM_THREADS", min(2, os.cpu_count() or 1))
         self.threads = int(threads if threads is not None else default_threads)
@@ -163,6 +164,15 @@ class ForestPredictor:
         depths_arr = np.asarray(depths, dtype=np.int32).reshape(-1, GROUP)
         self.group_depth = np.ascontiguousarray(depths_arr.max(axis=1), dtype=np.int32)
         self.base = np.asarray(base, dtype=np.float64)
+        # linear bases: metric -> (feature indices, [intercept, coefs]); added after the trees
+        zidx = sorted({i for idx, _ in (linear or {}).values() for i in idx})
+        self.zidx = np.asarray(zidx, dtype=np.int32)
+        self.zcoef = np.zeros((len(zidx), len(self.metrics)))
+        for m, (idx, coef) in (linear or {}).items():
+            j = self.metrics.index(m)
+            self.base[j] += coef[0]
+            for i, c in zip(idx, coef[1:]):
+                self.zcoef[zidx.index(i), j] = c
         self.max_depth = int(self.group_depth.max()) if len(self.group_depth) else 0
         self.transforms = tuple(transforms[m] for m in self.metrics)
         self._log = np.array([t == "log" for t in self.transforms])
@@ -182,7 +192,8 @@ class ForestPredictor:
                              self.group_depth.ctypes.data, self.tree_out.ctypes.data, len(self.group_depth),
                              len(self.metrics))
         self._fin_ptrs = tuple(a.ctypes.data for a in (self._tcode, self.lo, self.hi))
-        self._one_args = (n_features, *self._forest_args, self.base.ctypes.data, *self._fin_ptrs)
+        self._one_args = (n_features, *self._forest_args, self.base.ctypes.data, self.zidx.ctypes.data,
+                          self.zcoef.ctypes.data, len(self.zidx), *self._fin_ptrs)
         self._x1 = np.zeros((1, n_features), dtype=np.float32)
         self._tree_onehot = None
         # buffers of the env's hot path: encode into .x_buffer, call predict_buffer(), read .y_buffer
@@ -207,6 +218,8 @@ class ForestPredictor:
             _KERNEL.jg_predict_mt(x.ctypes.data, rows, self.n_features, *self._forest_args, out.ctypes.data, threads)
         else:
             out += self._walk_numpy(x)
+        if len(self.zidx):
+            out += x[:, self.zidx].astype(np.float64) @ self.zcoef
         return out
 
     def _walk_numpy(self, x: np.ndarray) -> np.ndarray:
@@ -267,24 +280,29 @@ class NaivePredictor:
     """
 
     def __init__(self, model_files: dict[str, Path], transforms: dict[str, str],
-                 bounds: dict[str, tuple[float, float]]) -> None:
+                 bounds: dict[str, tuple[float, float]],
+                 linear: dict[str, tuple[list[int], list[float]]] | None = None) -> None:
         from xgboost import Booster
 
         self.metrics = tuple(model_files)
         self.models = {m: Booster(model_file=str(f)) for m, f in model_files.items()}
-        self.transforms, self.bounds = transforms, bounds
+        self.transforms, self.bounds, self.linear = transforms, bounds, linear or {}
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         cols = []
         for m in self.metrics:
             y = self.models[m].inplace_predict(x).astype(np.float64)
+            if m in self.linear:
+                idx, coef = self.linear[m]
+                y = y + coef[0] + x[:, idx].astype(np.float64) @ np.asarray(coef[1:])
             lo, hi = self.bounds[m]
             cols.append(np.clip(_inverse(self.transforms[m], y), lo, hi))
         return np.stack(cols, axis=1)
 
 
 def load_forest(model_files: dict[str, Path], transforms: dict[str, str], bounds: dict[str, tuple[float, float]],
-                n_features: int, backend: str | None = None, threads: int | None = None) -> ForestPredictor:
+                n_features: int, backend: str | None = None, threads: int | None = None,
+                linear: dict[str, tuple[list[int], list[float]]] | None = None) -> ForestPredictor:
     """Parse XGBoost model files (JSON or UBJ) into one :class:`ForestPredictor`."""
     from xgboost import Booster
 
@@ -292,7 +310,7 @@ def load_forest(model_files: dict[str, Path], transforms: dict[str, str], bounds
     for m, f in model_files.items():
         b = Booster(model_file=str(f))
         models[m] = json.loads(bytes(b.save_raw(raw_format="json")))
-    return ForestPredictor(models, transforms, bounds, n_features, backend, threads)
+    return ForestPredictor(models, transforms, bounds, n_features, backend, threads, linear)
 
 
 def metric_bounds(names: Sequence[str], observed: dict[str, Sequence[float]]) -> dict[str, tuple[float, float]]:

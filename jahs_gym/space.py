@@ -212,13 +212,65 @@ def sample_configs(n: int, seed: int | np.random.Generator | None = None) -> lis
 
 
 # ----------------------------------------------------------------------------------------- encoding
-ENCODING = "jahs-onehot-v1"
+ENCODING = "jahs-onehot-v2"
 FEATURES: tuple[str, ...] = (
     *(f"{k}={op}" for k in OP_KEYS for op in OPS),
     *(f"n_{op}" for op in OPS),
     *(f"Activation={a}" for a in ACTIVATIONS),
     "TrivialAugment", "log10_LearningRate", "log10_WeightDecay", "N", "W", "Resolution", "epoch",
+    # the cell's graph: does the input reach the output through non-'none' edges (else the whole network
+    # outputs a constant: chance accuracy), and how many edges / convolutions lie on such paths
+    "connected", "live_edges", "live_nor_conv_3x3", "live_nor_conv_1x1",
+    # the network's size, computed from the architecture (3 input channels, 32 x Resolution pixels):
+    # multiply-accumulates and parameters of its executed convolutions, log10 of millions
+    "log10_arch_MMACs", "log10_arch_Mparams",
 )
+_NONE, _C3, _C1 = OPS.index("none"), OPS.index("nor_conv_3x3"), OPS.index("nor_conv_1x1")
+
+
+def _arch_size(ops: np.ndarray, n: np.ndarray, w: np.ndarray, resolution: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(MMACs, Mparams) of the convolutions the network executes (edges whose source node gets input).
+
+    A task-agnostic proxy (3 input channels, 32 x Resolution pixels) of FLOPS and size, so the
+    surrogates need not learn the architecture's arithmetic from data.
+    """
+    e = ops != _NONE
+    r2 = e[:, 0]
+    r3 = e[:, 1] | (r2 & e[:, 3])
+    one = np.ones(len(ops), dtype=bool)
+    run = e & np.column_stack([one, one, one, r2, r2, r3])
+    area = np.where(ops == _C3, 9.0, np.where(ops == _C1, 1.0, 0.0))  # kernel area of each edge's conv
+    k2_run = (area * run).sum(axis=1)  # executed convs cost MACs
+    k2_all, n_conv = area.sum(axis=1), (area > 0).sum(axis=1)  # every conv edge holds parameters
+    n = np.asarray(n, dtype=np.float64)
+    c = np.asarray(w, dtype=np.float64)
+    h = np.round(32.0 * np.asarray(resolution, dtype=np.float64))
+    macs = 3 * c * 9 * h * h  # stem conv + BN
+    params = 3 * c * 9 + 2 * c
+    for stage in range(3):
+        if stage > 0:  # stride-2 ResNet block: two 3x3 conv + BN and a 1x1 shortcut
+            h = np.ceil(h / 2)
+            block = c * 2 * c * 9 + (2 * c) ** 2 * 9 + c * 2 * c
+            macs += block * h * h
+            params += block + 8 * c
+            c = 2 * c
+        macs += n * k2_run * c * c * h * h
+        params += n * (k2_all * c * c + n_conv * 2 * c)
+    macs += c * 10  # linear head
+    params += 2 * c + c * 10 + 10
+    return macs / 1e6, params / 1e6
+
+
+def _live_edges(e: np.ndarray) -> np.ndarray:
+    """(rows, 6) bool: edge is not 'none' and lies on an input -> output path (edges in EDGES order)."""
+    r2 = e[:, 0]
+    r3 = e[:, 1] | (r2 & e[:, 3])
+    b3 = e[:, 5]  # node 3 reaches the output
+    b2 = e[:, 4] | (e[:, 3] & b3)  # node 2 reaches the output
+    one = np.ones(len(e), dtype=bool)
+    src = (one, one, one, r2, r2, r3)
+    dst = (b2, b3, one, b3, one, one)
+    return np.column_stack([e[:, k] & src[k] & dst[k] for k in range(6)])
 N_FEATURES = len(FEATURES)
 
 
@@ -246,6 +298,15 @@ def encode_arrays(ops: np.ndarray, activation: np.ndarray, trivial_augment: np.n
     out[:rows, 42] = w
     out[:rows, 43] = resolution
     out[:rows, 44] = epoch
+    live = _live_edges(ops != _NONE)
+    out[:rows, 45] = live.any(axis=1)  # connected iff some edge lies on an input -> output path
+    out[:rows, 46] = live.sum(axis=1)
+    out[:rows, 47] = (live & (ops == _C3)).sum(axis=1)
+    out[:rows, 48] = (live & (ops == _C1)).sum(axis=1)
+    macs, params = _arch_size(ops, np.broadcast_to(n, rows), np.broadcast_to(w, rows),
+                              np.broadcast_to(resolution, rows))
+    out[:rows, 49] = np.log10(macs)
+    out[:rows, 50] = np.log10(params)
     return out
 
 
@@ -271,6 +332,40 @@ def encode_one(out: np.ndarray, ops: Any, activation: int, trivial_augment: bool
     out[42] = w
     out[43] = resolution
     out[44] = epoch
+    e1, e2, e3, e4, e5, e6 = (o != _NONE for o in ops)
+    r2 = e1
+    r3 = e2 or (r2 and e4)
+    b3 = e6
+    b2 = e5 or (e4 and b3)
+    live = (e1 and b2, e2 and b3, e3, e4 and r2 and b3, e5 and r2, e6 and r3)
+    n_live = c3 = c1 = 0
+    for o, lv in zip(ops, live):
+        if lv:
+            n_live += 1
+            c3 += o == _C3
+            c1 += o == _C1
+    out[45] = 1.0 if n_live else 0.0
+    out[46] = n_live
+    out[47] = c3
+    out[48] = c1
+    run = (True, True, True, r2, r2, r3)
+    area = [9 if o == _C3 else 1 if o == _C1 else 0 for o in ops]
+    k2_run = sum(a for a, go in zip(area, run) if go)
+    k2_all, n_conv = sum(area), sum(1 for a in area if a)
+    c, h = float(w), float(round(32.0 * resolution))
+    macs = 27.0 * c * h * h
+    params = 27.0 * c + 2 * c
+    for stage in range(3):
+        if stage > 0:
+            h = math.ceil(h / 2)
+            block = c * 2 * c * 9 + (2 * c) ** 2 * 9 + c * 2 * c
+            macs += block * h * h
+            params += block + 8 * c
+            c = 2 * c
+        macs += n * k2_run * c * c * h * h
+        params += n * (k2_all * c * c + n_conv * 2 * c)
+    out[49] = math.log10((macs + c * 10) / 1e6)
+    out[50] = math.log10((params + 2 * c + c * 10 + 10) / 1e6)
     return out
 
 

@@ -288,3 +288,15 @@ def test_a_fatal_error_on_one_rank_ends_every_rank(tmp_path: Path) -> None:
     r = subprocess.run(_run_cmd(run), capture_output=True, text=True, timeout=120, env=env)
     assert r.returncode != 0
     assert "fatal, aborting every rank: DataError: cifar10 is read from your local copy" in r.stdout + r.stderr
+
+
+def test_encodings_architecture_size_matches_the_network() -> None:
+    from jahs_gym.space import FEATURES, Fidelity, encode, sample_configs
+
+    for i, cfg in enumerate(sample_configs(30, 5)):
+        n, w, r = all_fidelities()[i % 27]
+        x = encode([cfg], [Fidelity(n, w, r)])[0]
+        net = JAHSNetwork(cfg, n, w, in_channels=3)
+        assert 10 ** x[FEATURES.index("log10_arch_MMACs")] == pytest.approx(count_mflops(net, 3, round(32 * r)),
+                                                                               rel=1e-5)
+        assert 10 ** x[FEATURES.index("log10_arch_Mparams")] == pytest.approx(n_params(net) / 1e6, rel=1e-5)

@@ -9,13 +9,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from jahs_gym.space import (
+    ACTIVATIONS,
     FEATURES,
+    OP_KEYS,
     OPS,
     Config,
     Fidelity,
     SpaceError,
     encode,
     encode_frame,
+    encode_one,
     sample_config,
     sample_configs,
     split_dict,
@@ -98,13 +101,33 @@ def test_sampling_is_seeded_and_valid() -> None:
 
 
 def test_encodings_agree() -> None:
-    cs = sample_configs(20, 1)
-    fids = [Fidelity(3, 8, 0.5, e % 5 + 1) for e in range(20)]
+    cs = sample_configs(300, 1)
+    fids = [Fidelity(3, 8, 0.5, e % 5 + 1) for e in range(300)]
     x = encode(cs, fids)
     df = pd.DataFrame([{**c.as_dict(), **f.as_dict()} for c, f in zip(cs, fids)])
     np.testing.assert_array_equal(x, encode_frame(df))
-    assert x.shape == (20, len(FEATURES)) and x.dtype == np.float32
-    assert (x[:, :30].reshape(20, 6, 5).sum(axis=2) == 1).all()
+    assert x.shape == (300, len(FEATURES)) and x.dtype == np.float32
+    assert (x[:, :30].reshape(300, 6, 5).sum(axis=2) == 1).all()
+    buf = np.zeros(len(FEATURES), dtype=np.float32)
+    for c, f, row in zip(cs, fids, x):
+        encode_one(buf, [getattr(c, k) for k in OP_KEYS], ACTIVATIONS.index(c.Activation), c.TrivialAugment,
+                   c.LearningRate, c.WeightDecay, f.N, f.W, f.Resolution, f.epoch)
+        np.testing.assert_allclose(buf, row, rtol=1e-6)
+    assert 0 < x[:, FEATURES.index("connected")].mean() < 1
+
+
+@pytest.mark.parametrize(("ops", "connected", "live", "conv3"), [
+    ((1, 1, 1, 1, 1, 1), 0, 0, 0),  # all none
+    ((2, 2, 1, 2, 1, 1), 0, 0, 0),  # convs everywhere, but nothing reaches node 4
+    ((1, 1, 0, 2, 2, 2), 1, 1, 0),  # only the direct skip 1 -> 4 is live
+    ((2, 1, 1, 2, 1, 2), 1, 3, 3),  # 1 -> 2 -> 3 -> 4 through three convs
+    ((2, 2, 2, 2, 2, 2), 1, 6, 6),
+])
+def test_cell_graph_features(ops: tuple, connected: int, live: int, conv3: int) -> None:
+    x = encode([Config(*ops)], [Fidelity()])[0]
+    assert x[FEATURES.index("connected")] == connected
+    assert x[FEATURES.index("live_edges")] == live
+    assert x[FEATURES.index("live_nor_conv_3x3")] == conv3
 
 
 @given(st.fixed_dictionaries({

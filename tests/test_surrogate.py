@@ -136,7 +136,7 @@ def test_predictor_is_loaded_once(tiny_bundle: Path) -> None:
 
 def test_predictor_rejects_wrong_shape(tiny_bundle: Path) -> None:
     p = Bundle(tiny_bundle).predictor()
-    with pytest.raises(ValueError, match=r"X has shape \(2, 3\); expected \(rows, 45\)"):
+    with pytest.raises(ValueError, match=r"X has shape \(2, 3\); expected \(rows, 51\)"):
         p.predict(np.zeros((2, 3), dtype=np.float32))
 
 
@@ -152,5 +152,6 @@ def test_threaded_batches_equal_xgboost(tiny_bundle: Path) -> None:
     x = encode(sample_configs(n, 0), fids)
     naive = b.naive_predictor().predict(x)
     for threads in (1, 2, 3):
-        fast = load_forest(b.model_files(), b.transforms(), b.bounds(), N_FEATURES, threads=threads).predict(x)
+        fast = load_forest(b.model_files(), b.transforms(), b.bounds(), N_FEATURES, threads=threads,
+                           linear=b.linear(b.metrics)).predict(x)
         np.testing.assert_allclose(fast, naive, rtol=1e-4, atol=1e-9)
