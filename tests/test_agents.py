@@ -74,3 +74,25 @@ def test_regret_is_against_the_tables_best(tiny_data_env: str, tmp_path: Path) -
     best = load_bundle(tiny_data_env).manifest["table"]["best_test_acc"]
     rows = pd.DataFrame(run_one("random", 3, Protocol(task=tiny_data_env, budget=3.0), tmp_path))
     np.testing.assert_allclose(rows["regret"], best - rows["incumbent_test_acc"])
+
+
+@pytest.mark.slow
+def test_harness_under_mpiexec(tiny_data_env: str, tmp_path: Path) -> None:
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    mpiexec = shutil.which("mpiexec") or str(Path(sys.executable).with_name("mpiexec"))
+    out = tmp_path / "mpi"
+    r = subprocess.run([mpiexec, "-n", "2", sys.executable, "-m", "agents.bench", "--task", tiny_data_env, "--agents",
+                        "random,ucb", "--seeds", "3", "--budget", "3", "--out", str(out)],
+                       capture_output=True, text=True, timeout=300, env=dict(os.environ))
+    assert r.returncode == 0, r.stderr[-2000:]
+    df = pd.read_parquet(out / "results.parquet")
+    assert set(zip(df["agent"], df["seed"])) == {(a, s) for a in ("random", "ucb") for s in range(3)}
+    single = tmp_path / "single"
+    assert main(["--task", tiny_data_env, "--agents", "random,ucb", "--seeds", "3", "--budget", "3", "--workers", "1",
+                 "--out", str(single)]) == 0
+    pd.testing.assert_frame_equal(df.drop(columns="wall_s"),
+                                  pd.read_parquet(single / "results.parquet").drop(columns="wall_s"))
