@@ -126,7 +126,7 @@ def train_task(spec: TaskSpec, data: TaskData, epochs: int | None = None, checkp
         raise ValueError(f"epochs={epochs} must be in 1..{p.max_epochs} (the protocol's max_epochs)")
     px = p.pixels(spec.Resolution)
     if channels_last is None:
-        channels_last = True  # faster at 7, 14 and 28 px: see benchmarks/generation_scaling.py, part (a)
+        channels_last = True  # on by default; benchmarks/generation_scaling.py part (a) measures its effect
     torch.manual_seed(_mix(spec.seed, 0xC0FFEE))
     model = build_model(spec, data)
     mflops = count_mflops(model, data.channels, px)

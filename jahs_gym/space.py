@@ -318,40 +318,39 @@ def encode_one(out: np.ndarray, ops: Any, activation: int, trivial_augment: bool
                weight_decay: float, n: int, w: int, resolution: float, epoch: int) -> np.ndarray:
     """Encode one row into the float32 vector ``out`` (length :data:`N_FEATURES`) without numpy overhead.
 
-    Same values as :func:`encode_arrays`; the environments' hot path.
+    Same values as :func:`encode_arrays`; the environments' hot path (one numpy assignment).
     """
-    out.fill(0.0)
+    v = [0.0] * N_FEATURES
     for i, o in enumerate(ops):
-        out[i * _OPS_N + o] = 1.0
-        out[30 + o] += 1.0
-    out[_ACT_AT + activation] = 1.0
-    out[38] = 1.0 if trivial_augment else 0.0
-    out[39] = math.log10(learning_rate)
-    out[40] = math.log10(weight_decay)
-    out[41] = n
-    out[42] = w
-    out[43] = resolution
-    out[44] = epoch
-    e1, e2, e3, e4, e5, e6 = (o != _NONE for o in ops)
+        v[i * _OPS_N + o] = 1.0
+        v[30 + o] += 1.0
+    v[_ACT_AT + activation] = 1.0
+    v[38] = 1.0 if trivial_augment else 0.0
+    v[39] = math.log10(learning_rate)
+    v[40] = math.log10(weight_decay)
+    v[41], v[42], v[43], v[44] = n, w, resolution, epoch
+    o1, o2, o3, o4, o5, o6 = ops
+    e1, e2, e3, e4, e5, e6 = o1 != _NONE, o2 != _NONE, o3 != _NONE, o4 != _NONE, o5 != _NONE, o6 != _NONE
     r2 = e1
     r3 = e2 or (r2 and e4)
     b3 = e6
     b2 = e5 or (e4 and b3)
     live = (e1 and b2, e2 and b3, e3, e4 and r2 and b3, e5 and r2, e6 and r3)
-    n_live = c3 = c1 = 0
-    for o, lv in zip(ops, live):
+    run = (True, True, True, r2, r2, r3)
+    n_live = c3 = c1 = k2_run = k2_all = n_conv = 0
+    for o, lv, go in zip(ops, live, run):
+        a = 9 if o == _C3 else 1 if o == _C1 else 0
         if lv:
             n_live += 1
             c3 += o == _C3
             c1 += o == _C1
-    out[45] = 1.0 if n_live else 0.0
-    out[46] = n_live
-    out[47] = c3
-    out[48] = c1
-    run = (True, True, True, r2, r2, r3)
-    area = [9 if o == _C3 else 1 if o == _C1 else 0 for o in ops]
-    k2_run = sum(a for a, go in zip(area, run) if go)
-    k2_all, n_conv = sum(area), sum(1 for a in area if a)
+        if a:
+            k2_all += a
+            n_conv += 1
+            if go:
+                k2_run += a
+    v[45] = 1.0 if n_live else 0.0
+    v[46], v[47], v[48] = n_live, c3, c1
     c, h = float(w), float(round(32.0 * resolution))
     macs = 27.0 * c * h * h
     params = 27.0 * c + 2 * c
@@ -364,8 +363,9 @@ def encode_one(out: np.ndarray, ops: Any, activation: int, trivial_augment: bool
             c = 2 * c
         macs += n * k2_run * c * c * h * h
         params += n * (k2_all * c * c + n_conv * 2 * c)
-    out[49] = math.log10((macs + c * 10) / 1e6)
-    out[50] = math.log10((params + 2 * c + c * 10 + 10) / 1e6)
+    v[49] = math.log10((macs + c * 10) / 1e6)
+    v[50] = math.log10((params + 2 * c + c * 10 + 10) / 1e6)
+    out[:] = v
     return out
 
 
