@@ -242,23 +242,29 @@ def _arch_size(ops: np.ndarray, n: np.ndarray, w: np.ndarray, resolution: np.nda
     area = np.where(ops == _C3, 9.0, np.where(ops == _C1, 1.0, 0.0))  # kernel area of each edge's conv
     k2_run = (area * run).sum(axis=1)  # executed convs cost MACs
     k2_all, n_conv = area.sum(axis=1), (area > 0).sum(axis=1)  # every conv edge holds parameters
-    n = np.asarray(n, dtype=np.float64)
-    c = np.asarray(w, dtype=np.float64)
-    h = np.round(32.0 * np.asarray(resolution, dtype=np.float64))
-    macs = 3 * c * 9 * h * h  # stem conv + BN
-    params = 3 * c * 9 + 2 * c
+    macs, params = _size(k2_run, k2_all, n_conv, np.asarray(n, dtype=np.float64), np.asarray(w, dtype=np.float64),
+                         np.round(32.0 * np.asarray(resolution, dtype=np.float64)))
+    return macs / 1e6, params / 1e6
+
+
+def _size(k2_run: Any, k2_all: Any, n_conv: Any, n: Any, c: Any, h: Any) -> tuple[Any, Any]:
+    """(MACs, params) of the network's convolutions and head; floats or numpy arrays alike.
+
+    ``k2_run``: summed kernel areas of the executed cell convs, ``k2_all``/``n_conv``: of all cell convs
+    (they hold parameters), ``c``: first-stage width, ``h``: input pixels (3 input channels).
+    """
+    macs = 27.0 * c * h * h  # stem conv + BN
+    params = 27.0 * c + 2 * c
     for stage in range(3):
         if stage > 0:  # stride-2 ResNet block: two 3x3 conv + BN and a 1x1 shortcut
-            h = np.ceil(h / 2)
+            h = -(-h // 2)
             block = c * 2 * c * 9 + (2 * c) ** 2 * 9 + c * 2 * c
-            macs += block * h * h
-            params += block + 8 * c
+            macs = macs + block * h * h
+            params = params + block + 8 * c
             c = 2 * c
-        macs += n * k2_run * c * c * h * h
-        params += n * (k2_all * c * c + n_conv * 2 * c)
-    macs += c * 10  # linear head
-    params += 2 * c + c * 10 + 10
-    return macs / 1e6, params / 1e6
+        macs = macs + n * k2_run * c * c * h * h
+        params = params + n * (k2_all * c * c + n_conv * 2 * c)
+    return macs + c * 10, params + 2 * c + c * 10 + 10
 
 
 def _live_edges(e: np.ndarray) -> np.ndarray:
@@ -351,20 +357,9 @@ def encode_one(out: np.ndarray, ops: Any, activation: int, trivial_augment: bool
                 k2_run += a
     v[45] = 1.0 if n_live else 0.0
     v[46], v[47], v[48] = n_live, c3, c1
-    c, h = float(w), float(round(32.0 * resolution))
-    macs = 27.0 * c * h * h
-    params = 27.0 * c + 2 * c
-    for stage in range(3):
-        if stage > 0:
-            h = math.ceil(h / 2)
-            block = c * 2 * c * 9 + (2 * c) ** 2 * 9 + c * 2 * c
-            macs += block * h * h
-            params += block + 8 * c
-            c = 2 * c
-        macs += n * k2_run * c * c * h * h
-        params += n * (k2_all * c * c + n_conv * 2 * c)
-    v[49] = math.log10((macs + c * 10) / 1e6)
-    v[50] = math.log10((params + 2 * c + c * 10 + 10) / 1e6)
+    macs, params = _size(k2_run, k2_all, n_conv, n, float(w), float(round(32.0 * resolution)))
+    v[49] = math.log10(macs / 1e6)
+    v[50] = math.log10(params / 1e6)
     out[:] = v
     return out
 
