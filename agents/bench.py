@@ -110,7 +110,10 @@ def leaderboard(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def anytime(df: pd.DataFrame, budget: float, points: int = 200) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """agent -> (cost grid, mean regret, standard error) of the incumbent's test regret over seeds."""
+    """agent -> (cost grid, mean regret, standard error) of the incumbent's test regret over seeds.
+
+    A curve starts where every seed has its first evaluation, so a mean never mixes seeds in and out.
+    """
     lo = max(float(df["cumulative_cost"].min()), budget * 1e-4)
     grid = np.geomspace(lo, budget, points)
     out = {}
@@ -126,7 +129,8 @@ def anytime(df: pd.DataFrame, budget: float, points: int = 200) -> dict[str, tup
             n = np.sum(~np.isnan(c), axis=0)
             mean = np.nanmean(c, axis=0)
             se = np.nanstd(c, axis=0, ddof=1) / np.sqrt(np.maximum(n, 1))
-        out[agent] = (grid, mean, np.where(n > 1, se, np.nan))
+        full = n == len(curves)  # start each curve once every seed has an incumbent (no mixed means)
+        out[agent] = (grid, np.where(full, mean, np.nan), np.where(full & (n > 1), se, np.nan))
     return out
 
 
