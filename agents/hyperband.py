@@ -45,7 +45,7 @@ class SuccessiveHalving:
     action_type = "dict"
 
     def __init__(self, eta: int = 3) -> None:
-        self.eta = eta
+        self.eta = eta  # keep the best 1/eta at each rung
 
     def run(self, env: Recorder, rng: np.random.Generator) -> None:
         n = self.eta ** (len(LADDER) - 1)
@@ -53,12 +53,8 @@ class SuccessiveHalving:
             pass
 
 
-class Hyperband:
+class Hyperband(SuccessiveHalving):
     name = "hyperband"
-    action_type = "dict"
-
-    def __init__(self, eta: int = 3) -> None:
-        self.eta = eta
 
     def run(self, env: Recorder, rng: np.random.Generator) -> None:
         s_max = len(LADDER) - 1

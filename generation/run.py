@@ -209,7 +209,6 @@ def _run(run_dir: Path, threads: int, time_limit_s: float | None, max_tasks: int
         eta = elapsed * (1 - frac) / max(frac, 1e-9)
         log(f"[rank {rank}] {i + 1}/{len(pending)} {t.task_id} {status} in {time.time() - t0:.1f}s "
             f"(est {t.est_seconds:.0f}s); ~{frac:.1%} of work claimed, ETA {eta / 3600:.2f} h")
-    counter_done = counts
     totals = counts["done"]
     if comm is not None and size > 1:
         comm.Barrier()
@@ -217,4 +216,4 @@ def _run(run_dir: Path, threads: int, time_limit_s: float | None, max_tasks: int
     if rank == 0:
         log(f"[run] finished: {totals} tasks done by {size} ranks in {time.time() - t_start:.1f}s")
     counter.free()
-    return counter_done
+    return counts

@@ -190,16 +190,12 @@ class ActionCodec:
                 bad = int(np.flatnonzero((v < -1) | (v > 1))[0])
                 raise ValueError(f"action[{bad}]={float(v[bad])!r} is out of range; allowed: [-1, 1]")
             u = (v.astype(np.float64) + 1.0) / 2.0
-            idx = np.minimum((u * self._box_k).astype(np.int64), self._box_k - 1)
+            idx = np.minimum((u * self.nvec).astype(np.int64), self.nvec - 1)  # lr, wd (8, 9) decode below
             lr = 10 ** (math.log10(LR_RANGE[0]) + u[8] * (math.log10(LR_RANGE[1]) - math.log10(LR_RANGE[0])))
             wd = 10 ** (math.log10(WD_RANGE[0]) + u[9] * (math.log10(WD_RANGE[1]) - math.log10(WD_RANGE[0])))
             return (tuple(int(o) for o in idx[:6]), int(idx[6]), bool(idx[7]), float(lr), float(wd),
                     N_VALUES[idx[10]], W_VALUES[idx[11]], RESOLUTIONS[idx[12]], int(idx[13]))
         return self._decode_dict(a)
-
-    @property
-    def _box_k(self) -> np.ndarray:
-        return self.nvec  # entries 8 and 9 (lr, wd) are decoded continuously
 
     def _check_array(self, a: Any, shape: tuple, kinds: str) -> np.ndarray:
         v = np.asarray(a)

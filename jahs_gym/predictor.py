@@ -194,7 +194,6 @@ class ForestPredictor:
         self._fin_ptrs = tuple(a.ctypes.data for a in (self._tcode, self.lo, self.hi))
         self._one_args = (n_features, *self._forest_args, self.base.ctypes.data, self.zidx.ctypes.data,
                           self.zcoef.ctypes.data, len(self.zidx), *self._fin_ptrs)
-        self._x1 = np.zeros((1, n_features), dtype=np.float32)
         self._tree_onehot = None
         # buffers of the env's hot path: encode into .x_buffer, call predict_buffer(), read .y_buffer
         self.x_buffer = np.zeros(n_features, dtype=np.float32)
@@ -268,8 +267,7 @@ class ForestPredictor:
             out = np.empty(len(self.metrics))
             _KERNEL.jg_predict_one(x_row.ctypes.data, *self._one_args, out.ctypes.data)
             return out
-        self._x1[0] = x_row
-        return self.predict(self._x1)[0]
+        return self.predict(np.asarray(x_row, dtype=np.float32).reshape(1, self.n_features))[0]
 
 
 class NaivePredictor:
