@@ -127,13 +127,17 @@ def count_mflops(model: nn.Module, in_channels: int, px: int) -> float:
     return total / 1e6
 
 
-def count_melems(model: nn.Module, in_channels: int, px: int) -> float:
-    """Output elements of every leaf module for one image, in millions: a proxy for memory traffic."""
-    total = 0
+def count_traffic(model: nn.Module, in_channels: int, px: int) -> tuple[float, int]:
+    """(output elements in millions, layer calls) of one image's forward pass over the leaf modules.
+
+    Proxies for memory traffic and per-call overhead; the encoding computes the same from the architecture.
+    """
+    elems, calls = 0, 0
 
     def hook(mod: nn.Module, inp: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
-        nonlocal total
-        total += out.numel() // out.shape[0]
+        nonlocal elems, calls
+        elems += out.numel() // out.shape[0]
+        calls += 1
 
     leaves = [m for m in model.modules() if not list(m.children())]
     handles = [m.register_forward_hook(hook) for m in leaves]
@@ -146,4 +150,9 @@ def count_melems(model: nn.Module, in_channels: int, px: int) -> float:
         for h in handles:
             h.remove()
         model.train(was_training)
-    return total / 1e6
+    return elems / 1e6, calls
+
+
+def count_melems(model: nn.Module, in_channels: int, px: int) -> float:
+    """Output elements of every leaf module for one image, in millions: a proxy for memory traffic."""
+    return count_traffic(model, in_channels, px)[0]

@@ -36,7 +36,7 @@ CANDIDATES: tuple[dict[str, Any], ...] = (
 MAX_TREES = 400
 # log-scale metrics (FLOPS, size, latency, runtimes) get a linear base in these encoded features, fitted by
 # least squares; the trees fit what it leaves (trees cannot extrapolate a proportionality)
-LINEAR_FEATURES: tuple[str, ...] = ("log10_arch_MMACs", "log10_arch_Mparams")
+LINEAR_FEATURES: tuple[str, ...] = ("log10_arch_MMACs", "log10_arch_Mparams", "log10_arch_Melems", "arch_layers")
 EARLY_STOP = 30
 
 

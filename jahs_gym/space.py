@@ -212,7 +212,7 @@ def sample_configs(n: int, seed: int | np.random.Generator | None = None) -> lis
 
 
 # ----------------------------------------------------------------------------------------- encoding
-ENCODING = "jahs-onehot-v2"
+ENCODING = "jahs-onehot-v3"
 FEATURES: tuple[str, ...] = (
     *(f"{k}={op}" for k in OP_KEYS for op in OPS),
     *(f"n_{op}" for op in OPS),
@@ -222,16 +222,19 @@ FEATURES: tuple[str, ...] = (
     # outputs a constant: chance accuracy), and how many edges / convolutions lie on such paths
     "connected", "live_edges", "live_nor_conv_3x3", "live_nor_conv_1x1",
     # the network's size, computed from the architecture (3 input channels, 32 x Resolution pixels):
-    # multiply-accumulates and parameters of its executed convolutions, log10 of millions
-    "log10_arch_MMACs", "log10_arch_Mparams",
+    # multiply-accumulates and parameters of its executed convolutions, log10 of millions; output elements
+    # of its executed layers (memory traffic), log10 of millions; and how many layers it executes (per-call
+    # overhead, which dominates the runtime of small networks)
+    "log10_arch_MMACs", "log10_arch_Mparams", "log10_arch_Melems", "arch_layers",
 )
 _NONE, _C3, _C1 = OPS.index("none"), OPS.index("nor_conv_3x3"), OPS.index("nor_conv_1x1")
 
 
-def _arch_size(ops: np.ndarray, n: np.ndarray, w: np.ndarray, resolution: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(MMACs, Mparams) of the convolutions the network executes (edges whose source node gets input).
+def _arch_size(ops: np.ndarray, n: np.ndarray, w: np.ndarray,
+               resolution: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(MMACs, Mparams, Melems, layers) of what the network executes (edges whose source node gets input).
 
-    A task-agnostic proxy (3 input channels, 32 x Resolution pixels) of FLOPS and size, so the
+    A task-agnostic proxy (3 input channels, 32 x Resolution pixels) of FLOPS, size and runtime, so the
     surrogates need not learn the architecture's arithmetic from data.
     """
     e = ops != _NONE
@@ -242,9 +245,12 @@ def _arch_size(ops: np.ndarray, n: np.ndarray, w: np.ndarray, resolution: np.nda
     area = np.where(ops == _C3, 9.0, np.where(ops == _C1, 1.0, 0.0))  # kernel area of each edge's conv
     k2_run = (area * run).sum(axis=1)  # executed convs cost MACs
     k2_all, n_conv = area.sum(axis=1), (area > 0).sum(axis=1)  # every conv edge holds parameters
-    macs, params = _size(k2_run, k2_all, n_conv, np.asarray(n, dtype=np.float64), np.asarray(w, dtype=np.float64),
-                         np.round(32.0 * np.asarray(resolution, dtype=np.float64)))
-    return macs / 1e6, params / 1e6
+    units = (np.where(area > 0, 3.0, 1.0) * run).sum(axis=1)  # a conv edge runs 3 layers, skip / pool 1
+    n, w = np.asarray(n, dtype=np.float64), np.asarray(w, dtype=np.float64)
+    h = np.round(32.0 * np.asarray(resolution, dtype=np.float64))
+    macs, params = _size(k2_run, k2_all, n_conv, n, w, h)
+    elems, layers = _traffic(units, n, w, h)
+    return macs / 1e6, params / 1e6, elems / 1e6, layers
 
 
 def _size(k2_run: Any, k2_all: Any, n_conv: Any, n: Any, c: Any, h: Any) -> tuple[Any, Any]:
@@ -265,6 +271,24 @@ def _size(k2_run: Any, k2_all: Any, n_conv: Any, n: Any, c: Any, h: Any) -> tupl
         macs = macs + n * k2_run * c * c * h * h
         params = params + n * (k2_all * c * c + n_conv * 2 * c)
     return macs + c * 10, params + 2 * c + c * 10 + 10
+
+
+def _traffic(units: Any, n: Any, c: Any, h: Any) -> tuple[Any, Any]:
+    """(output elements, layer calls) of one forward pass; floats or numpy arrays alike.
+
+    ``units``: layers run by one cell (3 per executed conv edge, 1 per executed skip / pool edge).
+    """
+    elems = 2.0 * c * h * h  # stem conv + BN
+    layers = 2.0
+    for stage in range(3):
+        if stage > 0:  # ResNet block: act, conv, BN twice; pool + 1x1 conv shortcut (pool and act see c_in)
+            h2 = -(-h // 2)
+            elems = elems + c * h * h + 6.0 * (2 * c) * h2 * h2 + c * h2 * h2
+            layers = layers + 8.0
+            c, h = 2 * c, h2
+        elems = elems + n * units * c * h * h
+        layers = layers + n * units
+    return elems + 2.0 * c * h * h + 2.0 * c + 10.0, layers + 5.0  # head: BN, act, pool, flatten, linear
 
 
 def _live_edges(e: np.ndarray) -> np.ndarray:
@@ -309,10 +333,12 @@ def encode_arrays(ops: np.ndarray, activation: np.ndarray, trivial_augment: np.n
     out[:rows, 46] = live.sum(axis=1)
     out[:rows, 47] = (live & (ops == _C3)).sum(axis=1)
     out[:rows, 48] = (live & (ops == _C1)).sum(axis=1)
-    macs, params = _arch_size(ops, np.broadcast_to(n, rows), np.broadcast_to(w, rows),
-                              np.broadcast_to(resolution, rows))
+    macs, params, elems, layers = _arch_size(ops, np.broadcast_to(n, rows), np.broadcast_to(w, rows),
+                                             np.broadcast_to(resolution, rows))
     out[:rows, 49] = np.log10(macs)
     out[:rows, 50] = np.log10(params)
+    out[:rows, 51] = np.log10(elems)
+    out[:rows, 52] = layers
     return out
 
 
@@ -343,13 +369,15 @@ def encode_one(out: np.ndarray, ops: Any, activation: int, trivial_augment: bool
     b2 = e5 or (e4 and b3)
     live = (e1 and b2, e2 and b3, e3, e4 and r2 and b3, e5 and r2, e6 and r3)
     run = (True, True, True, r2, r2, r3)
-    n_live = c3 = c1 = k2_run = k2_all = n_conv = 0
+    n_live = c3 = c1 = k2_run = k2_all = n_conv = units = 0
     for o, lv, go in zip(ops, live, run):
         a = 9 if o == _C3 else 1 if o == _C1 else 0
         if lv:
             n_live += 1
             c3 += o == _C3
             c1 += o == _C1
+        if go and o != _NONE:
+            units += 3 if a else 1
         if a:
             k2_all += a
             n_conv += 1
@@ -357,9 +385,13 @@ def encode_one(out: np.ndarray, ops: Any, activation: int, trivial_augment: bool
                 k2_run += a
     v[45] = 1.0 if n_live else 0.0
     v[46], v[47], v[48] = n_live, c3, c1
-    macs, params = _size(k2_run, k2_all, n_conv, n, float(w), float(round(32.0 * resolution)))
+    h = float(round(32.0 * resolution))
+    macs, params = _size(k2_run, k2_all, n_conv, n, float(w), h)
+    elems, layers = _traffic(units, n, float(w), h)
     v[49] = math.log10(macs / 1e6)
     v[50] = math.log10(params / 1e6)
+    v[51] = math.log10(elems / 1e6)
+    v[52] = layers
     out[:] = v
     return out
 

@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from generation.datasets import DataError, TaskData, load_fashion_mnist, load_raw, make_split
-from generation.network import JAHSNetwork, count_mflops, n_params
+from generation.network import JAHSNetwork, count_mflops, count_traffic, n_params
 from generation.plan import Plan, PlanError, make_plan, parse_fidelities
 from generation.train import TaskSpec, train_task
 from jahs_gym.metrics import METRIC_NAMES
@@ -300,3 +300,6 @@ def test_encodings_architecture_size_matches_the_network() -> None:
         assert 10 ** x[FEATURES.index("log10_arch_MMACs")] == pytest.approx(count_mflops(net, 3, round(32 * r)),
                                                                                rel=1e-5)
         assert 10 ** x[FEATURES.index("log10_arch_Mparams")] == pytest.approx(n_params(net) / 1e6, rel=1e-5)
+        melems, calls = count_traffic(net, 3, round(32 * r))
+        assert 10 ** x[FEATURES.index("log10_arch_Melems")] == pytest.approx(melems, rel=1e-5)
+        assert x[FEATURES.index("arch_layers")] == calls
