@@ -1,8 +1,12 @@
-"""How surrogate quality grows with data: held-out valid-acc and cpu_runtime quality on growing shares of a table.
+"""How good the surrogates are, how good they could be, and how that grows with data.
 
-For each share of the table's configs (grouped 5-fold by config, fixed XGBoost settings) it prints
-valid_acc R² and Kendall tau and runtime R², then fits quality ~ a - b * n**-c on the points and says
-how many configs the goals (valid_acc tau 0.9, R² 0.95; cpu_runtime R² 0.98) would need, if the trend holds.
+1. Noise ceiling: from the configs trained with two seeds, the seed-to-seed noise of each metric, and the
+   R² and Kendall tau that a perfect predictor of the mean would score against single-run labels.
+2. Linear base ablation: held-out cpu_runtime and latency quality with the linear base on the MACs and
+   parameter features only (encoding v2's) versus all of ``jahs_gym.fit.LINEAR_FEATURES``.
+3. Growth: for each share of the table's configs (grouped 5-fold by config, fixed XGBoost settings) it prints
+   valid_acc R² and Kendall tau and runtime R², then fits quality ~ a - b * n**-c on the points and says
+   how many configs the goals (valid_acc tau 0.9, R² 0.95; cpu_runtime R² 0.98) would need, if the trend holds.
 
     python benchmarks/surrogate_quality.py                    # the shipped fashion_mnist table
     python benchmarks/surrogate_quality.py --table T.parquet
@@ -17,23 +21,62 @@ import numpy as np
 import pandas as pd
 
 
-def held_out(df: pd.DataFrame, metric: str, transform: str, seed: int = 0) -> dict[str, float]:
+def held_out(df: pd.DataFrame, metric: str, transform: str, seed: int = 0,
+             linear: tuple[str, ...] = ()) -> dict[str, float]:
+    """Grouped 5-fold quality with fixed XGBoost settings (and a least-squares base on ``linear`` features)."""
     import xgboost as xgb
 
     from jahs_gym.fit import grouped_folds, quality
     from jahs_gym.predictor import _inverse, forward_transform
-    from jahs_gym.space import encode_frame
+    from jahs_gym.space import FEATURES, encode_frame
 
     d = df[np.isfinite(df[metric])]
     x, y = encode_frame(d), forward_transform(transform, d[metric].to_numpy())
+    cols = [FEATURES.index(f) for f in linear]
     pred = np.empty(len(d))
     params = {"objective": "reg:squarederror", "tree_method": "hist", "max_depth": 6, "eta": 0.1,
               "subsample": 0.9, "colsample_bytree": 0.9, "seed": seed, "nthread": 2}
     for te in grouped_folds(d["config_id"].to_numpy(), 5, seed):
         tr = np.setdiff1d(np.arange(len(d)), te)
-        bst = xgb.train(params, xgb.DMatrix(x[tr], label=y[tr]), num_boost_round=200)
-        pred[te] = bst.inplace_predict(x[te])
+        base_tr, base_te = np.zeros(len(tr)), np.zeros(len(te))
+        if cols:
+            z = np.column_stack([np.ones(len(tr)), x[tr][:, cols]])
+            coef, *_ = np.linalg.lstsq(z, y[tr], rcond=None)
+            base_tr = z @ coef
+            base_te = np.column_stack([np.ones(len(te)), x[te][:, cols]]) @ coef
+        bst = xgb.train(params, xgb.DMatrix(x[tr], label=y[tr] - base_tr), num_boost_round=200)
+        pred[te] = bst.inplace_predict(x[te]) + base_te
     return quality(d[metric].to_numpy(), _inverse(transform, pred))
+
+
+def noise_ceiling(df: pd.DataFrame, metric: str, log: bool, draws: int = 20, seed: int = 0) -> dict[str, float]:
+    """Seed-to-seed noise of ``metric`` and the R² / tau a perfect mean predictor scores on single-run labels.
+
+    The noise (additive, or multiplicative when ``log``) is estimated from the rows trained with two seeds
+    (same config, fidelity and epoch); the ceiling adds draws of it to the table's own values.
+    """
+    from jahs_gym.fit import quality
+
+    key = ["config_id", "fidelity_id", "epoch"]
+    rep = df[df.duplicated(key, keep=False)].sort_values([*key, "seed"])
+    g = rep.groupby(key)[metric]
+    a, b = g.first().to_numpy(), g.last().to_numpy()
+    ok = np.isfinite(a) & np.isfinite(b) & ((a > 0) & (b > 0) if log else True)
+    a, b = a[ok], b[ok]
+    if len(a) < 5:
+        return {"pairs": len(a)}
+    diff = np.log(a) - np.log(b) if log else a - b
+    sigma = float(np.sqrt(np.mean(diff ** 2) / 2))
+    y = df[metric].to_numpy()
+    y = y[np.isfinite(y)]
+    rng = np.random.default_rng(seed)
+    r2, tau = [], []
+    for _ in range(draws):
+        e = rng.normal(0.0, sigma, len(y))
+        q = quality(y * np.exp(e) if log else y + e, y)
+        r2.append(q["r2"])
+        tau.append(q["kendall_tau"])
+    return {"pairs": len(a), "sigma": sigma, "r2": float(np.mean(r2)), "kendall_tau": float(np.mean(tau))}
 
 
 def needed(ns: np.ndarray, q: np.ndarray, goal: float) -> float:
@@ -65,6 +108,25 @@ def main(argv: list[str] | None = None) -> int:
     df = pd.read_parquet(args.table or DATA_DIR / "fashion_mnist" / "table.parquet")
     if "cpu_runtime" not in df.columns:
         raise SystemExit("the table predates cpu_runtime; merge it again with `python -m generation merge`")
+    from jahs_gym.fit import LINEAR_FEATURES
+
+    print(f"table: {df['task_id'].nunique()} tasks, {df['config_id'].nunique()} configs, {len(df)} rows")
+    print("1. noise ceiling (a perfect predictor of the seed mean, scored on single-run labels)")
+    ceilings = {}
+    for metric, log in (("valid_acc", False), ("test_acc", False), ("cpu_runtime", True), ("runtime", True)):
+        c = ceilings[metric] = noise_ceiling(df, metric, log)
+        if "sigma" not in c:
+            print(f"   {metric}: only {c['pairs']} repeated rows; no estimate")
+            continue
+        unit = "x (log std)" if log else " points"
+        print(f"   {metric:12s} seed noise {c['sigma']:.3f}{unit} from {c['pairs']} row pairs: "
+              f"ceiling R2 {c['r2']:.3f} tau {c['kendall_tau']:.3f}")
+    print("2. linear base of log metrics (grouped 5-fold, whole table)")
+    for metric in ("cpu_runtime", "latency"):
+        for name, feats in (("MACs + params", LINEAR_FEATURES[:2]), ("all", LINEAR_FEATURES)):
+            q = held_out(df, metric, "log", linear=feats)
+            print(f"   {metric:12s} base on {name:13s}: R2 {q['r2']:.3f} tau {q['kendall_tau']:.3f}")
+    print("3. growth with the number of configs")
     configs = df["config_id"].unique()
     rng = np.random.default_rng(0)
     order = rng.permutation(configs)
@@ -72,16 +134,25 @@ def main(argv: list[str] | None = None) -> int:
     for share in map(float, args.shares.split(",")):
         keep = set(order[: max(10, int(round(share * len(configs))))])
         sub = df[df["config_id"].isin(keep)]
-        va, rt = held_out(sub, "valid_acc", "none"), held_out(sub, "cpu_runtime", "log")
+        va, rt = held_out(sub, "valid_acc", "none"), held_out(sub, "cpu_runtime", "log", linear=LINEAR_FEATURES)
         rows.append((len(keep), va["r2"], va["kendall_tau"], rt["r2"]))
         print(f"{len(keep):5d} configs: valid_acc R2 {va['r2']:.3f} tau {va['kendall_tau']:.3f} | "
               f"cpu_runtime R2 {rt['r2']:.3f}")
     ns = np.array([r[0] for r in rows], float)
-    for name, col, goal in (("valid_acc tau", 2, 0.9), ("valid_acc R2", 1, 0.95), ("cpu_runtime R2", 3, 0.98)):
+    print("4. the goals")
+    for name, col, goal, metric, key in (("valid_acc tau", 2, 0.9, "valid_acc", "kendall_tau"),
+                                         ("valid_acc R2", 1, 0.95, "valid_acc", "r2"),
+                                         ("cpu_runtime R2", 3, 0.98, "cpu_runtime", "r2")):
         q = np.array([r[col] for r in rows])
+        ceiling = ceilings[metric].get(key)
         n = needed(ns, q, goal) if len(rows) >= 3 else float("inf")
-        print(f"{name} {goal}: " + (f"~{n:,.0f} configs if the trend holds" if np.isfinite(n)
-                                     else "not reached by the fitted trend"))
+        if ceiling is not None and goal > ceiling:
+            verdict = f"above the noise ceiling {ceiling:.3f} of single-run labels: more configs alone cannot reach it"
+        elif not np.isfinite(n) or n > 100 * ns[-1]:
+            verdict = "not within 100x the current configs by the fitted trend"
+        else:
+            verdict = f"~{n:,.0f} configs if the trend holds"
+        print(f"   {name} {goal} (now {q[-1]:.3f}): {verdict}")
     return 0
 
 
