@@ -49,36 +49,6 @@ def held_out(df: pd.DataFrame, metric: str, transform: str, seed: int = 0,
     return quality(d[metric].to_numpy(), _inverse(transform, pred))
 
 
-def noise_ceiling(df: pd.DataFrame, metric: str, log: bool, draws: int = 20, seed: int = 0) -> dict[str, float]:
-    """Seed-to-seed noise of ``metric`` and the R² / tau a perfect mean predictor scores on single-run labels.
-
-    The noise (additive, or multiplicative when ``log``) is estimated from the rows trained with two seeds
-    (same config, fidelity and epoch); the ceiling adds draws of it to the table's own values.
-    """
-    from jahs_gym.fit import quality
-
-    key = ["config_id", "fidelity_id", "epoch"]
-    rep = df[df.duplicated(key, keep=False)].sort_values([*key, "seed"])
-    g = rep.groupby(key)[metric]
-    a, b = g.first().to_numpy(), g.last().to_numpy()
-    ok = np.isfinite(a) & np.isfinite(b) & ((a > 0) & (b > 0) if log else True)
-    a, b = a[ok], b[ok]
-    if len(a) < 5:
-        return {"pairs": len(a)}
-    diff = np.log(a) - np.log(b) if log else a - b
-    sigma = float(np.sqrt(np.mean(diff ** 2) / 2))
-    y = df[metric].to_numpy()
-    y = y[np.isfinite(y)]
-    rng = np.random.default_rng(seed)
-    r2, tau = [], []
-    for _ in range(draws):
-        e = rng.normal(0.0, sigma, len(y))
-        q = quality(y * np.exp(e) if log else y + e, y)
-        r2.append(q["r2"])
-        tau.append(q["kendall_tau"])
-    return {"pairs": len(a), "sigma": sigma, "r2": float(np.mean(r2)), "kendall_tau": float(np.mean(tau))}
-
-
 def needed(ns: np.ndarray, q: np.ndarray, goal: float) -> float:
     """n where a - b * n**-c reaches goal (grid-searched c, least squares a, b); inf if never."""
     best = None
@@ -108,13 +78,15 @@ def main(argv: list[str] | None = None) -> int:
     df = pd.read_parquet(args.table or DATA_DIR / "fashion_mnist" / "table.parquet")
     if "cpu_runtime" not in df.columns:
         raise SystemExit("the table predates cpu_runtime; merge it again with `python -m generation merge`")
-    from jahs_gym.fit import LINEAR_FEATURES
+    from jahs_gym.fit import LINEAR_FEATURES, noise_ceiling
+    from jahs_gym.metrics import BY_NAME
 
     print(f"table: {df['task_id'].nunique()} tasks, {df['config_id'].nunique()} configs, {len(df)} rows")
     print("1. noise ceiling (a perfect predictor of the seed mean, scored on single-run labels)")
     ceilings = {}
-    for metric, log in (("valid_acc", False), ("test_acc", False), ("cpu_runtime", True), ("runtime", True)):
-        c = ceilings[metric] = noise_ceiling(df, metric, log)
+    for metric in ("valid_acc", "test_acc", "cpu_runtime", "runtime"):
+        log = BY_NAME[metric].transform == "log"
+        c = ceilings[metric] = noise_ceiling(df, metric, BY_NAME[metric].transform)
         if "sigma" not in c:
             print(f"   {metric}: only {c['pairs']} repeated rows; no estimate")
             continue

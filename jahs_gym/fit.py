@@ -101,23 +101,34 @@ def linear_apply(x: np.ndarray, coef: list[float]) -> np.ndarray:
 
 
 def choose_params(x: np.ndarray, y: np.ndarray, groups: np.ndarray, trials: int, seed: int,
-                  max_trees: int = MAX_TREES) -> tuple[dict, int]:
-    """Best candidate and tree count on a grouped validation split (20% of configs) of these rows."""
+                  max_trees: int = MAX_TREES, tolerance: float = 0.01) -> tuple[dict, int]:
+    """Candidate and tree count on a grouped validation split (20% of configs) of these rows.
+
+    Parsimony: of every candidate's validation curve, the smallest forest (trees x depth, the predictor's
+    work) whose RMSE is within ``tolerance`` of the best RMSE any candidate reached. The curves are flat
+    near their minimum, so this takes about half the trees of the minimum for 1% of RMSE.
+    """
     import xgboost as xgb
 
     folds = grouped_folds(groups, 5, seed + 17)
     va = folds[0]
     tr = np.concatenate(folds[1:])
     dtr, dva = xgb.DMatrix(x[tr], label=y[tr]), xgb.DMatrix(x[va], label=y[va])
-    scored = []
+    curves = []
     for params in CANDIDATES[:max(1, trials)]:
-        bst = xgb.train(_xgb_params(params, seed), dtr, num_boost_round=max_trees, evals=[(dva, "valid")],
-                        early_stopping_rounds=EARLY_STOP, verbose_eval=False)
-        n = int(bst.best_iteration) + 1
-        scored.append((float(bst.best_score), n * params["max_depth"], params, n))
-    # parsimony: the cheapest forest (trees x depth, the predictor's work) within 1% of the best RMSE
-    best = min(s[0] for s in scored)
-    _, _, params, n = min((s for s in scored if s[0] <= best * 1.01 + 1e-12), key=lambda s: s[1])
+        res: dict = {}
+        xgb.train(_xgb_params(params, seed), dtr, num_boost_round=max_trees, evals=[(dva, "valid")],
+                  early_stopping_rounds=EARLY_STOP, verbose_eval=False, evals_result=res)
+        curves.append((params, np.asarray(res["valid"]["rmse"])))
+    limit = min(float(c.min()) for _, c in curves) * (1 + tolerance) + 1e-12
+    best = None
+    for params, c in curves:
+        hit = np.flatnonzero(c <= limit)
+        if len(hit):
+            n = int(hit[0]) + 1
+            if best is None or n * params["max_depth"] < best[0]:
+                best = (n * params["max_depth"], params, n)
+    _, params, n = best
     return dict(params), n
 
 
@@ -134,6 +145,36 @@ def noise_model(df: pd.DataFrame, metrics: list[str]) -> dict[str, float]:
         if len(d):
             out[m] = float(np.sqrt(np.mean(d.to_numpy() ** 2) / 2))
     return out
+
+
+def noise_ceiling(df: pd.DataFrame, metric: str, transform: str = "none", draws: int = 10,
+                  seed: int = 0) -> dict[str, float]:
+    """Seed-to-seed noise of ``metric`` and the R² / tau a perfect mean predictor scores on single-run labels.
+
+    The noise, additive in the surrogate's ``transform`` space ("log": multiplicative), is estimated from
+    the rows trained with two seeds (same config, fidelity and epoch); the ceiling adds draws of it to the
+    table's own values. ``sigma`` is in the transform space.
+    """
+    key = ["config_id", "fidelity_id", "epoch"]
+    rep = df[df.duplicated(key, keep=False)].sort_values([*key, "seed"])
+    g = rep.groupby(key)[metric]
+    a, b = forward_transform(transform, g.first().to_numpy()), forward_transform(transform, g.last().to_numpy())
+    y = df[metric].to_numpy()
+    ty = forward_transform(transform, y)
+    ok = np.isfinite(a) & np.isfinite(b)
+    a, b = a[ok], b[ok]
+    if len(a) < 5:
+        return {"pairs": len(a)}
+    sigma = float(np.sqrt(np.mean((a - b) ** 2) / 2))
+    keep = np.isfinite(ty)
+    y, ty = y[keep], ty[keep]
+    rng = np.random.default_rng(seed)
+    r2, tau = [], []
+    for _ in range(draws):
+        q = quality(_inverse(transform, ty + rng.normal(0.0, sigma, len(y))), y)
+        r2.append(q["r2"])
+        tau.append(q["kendall_tau"])
+    return {"pairs": len(a), "sigma": sigma, "r2": float(np.mean(r2)), "kendall_tau": float(np.mean(tau))}
 
 
 def fit_bundle(table: Path | str, out: Path | str, folds: int = 5, trials: int = 6, seed: int = 0,
@@ -203,6 +244,9 @@ def fit_bundle(table: Path | str, out: Path | str, folds: int = 5, trials: int =
             meta[m]["linear"] = {"features": list(LINEAR_FEATURES), "coef": lin}
         if by_fid:
             meta[m]["quality_by_fidelity"] = by_fid
+        ceiling = noise_ceiling(df, m, spec.transform)
+        if ceiling.get("sigma"):  # what single-run labels allow; absent for noiseless metrics (FLOPS, size)
+            meta[m]["ceiling"] = {k: round(v, 4) if isinstance(v, float) else v for k, v in ceiling.items()}
     protocol = _protocol_of(df, protocol)
     shipped = None
     if ship_table:

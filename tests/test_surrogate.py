@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from jahs_gym.bundle import Bundle, BundleError, read_manifest
-from jahs_gym.fit import grouped_folds, kendall_tau, quality
+from jahs_gym.fit import grouped_folds, kendall_tau, noise_ceiling, quality
 from jahs_gym.metrics import SchemaError, validate_table
 from jahs_gym.space import encode_frame
 from tests.conftest import SYNTHETIC_METRICS
@@ -35,6 +35,25 @@ def test_kendall_tau_matches_definition() -> None:
     assert kendall_tau(a, -a) == pytest.approx(-1.0)
     q = quality(a, a + 0.01)
     assert q["r2"] > 0.99 and q["mae"] == pytest.approx(0.01)
+
+
+@pytest.mark.parametrize("log", [False, True])
+def test_noise_ceiling_recovers_the_seed_noise(log: bool) -> None:
+    rng = np.random.default_rng(0)
+    truth = rng.uniform(1.0, 100.0, 400)
+    sigma = 0.2 if log else 5.0
+    rows = []
+    for seed in (0, 1):
+        e = rng.normal(0.0, sigma, len(truth))
+        y = truth * np.exp(e) if log else truth + e
+        rows.append(pd.DataFrame({"config_id": np.arange(400).astype(str), "fidelity_id": "N1-W4-R1", "epoch": 1,
+                                  "seed": seed, "m": y}))
+    c = noise_ceiling(pd.concat(rows), "m", "log" if log else "none")
+    assert c["pairs"] == 400 and c["sigma"] == pytest.approx(sigma, rel=0.15)
+    if not log:  # additive noise: R2 ceiling = 1 - sigma^2 / var(y)
+        assert c["r2"] == pytest.approx(1 - sigma ** 2 / np.var(np.concatenate([r["m"] for r in rows])), abs=0.02)
+    assert 0.5 < c["kendall_tau"] < 1.0
+    assert noise_ceiling(rows[0], "m", "log" if log else "none") == {"pairs": 0}  # one seed only: no estimate
 
 
 def test_synthetic_fit_learns_the_known_function(synthetic_bundle: Path) -> None:
