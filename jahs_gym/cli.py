@@ -27,10 +27,12 @@ def _tasks(args: argparse.Namespace) -> int:
               f"table shipped: {'yes' if t.get('file') else 'no'}; default budget {m['default_budget_s']:.0f} s")
         if m.get("compute"):
             print(f"  compute: {json.dumps(m['compute'])}")
-        print(f"  {'metric':<12} {'R2':>7} {'tau':>7} {'MAE':>10} {'trees':>6}")
+        print("  held-out (grouped K-fold); ceiling = a perfect predictor of the seed mean on single-run labels")
+        print(f"  {'metric':<12} {'R2':>7} {'tau':>7} {'MAE':>10} {'trees':>6} {'ceil R2':>8} {'ceil tau':>8}")
         for k, v in m["metrics"].items():
-            q = v["quality"]
-            print(f"  {k:<12} {q['r2']:7.3f} {q['kendall_tau']:7.3f} {q['mae']:10.4g} {v['n_trees']:6d}")
+            q, c = v["quality"], v.get("ceiling")
+            ceil = f" {c['r2']:8.3f} {c['kendall_tau']:8.3f}" if c else f" {'-':>8} {'-':>8}"
+            print(f"  {k:<12} {q['r2']:7.3f} {q['kendall_tau']:7.3f} {q['mae']:10.4g} {v['n_trees']:6d}{ceil}")
     return 0
 
 
