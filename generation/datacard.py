@@ -16,6 +16,10 @@ def _ceiling(meta: dict, key: str) -> str:
     return f"{c[key]:.3f}" if c else "-"
 
 
+def _runs(manifest: dict) -> int:
+    return max((v.get("ceiling", {}).get("runs", 0) for v in manifest["metrics"].values()), default=0)
+
+
 def write_datacard(bundle: Path, table: Path, plan_tasks: int | None = None) -> Path:
     m = read_manifest(bundle, verify_files=False)
     df = pd.read_parquet(table)
@@ -52,7 +56,8 @@ def write_datacard(bundle: Path, table: Path, plan_tasks: int | None = None) -> 
         f"Thinly covered (< 20 configs): {', '.join(thin) if thin else 'none'}.", "",
         f"## Held-out quality (grouped {m['fit']['folds']}-fold by config)", "",
         "The ceiling is what a perfect predictor of the seed mean would score against these single-run labels,",
-        "given the seed-to-seed noise measured on the configs trained twice (see Noise).", "",
+        "given the seed-to-seed noise measured on the (config, fidelity) runs trained with two seeds "
+        f"({_runs(m)} of them so far: an estimate).", "",
         "| metric | R2 | Kendall tau | MAE | trees | ceiling R2 | ceiling tau |", "|---|---|---|---|---|---|---|",
         *[f"| {k} | {v['quality']['r2']:.3f} | {v['quality']['kendall_tau']:.3f} | {v['quality']['mae']:.4g} | "
           f"{v['n_trees']} | {_ceiling(v, 'r2')} | {_ceiling(v, 'kendall_tau')} |" for k, v in m["metrics"].items()],

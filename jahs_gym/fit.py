@@ -152,29 +152,33 @@ def noise_ceiling(df: pd.DataFrame, metric: str, transform: str = "none", draws:
     """Seed-to-seed noise of ``metric`` and the R² / tau a perfect mean predictor scores on single-run labels.
 
     The noise, additive in the surrogate's ``transform`` space ("log": multiplicative), is estimated from
-    the rows trained with two seeds (same config, fidelity and epoch); the ceiling adds draws of it to the
-    table's own values. ``sigma`` is in the transform space.
+    the rows trained with two seeds (same config, fidelity and epoch; ``runs`` such pairs of runs). The
+    ceiling shrinks the table's values to the variance the truth has (measured variance minus noise
+    variance) and scores draws of truth + noise against the truth. An estimate: as good as ``runs`` allows.
     """
     key = ["config_id", "fidelity_id", "epoch"]
     rep = df[df.duplicated(key, keep=False)].sort_values([*key, "seed"])
     g = rep.groupby(key)[metric]
     a, b = forward_transform(transform, g.first().to_numpy()), forward_transform(transform, g.last().to_numpy())
-    y = df[metric].to_numpy()
-    ty = forward_transform(transform, y)
     ok = np.isfinite(a) & np.isfinite(b)
+    runs = int(g.first().index.droplevel("epoch")[ok].nunique())
     a, b = a[ok], b[ok]
     if len(a) < 5:
-        return {"pairs": len(a)}
+        return {"pairs": len(a), "runs": runs}
     sigma = float(np.sqrt(np.mean((a - b) ** 2) / 2))
-    keep = np.isfinite(ty)
-    y, ty = y[keep], ty[keep]
+    ty = forward_transform(transform, df[metric].to_numpy())
+    ty = ty[np.isfinite(ty)]
+    mean, var = float(ty.mean()), float(ty.var())
+    t_true = mean + (ty - mean) * math.sqrt(max(0.0, 1.0 - sigma ** 2 / var)) if var > 0 else ty
+    truth = _inverse(transform, t_true)
     rng = np.random.default_rng(seed)
     r2, tau = [], []
     for _ in range(draws):
-        q = quality(_inverse(transform, ty + rng.normal(0.0, sigma, len(y))), y)
+        q = quality(_inverse(transform, t_true + rng.normal(0.0, sigma, len(ty))), truth)
         r2.append(q["r2"])
         tau.append(q["kendall_tau"])
-    return {"pairs": len(a), "sigma": sigma, "r2": float(np.mean(r2)), "kendall_tau": float(np.mean(tau))}
+    return {"pairs": len(a), "runs": runs, "sigma": sigma, "r2": float(np.mean(r2)),
+            "kendall_tau": float(np.mean(tau))}
 
 
 def fit_bundle(table: Path | str, out: Path | str, folds: int = 5, trials: int = 6, seed: int = 0,

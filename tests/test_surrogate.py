@@ -49,11 +49,12 @@ def test_noise_ceiling_recovers_the_seed_noise(log: bool) -> None:
         rows.append(pd.DataFrame({"config_id": np.arange(400).astype(str), "fidelity_id": "N1-W4-R1", "epoch": 1,
                                   "seed": seed, "m": y}))
     c = noise_ceiling(pd.concat(rows), "m", "log" if log else "none")
-    assert c["pairs"] == 400 and c["sigma"] == pytest.approx(sigma, rel=0.15)
+    assert c["pairs"] == c["runs"] == 400 and c["sigma"] == pytest.approx(sigma, rel=0.15)
     if not log:  # additive noise: R2 ceiling = 1 - sigma^2 / var(y)
         assert c["r2"] == pytest.approx(1 - sigma ** 2 / np.var(np.concatenate([r["m"] for r in rows])), abs=0.02)
     assert 0.5 < c["kendall_tau"] < 1.0
-    assert noise_ceiling(rows[0], "m", "log" if log else "none") == {"pairs": 0}  # one seed only: no estimate
+    # one seed only: no estimate
+    assert noise_ceiling(rows[0], "m", "log" if log else "none") == {"pairs": 0, "runs": 0}
 
 
 def test_synthetic_fit_learns_the_known_function(synthetic_bundle: Path) -> None:
