@@ -20,6 +20,10 @@ import sys
 import numpy as np
 import pandas as pd
 
+# (label, column of a growth row, goal, metric, quality key)
+GOALS = (("valid_acc R2", 1, 0.95, "valid_acc", "r2"), ("valid_acc tau", 2, 0.9, "valid_acc", "kendall_tau"),
+         ("cpu_runtime R2", 3, 0.98, "cpu_runtime", "r2"))
+
 
 def held_out(df: pd.DataFrame, metric: str, transform: str, seed: int = 0,
              linear: tuple[str, ...] = ()) -> dict[str, float]:
@@ -72,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=_Help)
     p.add_argument("--table", default=None, help="a merged table (default: the shipped fashion_mnist table)")
     p.add_argument("--shares", default="0.25,0.5,0.75,1.0", help="shares of the configs to fit on")
+    p.add_argument("--plot", default=None, help="also draw the growth, ceilings and goals into this PNG "
+                                                "(needs matplotlib), e.g. docs/surrogate_quality_fashion_mnist.png")
     args = p.parse_args(argv)
     from jahs_gym.bundle import DATA_DIR
 
@@ -112,9 +118,7 @@ def main(argv: list[str] | None = None) -> int:
               f"cpu_runtime R2 {rt['r2']:.3f}")
     ns = np.array([r[0] for r in rows], float)
     print("4. the goals")
-    for name, col, goal, metric, key in (("valid_acc tau", 2, 0.9, "valid_acc", "kendall_tau"),
-                                         ("valid_acc R2", 1, 0.95, "valid_acc", "r2"),
-                                         ("cpu_runtime R2", 3, 0.98, "cpu_runtime", "r2")):
+    for name, col, goal, metric, key in GOALS:
         q = np.array([r[col] for r in rows])
         ceiling = ceilings[metric].get(key)
         n = needed(ns, q, goal) if len(rows) >= 3 else float("inf")
@@ -125,7 +129,33 @@ def main(argv: list[str] | None = None) -> int:
         else:
             verdict = f"~{n:,.0f} configs if the trend holds"
         print(f"   {name} {goal} (now {q[-1]:.3f}): {verdict}")
+    if args.plot:
+        plot(ns, rows, ceilings, args.plot, f"{df['task'].iloc[0]}: {df['task_id'].nunique()} trained tasks")
     return 0
+
+
+def plot(ns: np.ndarray, rows: list[tuple], ceilings: dict, path: str, title: str) -> None:
+    """Held-out quality against configs (solid), noise ceilings (dashed) and goals (dotted)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for (label, col, goal, metric, key), color in zip(GOALS, ("C0", "C1", "C2")):
+        ax.plot(ns, [r[col] for r in rows], "o-", color=color, label=label)
+        ceiling = ceilings[metric].get(key)
+        if ceiling is not None:
+            ax.axhline(ceiling, color=color, ls="--", lw=1)
+        ax.axhline(goal, color=color, ls=":", lw=1)
+    ax.set_xlabel("configs in the table (grouped 5-fold by config)")
+    ax.set_ylabel("held-out quality")
+    ax.set_title(f"{title}\ndashed: noise ceiling of single-run labels; dotted: goal", fontsize=10)
+    ax.legend(loc="lower right", fontsize=9)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":
