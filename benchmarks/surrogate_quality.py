@@ -3,7 +3,8 @@
 1. Noise ceiling: from the configs trained with two seeds, the seed-to-seed noise of each metric, and the
    R² and Kendall tau that a perfect predictor of the mean would score against single-run labels.
 2. Linear base ablation: held-out cpu_runtime and latency quality with the linear base on the MACs and
-   parameter features only (encoding v2's) versus all of ``jahs_gym.fit.LINEAR_FEATURES``.
+   parameter features only (encoding v2's) versus all of ``jahs_gym.fit.LINEAR_FEATURES``; and valid_acc
+   with and without the cell's path features (n_paths .. param_free_path, encoding v4), on 3 fold seeds.
 3. Growth: for each share of the table's configs (grouped 5-fold by config, fixed XGBoost settings) it prints
    valid_acc R² and Kendall tau and runtime R², then fits quality ~ a - b * n**-c on the points and says
    how many configs the goals (valid_acc tau 0.9, R² 0.95; cpu_runtime R² 0.98) would need, if the trend holds.
@@ -26,8 +27,11 @@ GOALS = (("valid_acc R2", 1, 0.95, "valid_acc", "r2"), ("valid_acc tau", 2, 0.9,
 
 
 def held_out(df: pd.DataFrame, metric: str, transform: str, seed: int = 0,
-             linear: tuple[str, ...] = ()) -> dict[str, float]:
-    """Grouped 5-fold quality with fixed XGBoost settings (and a least-squares base on ``linear`` features)."""
+             linear: tuple[str, ...] = (), drop: tuple[str, ...] = ()) -> dict[str, float]:
+    """Grouped 5-fold quality with fixed XGBoost settings (and a least-squares base on ``linear`` features).
+
+    ``drop``: encoded features the trees do not see (an ablation).
+    """
     import xgboost as xgb
 
     from jahs_gym.fit import grouped_folds, quality
@@ -37,6 +41,9 @@ def held_out(df: pd.DataFrame, metric: str, transform: str, seed: int = 0,
     d = df[np.isfinite(df[metric])]
     x, y = encode_frame(d), forward_transform(transform, d[metric].to_numpy())
     cols = [FEATURES.index(f) for f in linear]
+    if drop:
+        x = x.copy()
+        x[:, [FEATURES.index(f) for f in drop]] = 0.0  # a constant column: never split on
     pred = np.empty(len(d))
     params = {"objective": "reg:squarederror", "tree_method": "hist", "max_depth": 6, "eta": 0.1,
               "subsample": 0.9, "colsample_bytree": 0.9, "seed": seed, "nthread": 2}
@@ -104,6 +111,12 @@ def main(argv: list[str] | None = None) -> int:
         for name, feats in (("MACs + params", LINEAR_FEATURES[:2]), ("all", LINEAR_FEATURES)):
             q = held_out(df, metric, "log", linear=feats)
             print(f"   {metric:12s} base on {name:13s}: R2 {q['r2']:.3f} tau {q['kendall_tau']:.3f}")
+    paths = ("n_paths", "path_max_convs", "path_min_convs", "param_free_path")
+    for seed in (0, 1, 2):
+        without, with_ = (held_out(df, "valid_acc", "none", seed, drop=paths),
+                          held_out(df, "valid_acc", "none", seed))
+        print(f"   valid_acc    folds seed {seed}: without path features R2 {without['r2']:.3f} tau "
+              f"{without['kendall_tau']:.3f} | with R2 {with_['r2']:.3f} tau {with_['kendall_tau']:.3f}")
     print("3. growth with the number of configs")
     configs = df["config_id"].unique()
     rng = np.random.default_rng(0)

@@ -16,6 +16,11 @@ def _ceiling(meta: dict, key: str) -> str:
     return f"{c[key]:.3f}" if c else "-"
 
 
+def _fit_space(meta: dict) -> str:
+    r2 = meta["quality"].get("r2_transformed")
+    return f"{r2:.3f} ({meta['transform']})" if r2 is not None else "-"
+
+
 def _runs(manifest: dict) -> int:
     return max((v.get("ceiling", {}).get("runs", 0) for v in manifest["metrics"].values()), default=0)
 
@@ -58,9 +63,13 @@ def write_datacard(bundle: Path, table: Path, plan_tasks: int | None = None) -> 
         "The ceiling is what a perfect predictor of the seed mean would score against these single-run labels,",
         "given the seed-to-seed noise measured on the (config, fidelity) runs trained with two seeds "
         f"({_runs(m)} of them so far: an estimate).", "",
-        "| metric | R2 | Kendall tau | MAE | trees | ceiling R2 | ceiling tau |", "|---|---|---|---|---|---|---|",
-        *[f"| {k} | {v['quality']['r2']:.3f} | {v['quality']['kendall_tau']:.3f} | {v['quality']['mae']:.4g} | "
-          f"{v['n_trees']} | {_ceiling(v, 'r2')} | {_ceiling(v, 'kendall_tau')} |" for k, v in m["metrics"].items()],
+        "R2 (fit space) is the R2 of the fitted transform of the metric (log, log1p), where a handful of",
+        "huge values (epoch-1 losses at high learning rates) weigh no more than the rest.", "",
+        "| metric | R2 | R2 (fit space) | Kendall tau | MAE | trees | ceiling R2 | ceiling tau |",
+        "|---|---|---|---|---|---|---|---|",
+        *[f"| {k} | {v['quality']['r2']:.3f} | {_fit_space(v)} | {v['quality']['kendall_tau']:.3f} | "
+          f"{v['quality']['mae']:.4g} | {v['n_trees']} | {_ceiling(v, 'r2')} | {_ceiling(v, 'kendall_tau')} |"
+          for k, v in m["metrics"].items()],
         "",
     ]
     for metric in ("valid_acc", "cpu_runtime"):

@@ -228,6 +228,8 @@ def fit_bundle(table: Path | str, out: Path | str, folds: int = 5, trials: int =
         held = ok & np.isfinite(pred)
         p_raw = np.clip(_inverse(spec.transform, pred[held]), spec.lo, spec.hi)
         q = quality(y_raw[held], p_raw)
+        if spec.transform != "none":  # heavy tails (a few huge losses) dominate the raw R2; this one they do not
+            q["r2_transformed"] = quality(y[held], forward_transform(spec.transform, p_raw))["r2"]
         by_fid = {}
         if m in ("valid_acc", "cpu_runtime"):  # where the data is thin, quality is too: per-fidelity figures
             fids = df["fidelity_id"].to_numpy()[held]

@@ -212,7 +212,7 @@ def sample_configs(n: int, seed: int | np.random.Generator | None = None) -> lis
 
 
 # ----------------------------------------------------------------------------------------- encoding
-ENCODING = "jahs-onehot-v3"
+ENCODING = "jahs-onehot-v4"
 FEATURES: tuple[str, ...] = (
     *(f"{k}={op}" for k in OP_KEYS for op in OPS),
     *(f"n_{op}" for op in OPS),
@@ -221,6 +221,9 @@ FEATURES: tuple[str, ...] = (
     # the cell's graph: does the input reach the output through non-'none' edges (else the whole network
     # outputs a constant: chance accuracy), and how many edges / convolutions lie on such paths
     "connected", "live_edges", "live_nor_conv_3x3", "live_nor_conv_1x1",
+    # the cell's input -> output paths of non-'none' edges (there are 4 possible): how many, the most and the
+    # fewest convolutions on one, and whether one has none (a parameter-free shortcut)
+    "n_paths", "path_max_convs", "path_min_convs", "param_free_path",
     # the network's size, computed from the architecture (3 input channels, 32 x Resolution pixels):
     # multiply-accumulates and parameters of its executed convolutions, log10 of millions; output elements
     # of its executed layers (memory traffic), log10 of millions; and how many layers it executes (per-call
@@ -301,6 +304,21 @@ def _live_edges(e: np.ndarray) -> np.ndarray:
     src = (one, one, one, r2, r2, r3)
     dst = (b2, b3, one, b3, one, one)
     return np.column_stack([e[:, k] & src[k] & dst[k] for k in range(6)])
+# the 4 input -> output paths of the cell, as edge indices in EDGES order: 1-2-4, 1-2-3-4, 1-3-4, 1-4
+_PATHS: tuple[tuple[int, ...], ...] = ((0, 4), (0, 3, 5), (1, 5), (2,))
+
+
+def _path_features(ops: np.ndarray) -> np.ndarray:
+    """(rows, 4): n_paths, path_max_convs, path_min_convs, param_free_path (0 where no path exists)."""
+    e, conv = ops != _NONE, (ops == _C3) | (ops == _C1)
+    ok = np.column_stack([e[:, list(p)].all(axis=1) for p in _PATHS])
+    nconv = np.column_stack([conv[:, list(p)].sum(axis=1) for p in _PATHS])
+    any_path = ok.any(axis=1)
+    return np.column_stack([ok.sum(axis=1), np.where(ok, nconv, -1).max(axis=1).clip(0),
+                            np.where(any_path, np.where(ok, nconv, 9).min(axis=1), 0),
+                            (ok & (nconv == 0)).any(axis=1)])
+
+
 N_FEATURES = len(FEATURES)
 
 
@@ -333,12 +351,13 @@ def encode_arrays(ops: np.ndarray, activation: np.ndarray, trivial_augment: np.n
     out[:rows, 46] = live.sum(axis=1)
     out[:rows, 47] = (live & (ops == _C3)).sum(axis=1)
     out[:rows, 48] = (live & (ops == _C1)).sum(axis=1)
+    out[:rows, 49:53] = _path_features(ops)
     macs, params, elems, layers = _arch_size(ops, np.broadcast_to(n, rows), np.broadcast_to(w, rows),
                                              np.broadcast_to(resolution, rows))
-    out[:rows, 49] = np.log10(macs)
-    out[:rows, 50] = np.log10(params)
-    out[:rows, 51] = np.log10(elems)
-    out[:rows, 52] = layers
+    out[:rows, 53] = np.log10(macs)
+    out[:rows, 54] = np.log10(params)
+    out[:rows, 55] = np.log10(elems)
+    out[:rows, 56] = layers
     return out
 
 
@@ -370,7 +389,8 @@ def encode_one(out: np.ndarray, ops: Any, activation: int, trivial_augment: bool
     live = (e1 and b2, e2 and b3, e3, e4 and r2 and b3, e5 and r2, e6 and r3)
     run = (True, True, True, r2, r2, r3)
     n_live = c3 = c1 = k2_run = k2_all = n_conv = units = 0
-    for o, lv, go in zip(ops, live, run):
+    k = [0, 0, 0, 0, 0, 0]  # conv edges
+    for i, (o, lv, go) in enumerate(zip(ops, live, run)):
         a = 9 if o == _C3 else 1 if o == _C1 else 0
         if lv:
             n_live += 1
@@ -379,19 +399,32 @@ def encode_one(out: np.ndarray, ops: Any, activation: int, trivial_augment: bool
         if go and o != _NONE:
             units += 3 if a else 1
         if a:
+            k[i] = 1
             k2_all += a
             n_conv += 1
             if go:
                 k2_run += a
     v[45] = 1.0 if n_live else 0.0
     v[46], v[47], v[48] = n_live, c3, c1
+    k1, k2, k3, k4, k5, k6 = k
+    convs = []  # conv edges on each of the _PATHS that exist, unrolled
+    if e1 and e5:
+        convs.append(k1 + k5)
+    if e1 and e4 and e6:
+        convs.append(k1 + k4 + k6)
+    if e2 and e6:
+        convs.append(k2 + k6)
+    if e3:
+        convs.append(k3)
+    if convs:
+        v[49], v[50], v[51], v[52] = len(convs), max(convs), min(convs), 0.0 if all(convs) else 1.0
     h = float(round(32.0 * resolution))
     macs, params = _size(k2_run, k2_all, n_conv, n, float(w), h)
     elems, layers = _traffic(units, n, float(w), h)
-    v[49] = math.log10(macs / 1e6)
-    v[50] = math.log10(params / 1e6)
-    v[51] = math.log10(elems / 1e6)
-    v[52] = layers
+    v[53] = math.log10(macs / 1e6)
+    v[54] = math.log10(params / 1e6)
+    v[55] = math.log10(elems / 1e6)
+    v[56] = layers
     out[:] = v
     return out
 

@@ -116,18 +116,24 @@ def test_encodings_agree() -> None:
     assert 0 < x[:, FEATURES.index("connected")].mean() < 1
 
 
-@pytest.mark.parametrize(("ops", "connected", "live", "conv3"), [
-    ((1, 1, 1, 1, 1, 1), 0, 0, 0),  # all none
-    ((2, 2, 1, 2, 1, 1), 0, 0, 0),  # convs everywhere, but nothing reaches node 4
-    ((1, 1, 0, 2, 2, 2), 1, 1, 0),  # only the direct skip 1 -> 4 is live
-    ((2, 1, 1, 2, 1, 2), 1, 3, 3),  # 1 -> 2 -> 3 -> 4 through three convs
-    ((2, 2, 2, 2, 2, 2), 1, 6, 6),
+@pytest.mark.parametrize(("ops", "connected", "live", "conv3", "paths"), [
+    ((1, 1, 1, 1, 1, 1), 0, 0, 0, (0, 0, 0, 0)),  # all none
+    ((2, 2, 1, 2, 1, 1), 0, 0, 0, (0, 0, 0, 0)),  # convs everywhere, but nothing reaches node 4
+    ((1, 1, 0, 2, 2, 2), 1, 1, 0, (1, 0, 0, 1)),  # only the direct skip 1 -> 4 is live
+    ((2, 1, 1, 2, 1, 2), 1, 3, 3, (1, 3, 3, 0)),  # 1 -> 2 -> 3 -> 4 through three convs
+    ((2, 2, 2, 2, 2, 2), 1, 6, 6, (4, 3, 1, 0)),
+    ((3, 4, 0, 2, 2, 3), 1, 6, 2, (4, 3, 0, 1)),  # 1x1 conv, pool, skip: paths of 2, 3, 1 and 0 convs
 ])
-def test_cell_graph_features(ops: tuple, connected: int, live: int, conv3: int) -> None:
-    x = encode([Config(*ops)], [Fidelity()])[0]
+def test_cell_graph_features(ops: tuple, connected: int, live: int, conv3: int, paths: tuple) -> None:
+    x = encode([Config(*ops)], [Fidelity(3, 8, 1.0, 1)])[0]
     assert x[FEATURES.index("connected")] == connected
     assert x[FEATURES.index("live_edges")] == live
     assert x[FEATURES.index("live_nor_conv_3x3")] == conv3
+    assert tuple(x[[FEATURES.index(f) for f in ("n_paths", "path_max_convs", "path_min_convs",
+                                                "param_free_path")]]) == paths
+    buf = np.zeros(len(FEATURES), dtype=np.float32)
+    encode_one(buf, ops, 0, False, 0.1, 5e-4, 3, 8, 1.0, 1)  # Config defaults
+    np.testing.assert_allclose(buf, x, rtol=1e-6)
 
 
 @given(st.fixed_dictionaries({

@@ -156,7 +156,7 @@ def test_predictor_is_loaded_once(tiny_bundle: Path) -> None:
 
 def test_predictor_rejects_wrong_shape(tiny_bundle: Path) -> None:
     p = Bundle(tiny_bundle).predictor()
-    with pytest.raises(ValueError, match=r"X has shape \(2, 3\); expected \(rows, 53\)"):
+    with pytest.raises(ValueError, match=r"X has shape \(2, 3\); expected \(rows, 57\)"):
         p.predict(np.zeros((2, 3), dtype=np.float32))
 
 
