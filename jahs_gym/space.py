@@ -304,6 +304,8 @@ def _live_edges(e: np.ndarray) -> np.ndarray:
     src = (one, one, one, r2, r2, r3)
     dst = (b2, b3, one, b3, one, one)
     return np.column_stack([e[:, k] & src[k] & dst[k] for k in range(6)])
+
+
 # the 4 input -> output paths of the cell, as edge indices in EDGES order: 1-2-4, 1-2-3-4, 1-3-4, 1-4
 _PATHS: tuple[tuple[int, ...], ...] = ((0, 4), (0, 3, 5), (1, 5), (2,))
 
