@@ -72,6 +72,9 @@ def read_manifest(folder: Path | str, verify_files: bool = True) -> dict:
         raise BundleError(f"{path} was modified after it was written (its {_SELF} does not match); {fix}")
     enc = manifest.get("encoding", {})
     if enc.get("name") != ENCODING or list(enc.get("features", [])) != list(FEATURES):
+        if (folder / "table.parquet").exists():  # the bundle ships its table: refit from it
+            fix = (f"refit it from its own table: `python -m generation fit {folder / 'table.parquet'} "
+                   f"-o {folder}-refit --ship-table`, then use {folder}-refit")
         raise BundleError(f"{path}: encoding {enc.get('name')!r} differs from this jahs-gym's {ENCODING!r}; {fix}")
     if verify_files:
         for rel, digest in manifest.get("files", {}).items():

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from jahs_gym.bundle import Bundle, BundleError, read_manifest
+from jahs_gym.bundle import Bundle, BundleError, read_manifest, write_manifest
 from jahs_gym.fit import grouped_folds, kendall_tau, noise_ceiling, quality
 from jahs_gym.metrics import SchemaError, validate_table
 from jahs_gym.space import encode_frame
@@ -102,6 +102,20 @@ def test_one_changed_byte_in_the_manifest_is_refused(synthetic_bundle: Path, tmp
     assert r2 in text
     (b / "manifest.json").write_text(text.replace(r2, r2[:-1] + ("1" if r2[-1] != "1" else "2"), 1))
     with pytest.raises(BundleError, match="was modified after it was written"):
+        Bundle(b)
+
+
+def test_a_bundle_of_another_encoding_names_the_refit(synthetic_bundle: Path, tmp_path: Path) -> None:
+    b = _copy(synthetic_bundle, tmp_path)
+    m = json.loads((b / "manifest.json").read_text())
+    m["encoding"]["name"] = "jahs-onehot-v1"
+    write_manifest(b, m)
+    with pytest.raises(BundleError, match=r"encoding 'jahs-onehot-v1' differs .* refit it from its own table: "
+                                          r"`python -m generation fit \S+table.parquet -o \S+-refit --ship-table`"):
+        Bundle(b)
+    (b / "table.parquet").unlink()
+    write_manifest(b, m)
+    with pytest.raises(BundleError, match=r"differs .* or refit the bundle with `python -m generation fit TABLE"):
         Bundle(b)
 
 
