@@ -91,6 +91,30 @@ class Benchmark:
         y = self.predictor.predict(x)
         return {e: dict(zip(self.metrics, map(float, row))) for e, row in zip(epochs, y)}
 
+    def random_sample(self, random_state: int | np.random.Generator | None = None, nepochs: int | None = None,
+                      full_trajectory: bool = False) -> tuple[dict[str, Any], dict[int, dict[str, float]]]:
+        """``(config, results)`` as JAHS-Bench-201's ``random_sample``: a random config and fidelity.
+
+        ``config`` holds the config keys plus N, W and Resolution; ``results`` is what ``self(config, nepochs,
+        full_trajectory)`` answers. kind="surrogate" samples the whole space; kind="table" samples a trained
+        (config, fidelity) of the table (``nepochs`` defaults to the last epoch it trained).
+        """
+        rng = np.random.default_rng(random_state)
+        if self.kind == "table":
+            assert self._table is not None and self._index is not None
+            keys = list(self._index)
+            rows = self._table.iloc[self._index[keys[int(rng.integers(len(keys)))]]]
+            row = rows.iloc[0]
+            config = {k: row[k].item() if hasattr(row[k], "item") else row[k] for k in
+                      (*CONFIG_KEYS, "N", "W", "Resolution")}
+            if nepochs is None:  # a diverged run stops early: its last trained epoch
+                nepochs = int(rows.loc[rows["seed"] == rows["seed"].min(), "epoch"].max())
+        else:
+            config = {**sample_config(rng).as_dict(), "N": N_VALUES[int(rng.integers(len(N_VALUES)))],
+                      "W": W_VALUES[int(rng.integers(len(W_VALUES)))],
+                      "Resolution": RESOLUTIONS[int(rng.integers(len(RESOLUTIONS)))]}
+        return config, self(config, nepochs=nepochs, full_trajectory=full_trajectory)
+
     def learning_curve(self, config: Mapping[str, Any] | Config, **fidelity: Any) -> pd.DataFrame:
         """The whole learning curve (epochs 1..max) as a DataFrame, in one batched call."""
         out = self(config, nepochs=fidelity.pop("nepochs", self.max_epochs), full_trajectory=True, **fidelity)

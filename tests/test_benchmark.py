@@ -72,6 +72,18 @@ def test_table_kind_answers_trained_rows(tiny_data_env: str, tiny_table: Path) -
         bench(bench.sample_config(12345), nepochs=1, N=1, W=4, Resolution=0.25)
 
 
+@pytest.mark.parametrize("kind", ["surrogate", "table"])
+def test_random_sample_as_jahs_bench_201(tiny_data_env: str, kind: str) -> None:
+    bench = Benchmark("fmnist_tiny", kind=kind)
+    config, results = bench.random_sample(random_state=3)
+    assert {"N", "W", "Resolution", "Op1", "LearningRate"} <= set(config)
+    assert list(results) == [bench.max_epochs] and set(results[bench.max_epochs]) == set(bench.metrics)
+    assert results == bench(config)  # the sample answers like a query of its config
+    assert bench.random_sample(random_state=3) == (config, results)  # seeded
+    _, curve = bench.random_sample(random_state=4, full_trajectory=True)
+    assert list(curve) == list(range(1, bench.max_epochs + 1))
+
+
 def test_cli(tiny_data_env: str, capsys: pytest.CaptureFixture[str]) -> None:
     from jahs_gym.cli import main
 
