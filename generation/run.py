@@ -109,19 +109,33 @@ def order_tasks(tasks: list, order: str) -> list:
     """``longest``: longest first (best makespan when the whole plan runs at once).
 
     ``interleaved``: every prefix of the run has the plan's mix of fidelities (each fidelity's tasks are
-    spread evenly over the queue, cheapest first within a fidelity, repeated seeds spread the same way), so a
-    run spread over several sessions already covers every fidelity, and has repeats for the noise model,
-    after each session.
+    spread evenly over the queue, cheapest first within a fidelity), so a run spread over several sessions
+    already covers every fidelity after each session. A repeated seed runs right after its first seed (or
+    spread evenly among the repeats when the first seed is done already), so every prefix holds complete
+    pairs for the noise model.
     """
     if order == "longest":
         return sorted(tasks, key=lambda t: -t.est_seconds)
     if order != "interleaved":
         raise ValueError(f"order={order!r}; allowed: 'longest', 'interleaved'")
+    first = {(t.config.config_id, t.N, t.W, t.Resolution) for t in tasks if t.seed == 0}
     by_fid: dict[tuple, list] = {}
     for t in sorted(tasks, key=lambda t: (t.est_seconds, t.task_id)):
-        by_fid.setdefault((t.N, t.W, t.Resolution, t.seed > 0), []).append(t)
-    keyed = [((k + 0.5) / len(q), fid, t) for fid, q in sorted(by_fid.items()) for k, t in enumerate(q)]
-    return [t for _, _, t in sorted(keyed, key=lambda x: (x[0], x[1]))]
+        twin_pending = t.seed > 0 and (t.config.config_id, t.N, t.W, t.Resolution) in first
+        if not twin_pending:
+            by_fid.setdefault((t.N, t.W, t.Resolution, t.seed > 0), []).append(t)
+    at: dict[tuple, float] = {}  # (config_id, N, W, Resolution) -> place of its first seed
+    keyed = []
+    for fid, q in sorted(by_fid.items()):
+        for k, t in enumerate(q):
+            keyed.append(((k + 0.5) / len(q), fid, t.seed, t))
+            if t.seed == 0:
+                at[(t.config.config_id, t.N, t.W, t.Resolution)] = (k + 0.5) / len(q)
+    for t in tasks:
+        key = (t.config.config_id, t.N, t.W, t.Resolution)
+        if t.seed > 0 and key in first:
+            keyed.append((at[key], (t.N, t.W, t.Resolution, False), t.seed, t))
+    return [t for *_, t in sorted(keyed, key=lambda x: x[:3])]
 
 
 def run(run_dir: Path, threads: int = 1, time_limit_s: float | None = None, max_tasks: int | None = None,

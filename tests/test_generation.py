@@ -200,6 +200,29 @@ def test_plan_is_deterministic_and_covers_fidelities() -> None:
     assert costs[(5, 16, 1.0)] > costs[(3, 8, 0.5)] > costs[(1, 4, 0.25)]
 
 
+def test_interleaved_order_mixes_fidelities_and_keeps_seed_pairs_together() -> None:
+    from generation.run import order_tasks
+
+    proto = Protocol("fashion_mnist", n_train=4096, n_valid=1024, n_test=1024, max_epochs=10)
+    fids = parse_fidelities("1,4,0.25 3,8,0.5 5,16,1")
+    plan = make_plan(proto, 60, seed=3, min_per_fidelity=10, repeat_share=0.2, fidelities=fids, progress=False)
+
+    def key(t: object, seed: int = 0) -> tuple:
+        return (t.config.config_id, t.N, t.W, t.Resolution, seed)
+
+    half_done = {t.task_id for t in plan.tasks[::2]}  # a resumed run: some first seeds are done already
+    for tasks in (plan.tasks, [t for t in plan.tasks if t.task_id not in half_done]):
+        order = order_tasks(tasks, "interleaved")
+        assert sorted(t.task_id for t in order) == sorted(t.task_id for t in tasks)
+        place = {key(t, t.seed): i for i, t in enumerate(order)}
+        for t in order:  # a repeat never runs before its pending first seed
+            assert t.seed == 0 or place.get(key(t), -1) < place[key(t, t.seed)]
+        assert len({(t.N, t.W, t.Resolution) for t in order[:9]}) == 3  # every prefix mixes the fidelities
+    assert order_tasks(plan.tasks, "longest")[0].est_seconds == max(t.est_seconds for t in plan.tasks)
+    with pytest.raises(ValueError, match="order='random'; allowed"):
+        order_tasks(plan.tasks, "random")
+
+
 def _mpiexec() -> str:
     exe = shutil.which("mpiexec") or str(Path(sys.executable).with_name("mpiexec"))
     if not Path(exe).exists():
