@@ -113,9 +113,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.run_dir is not None:
             protocol = json.loads((args.run_dir / "plan.json").read_text())["protocol"]
         import pandas as pd
-        m = fit_bundle(args.table, args.out, folds=args.folds, trials=args.trials,
-                       compute=compute_summary(pd.read_parquet(args.table)), ship_table=args.ship_table,
-                       protocol=protocol)
+        compute = compute_summary(pd.read_parquet(args.table), [args.run_dir] if args.run_dir else None)
+        m = fit_bundle(args.table, args.out, folds=args.folds, trials=args.trials, compute=compute,
+                       ship_table=args.ship_table, protocol=protocol)
         from generation.datacard import write_datacard
         from jahs_gym.bundle import read_manifest, write_manifest
         n_plan = len(json.loads((args.run_dir / "plan.json").read_text())["tasks"]) if args.run_dir else None

@@ -11,6 +11,16 @@ from jahs_gym.bundle import read_manifest
 from jahs_gym.space import all_fidelities, fidelity_id
 
 
+def _hardware(compute: dict) -> str:
+    """The machines the run recorded (machines.jsonl), or what is known without them."""
+    machines = compute.get("machines")
+    if not machines:
+        return (f"not recorded by the run (runs before machines.jsonl existed); "
+                f"{compute.get('threads_per_rank', '?')} torch thread per MPI rank")
+    return "; ".join(f"{m['cpu']} ({m['logical_cpus']} logical CPUs), {m['ranks']} MPI ranks x "
+                     f"{m['threads_per_rank']} torch thread(s)" for m in machines)
+
+
 def _ceiling(meta: dict, key: str) -> str:
     c = meta.get("ceiling")
     return f"{c[key]:.3f}" if c else "-"
@@ -38,8 +48,7 @@ def write_datacard(bundle: Path, table: Path, plan_tasks: int | None = None) -> 
     c = m.get("compute") or {}
     lines = [
         f"# Data card: {m['task']}", "",
-        "Trained by jahs-gym's own pipeline (`python -m generation run`), 2 MPI ranks x 1 torch thread on a",
-        "2-core x86_64 machine; nothing here is synthetic.", "",
+        "Trained by jahs-gym's own pipeline (`python -m generation run`); nothing here is synthetic.", "",
         "## Protocol", "",
         f"* images: {p.get('n_train')} training (stratified subset of the official training split), "
         f"{p.get('n_valid')} validation (carved from the training split), {p.get('n_test')} test "
@@ -54,6 +63,7 @@ def write_datacard(bundle: Path, table: Path, plan_tasks: int | None = None) -> 
         f"* status of the tasks: {json.dumps(status)}",
         f"* core-hours: {c.get('core_hours', '?')} wall, {c.get('cpu_core_hours', '?')} CPU (sums over tasks of "
         "training + evaluation seconds)",
+        f"* hardware (as the runs recorded it when they started): {_hardware(c)}",
         f"* hosts: {c.get('hosts', '?')}; torch {c.get('torch', '?')}; fitted with {json.dumps(m['versions'])}", "",
         "## Coverage: configs per (N, W, Resolution), first seeds", "",
         "| fidelity | configs |", "|---|---|",

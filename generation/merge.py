@@ -89,11 +89,29 @@ def _derive_cpu_runtime(f: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
-def compute_summary(df: pd.DataFrame) -> dict:
-    """The compute a table cost: core-seconds = each task's cumulative runtime (one core per rank)."""
+def compute_summary(df: pd.DataFrame, run_dirs: list[Path] | None = None) -> dict:
+    """The compute a table cost: core-seconds = each task's cumulative runtime (one core per rank).
+
+    With ``run_dirs``, the machines their runs recorded (``machines.jsonl``) are listed too.
+    """
     per_task = df.groupby("task_id")["runtime"].max()
     cpu = df.groupby("task_id")["cpu_runtime"].max()
-    return {"core_hours": round(float(per_task.sum()) / 3600, 2), "cpu_core_hours": round(float(cpu.sum()) / 3600, 2),
-            "tasks": int(len(per_task)), "hosts": sorted(df["host"].unique().tolist())[:10],
-            "torch": sorted(df["torch_version"].unique().tolist()), "threads_per_rank": 1,
-            "note": "core_hours: sum over tasks of training + evaluation wall seconds; cpu_core_hours: CPU seconds"}
+    out = {"core_hours": round(float(per_task.sum()) / 3600, 2), "cpu_core_hours": round(float(cpu.sum()) / 3600, 2),
+           "tasks": int(len(per_task)), "hosts": sorted(df["host"].unique().tolist())[:10],
+           "torch": sorted(df["torch_version"].unique().tolist()), "threads_per_rank": 1,
+           "note": "core_hours: sum over tasks of training + evaluation wall seconds; cpu_core_hours: CPU seconds"}
+    machines = []
+    for d in run_dirs or []:
+        path = Path(d) / "machines.jsonl"
+        if path.exists():
+            for line in path.read_text().splitlines():
+                if line.strip():
+                    m = json.loads(line)
+                    key = {k: m.get(k) for k in ("cpu", "logical_cpus", "ranks", "threads_per_rank")}
+                    if key not in machines:
+                        machines.append(key)
+    if machines:
+        out["machines"] = machines
+        threads = sorted({m["threads_per_rank"] for m in machines})
+        out["threads_per_rank"] = threads[0] if len(threads) == 1 else threads
+    return out

@@ -5,7 +5,8 @@ atomic counter held in rank 0's memory (no coordinator process). A finished task
 parquet shard ``shards/<task_id>.parquet``, written atomically (temp file + rename), so rerunning
 the command resumes: finished tasks are skipped and a partial one continues from its checkpoint
 ``ckpt/<task_id>.pt``. A task that raises is recorded in ``failures/<task_id>.json`` with its
-traceback and is tried again on the next run; the rank goes on.
+traceback and is tried again on the next run; the rank goes on. Every start appends the machine it
+runs on (CPU model, logical CPUs, ranks, threads) to ``machines.jsonl``, for the data card.
 """
 
 from __future__ import annotations
@@ -105,6 +106,33 @@ def _comm() -> Any:
     return MPI.COMM_WORLD
 
 
+def machine_info() -> dict[str, Any]:
+    """This machine: host, CPU model (from /proc/cpuinfo where there is one) and logical CPUs."""
+    import platform
+    import socket
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"host": socket.gethostname(), "cpu": cpu, "logical_cpus": os.cpu_count(), "system": platform.system()}
+
+
+def record_machine(run_dir: Path, ranks: int, threads: int) -> dict[str, Any]:
+    """Append this start's machine, ranks and threads per rank to ``run_dir/machines.jsonl``."""
+    import torch
+
+    entry = {"started": time.strftime("%Y-%m-%dT%H:%M:%S"), **machine_info(), "ranks": ranks,
+             "threads_per_rank": threads, "torch": str(torch.__version__)}
+    with open(Path(run_dir) / "machines.jsonl", "a") as f:
+        f.write(json.dumps(entry) + "\n")
+    return entry
+
+
 def order_tasks(tasks: list, order: str) -> list:
     """``longest``: longest first (best makespan when the whole plan runs at once).
 
@@ -180,6 +208,8 @@ def _run(run_dir: Path, threads: int, time_limit_s: float | None, max_tasks: int
         log(f"[run] {len(plan.tasks)} planned, {len(done)} done, {len(pending)} to run on {size} rank(s); "
             f"est {sum(t.est_seconds for t in pending) / 3600:.2f} core-hours")
         data = TaskData(plan.protocol, data_root, split_path=run_dir / "split.npz")  # writes the split once
+        if pending:
+            record_machine(run_dir, size, threads)
     if comm is not None and size > 1:
         pending = comm.bcast(pending, root=0)
     if rank != 0:

@@ -254,6 +254,16 @@ def test_two_rank_mpi_run_then_merge(tmp_path: Path) -> None:
     r2 = subprocess.run([sys.executable, "-m", "generation", "merge", str(run), "-o", str(tmp_path / "t.parquet")],
                         capture_output=True, text=True)
     assert r2.returncode == 0 and "10 tasks, 20 rows" in r2.stdout
+    machines = [json.loads(line) for line in (run / "machines.jsonl").read_text().splitlines()]
+    assert len(machines) == 1 and machines[0]["ranks"] == 2 and machines[0]["threads_per_rank"] == 1
+    r3 = subprocess.run([sys.executable, "-m", "generation", "fit", str(tmp_path / "t.parquet"), "-o",
+                         str(tmp_path / "b"), "--run-dir", str(run), "--folds", "3", "--trials", "1"],
+                        capture_output=True, text=True, timeout=300)
+    assert r3.returncode == 0, r3.stderr[-2000:]
+    card = (tmp_path / "b" / "DATA_CARD.md").read_text()
+    m0 = machines[0]
+    assert f"started): {m0['cpu']} ({m0['logical_cpus']} logical CPUs), 2 MPI ranks x 1 torch thread(s)" in card
+    assert "| metric | R2 | R2 (fit space) |" in card and "trained tasks: 10 (" in card
 
 
 @pytest.mark.slow
