@@ -6,6 +6,7 @@ pipeline's tables and by the surrogates, so both always agree on what a row mean
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -371,17 +372,24 @@ def encode_one(out: np.ndarray, ops: Any, activation: int, trivial_augment: bool
                weight_decay: float, n: int, w: int, resolution: float, epoch: int) -> np.ndarray:
     """Encode one row into the float32 vector ``out`` (length :data:`N_FEATURES`) without numpy overhead.
 
-    Same values as :func:`encode_arrays`; the environments' hot path (one numpy assignment).
+    Same values as :func:`encode_arrays`; the environments' hot path (one numpy assignment). The cell's
+    and the network's features are memoised (at most 5^6 cells; bounded caches).
     """
-    v = [0.0] * N_FEATURES
+    prefix, graph, size_key = _cell_one(tuple(ops))
+    v = [*prefix, 0.0, 0.0, 0.0, 1.0 if trivial_augment else 0.0, math.log10(learning_rate),
+         math.log10(weight_decay), n, w, resolution, epoch, *graph, *_arch_one(*size_key, n, w, resolution)]
+    v[_ACT_AT + activation] = 1.0
+    out[:] = v
+    return out
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def _cell_one(ops: tuple[int, ...]) -> tuple[tuple[float, ...], tuple[float, ...], tuple[int, int, int, int]]:
+    """(one-hot ops + op counts, the cell-graph and path features, (k2_run, k2_all, n_conv, units))."""
+    v = [0.0] * _ACT_AT
     for i, o in enumerate(ops):
         v[i * _OPS_N + o] = 1.0
         v[30 + o] += 1.0
-    v[_ACT_AT + activation] = 1.0
-    v[38] = 1.0 if trivial_augment else 0.0
-    v[39] = math.log10(learning_rate)
-    v[40] = math.log10(weight_decay)
-    v[41], v[42], v[43], v[44] = n, w, resolution, epoch
     o1, o2, o3, o4, o5, o6 = ops
     e1, e2, e3, e4, e5, e6 = o1 != _NONE, o2 != _NONE, o3 != _NONE, o4 != _NONE, o5 != _NONE, o6 != _NONE
     r2 = e1
@@ -406,8 +414,6 @@ def encode_one(out: np.ndarray, ops: Any, activation: int, trivial_augment: bool
             n_conv += 1
             if go:
                 k2_run += a
-    v[45] = 1.0 if n_live else 0.0
-    v[46], v[47], v[48] = n_live, c3, c1
     k1, k2, k3, k4, k5, k6 = k
     convs = []  # conv edges on each of the _PATHS that exist, unrolled
     if e1 and e5:
@@ -418,17 +424,19 @@ def encode_one(out: np.ndarray, ops: Any, activation: int, trivial_augment: bool
         convs.append(k2 + k6)
     if e3:
         convs.append(k3)
-    if convs:
-        v[49], v[50], v[51], v[52] = len(convs), max(convs), min(convs), 0.0 if all(convs) else 1.0
+    paths = (len(convs), max(convs), min(convs), 0.0 if all(convs) else 1.0) if convs else (0, 0, 0, 0.0)
+    graph = (1.0 if n_live else 0.0, n_live, c3, c1, *paths)
+    return tuple(v), graph, (k2_run, k2_all, n_conv, units)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _arch_one(k2_run: int, k2_all: int, n_conv: int, units: int, n: int, w: int,
+              resolution: float) -> tuple[float, float, float, float]:
+    """log10 MMACs, log10 Mparams, log10 Melems and layer calls of one network."""
     h = float(round(32.0 * resolution))
     macs, params = _size(k2_run, k2_all, n_conv, n, float(w), h)
     elems, layers = _traffic(units, n, float(w), h)
-    v[53] = math.log10(macs / 1e6)
-    v[54] = math.log10(params / 1e6)
-    v[55] = math.log10(elems / 1e6)
-    v[56] = layers
-    out[:] = v
-    return out
+    return math.log10(macs / 1e6), math.log10(params / 1e6), math.log10(elems / 1e6), layers
 
 
 def encode_frame(df: Any) -> np.ndarray:
