@@ -38,6 +38,10 @@ def test_manifest_matches_the_shipped_table(table: pd.DataFrame) -> None:
     assert m["protocol"]["n_train"] == 4096 and m["protocol"]["max_epochs"] == 10
     assert (BUNDLE / "DATA_CARD.md").exists() and m["compute"]["core_hours"] > 0
     assert set(table["host"]) and (table["torch_version"].str.len() > 0).all()  # real runs, with provenance
+    va, rt = m["metrics"]["valid_acc"], m["metrics"]["cpu_runtime"]
+    assert 0 < va["ceiling"]["r2"] < 1 and va["ceiling"]["runs"] >= 20  # noise ceilings from repeated seeds
+    assert "r2_transformed" in rt["quality"] and "r2_transformed" not in va["quality"]
+    assert m["compute"]["machines"]  # the hardware the run recorded
 
 
 def test_accuracy_rises_with_epochs(table: pd.DataFrame) -> None:
