@@ -34,13 +34,12 @@ def held_out(df: pd.DataFrame, metric: str, transform: str, seed: int = 0,
     """
     import xgboost as xgb
 
-    from jahs_gym.fit import grouped_folds, quality
+    from jahs_gym.fit import grouped_folds, linear_apply, linear_fit, quality
     from jahs_gym.predictor import _inverse, forward_transform
     from jahs_gym.space import FEATURES, encode_frame
 
     d = df[np.isfinite(df[metric])]
     x, y = encode_frame(d), forward_transform(transform, d[metric].to_numpy())
-    cols = [FEATURES.index(f) for f in linear]
     if drop:
         x = x.copy()
         x[:, [FEATURES.index(f) for f in drop]] = 0.0  # a constant column: never split on
@@ -50,11 +49,9 @@ def held_out(df: pd.DataFrame, metric: str, transform: str, seed: int = 0,
     for te in grouped_folds(d["config_id"].to_numpy(), 5, seed):
         tr = np.setdiff1d(np.arange(len(d)), te)
         base_tr, base_te = np.zeros(len(tr)), np.zeros(len(te))
-        if cols:
-            z = np.column_stack([np.ones(len(tr)), x[tr][:, cols]])
-            coef, *_ = np.linalg.lstsq(z, y[tr], rcond=None)
-            base_tr = z @ coef
-            base_te = np.column_stack([np.ones(len(te)), x[te][:, cols]]) @ coef
+        if linear:
+            coef = linear_fit(x[tr], y[tr], linear)
+            base_tr, base_te = linear_apply(x[tr], coef, linear), linear_apply(x[te], coef, linear)
         bst = xgb.train(params, xgb.DMatrix(x[tr], label=y[tr] - base_tr), num_boost_round=200)
         pred[te] = bst.inplace_predict(x[te]) + base_te
     return quality(d[metric].to_numpy(), _inverse(transform, pred))

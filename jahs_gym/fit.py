@@ -89,15 +89,15 @@ def _fit_one(x: np.ndarray, y: np.ndarray, params: dict[str, Any], n_trees: int,
     return xgb.train(_xgb_params(params, seed), xgb.DMatrix(x, label=y), num_boost_round=n_trees)
 
 
-def linear_fit(x: np.ndarray, y: np.ndarray) -> list[float]:
-    """[intercept, coef per LINEAR_FEATURES] by least squares."""
-    z = np.column_stack([np.ones(len(x)), x[:, [FEATURES.index(f) for f in LINEAR_FEATURES]]])
+def linear_fit(x: np.ndarray, y: np.ndarray, features: tuple[str, ...] = LINEAR_FEATURES) -> list[float]:
+    """[intercept, coef per feature] by least squares."""
+    z = np.column_stack([np.ones(len(x)), x[:, [FEATURES.index(f) for f in features]]])
     coef, *_ = np.linalg.lstsq(z, y, rcond=None)
     return [float(c) for c in coef]
 
 
-def linear_apply(x: np.ndarray, coef: list[float]) -> np.ndarray:
-    return coef[0] + x[:, [FEATURES.index(f) for f in LINEAR_FEATURES]] @ np.asarray(coef[1:])
+def linear_apply(x: np.ndarray, coef: list[float], features: tuple[str, ...] = LINEAR_FEATURES) -> np.ndarray:
+    return coef[0] + x[:, [FEATURES.index(f) for f in features]] @ np.asarray(coef[1:])
 
 
 def choose_params(x: np.ndarray, y: np.ndarray, groups: np.ndarray, trials: int, seed: int,
