@@ -34,9 +34,14 @@ CANDIDATES: tuple[dict[str, Any], ...] = (
     {"max_depth": 5, "learning_rate": 0.15, "min_child_weight": 2.0, "subsample": 0.9, "colsample_bytree": 1.0},
 )
 MAX_TREES = 400
-# log-scale metrics (FLOPS, size, latency, runtimes) get a linear base in these encoded features, fitted by
-# least squares; the trees fit what it leaves (trees cannot extrapolate a proportionality)
-LINEAR_FEATURES: tuple[str, ...] = ("log10_arch_MMACs", "log10_arch_Mparams", "log10_arch_Melems", "arch_layers")
+# log-scale metrics (FLOPS, size, latency, runtimes) get a linear base in encoded features, fitted by least
+# squares; the trees fit what it leaves (trees cannot extrapolate a proportionality). Each metric gets the base
+# of these that validates best (``choose_linear``): the network's work alone, or work plus its memory traffic.
+LINEAR_BASES: tuple[tuple[str, ...], ...] = (
+    ("log10_arch_MMACs", "log10_arch_Mparams"),
+    ("log10_arch_MMACs", "log10_arch_Mparams", "log10_arch_Melems", "arch_layers"),
+)
+LINEAR_FEATURES: tuple[str, ...] = LINEAR_BASES[-1]
 EARLY_STOP = 30
 
 
@@ -100,6 +105,30 @@ def linear_apply(x: np.ndarray, coef: list[float], features: tuple[str, ...] = L
     return coef[0] + x[:, [FEATURES.index(f) for f in features]] @ np.asarray(coef[1:])
 
 
+def _validation_split(groups: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train rows, validation rows): 20% of the configs validate; the tuning splits of ``choose_*``."""
+    folds = grouped_folds(groups, 5, seed + 17)
+    return np.concatenate(folds[1:]), folds[0]
+
+
+def choose_linear(x: np.ndarray, y: np.ndarray, groups: np.ndarray, seed: int,
+                  bases: tuple[tuple[str, ...], ...] = LINEAR_BASES, max_trees: int = MAX_TREES) -> tuple[str, ...]:
+    """The linear base (of ``bases``) whose base + trees (first candidate) has the lowest validation RMSE."""
+    import xgboost as xgb
+
+    tr, va = _validation_split(groups, seed)
+    scores = []
+    for features in bases:
+        coef = linear_fit(x[tr], y[tr], features)
+        r_tr, r_va = y[tr] - linear_apply(x[tr], coef, features), y[va] - linear_apply(x[va], coef, features)
+        res: dict = {}
+        xgb.train(_xgb_params(CANDIDATES[0], seed), xgb.DMatrix(x[tr], label=r_tr), num_boost_round=max_trees,
+                  evals=[(xgb.DMatrix(x[va], label=r_va), "valid")], early_stopping_rounds=EARLY_STOP,
+                  verbose_eval=False, evals_result=res)
+        scores.append(min(res["valid"]["rmse"]))
+    return bases[int(np.argmin(scores))]
+
+
 def choose_params(x: np.ndarray, y: np.ndarray, groups: np.ndarray, trials: int, seed: int,
                   max_trees: int = MAX_TREES, tolerance: float = 0.01) -> tuple[dict, int]:
     """Candidate and tree count on a grouped validation split (20% of configs) of these rows.
@@ -110,9 +139,7 @@ def choose_params(x: np.ndarray, y: np.ndarray, groups: np.ndarray, trials: int,
     """
     import xgboost as xgb
 
-    folds = grouped_folds(groups, 5, seed + 17)
-    va = folds[0]
-    tr = np.concatenate(folds[1:])
+    tr, va = _validation_split(groups, seed)
     dtr, dva = xgb.DMatrix(x[tr], label=y[tr]), xgb.DMatrix(x[va], label=y[va])
     curves = []
     for params in CANDIDATES[:max(1, trials)]:
@@ -132,18 +159,26 @@ def choose_params(x: np.ndarray, y: np.ndarray, groups: np.ndarray, trials: int,
     return dict(params), n
 
 
+def _seed_pairs(df: pd.DataFrame, metric: str, transform: str = "none") -> tuple[np.ndarray, np.ndarray, int]:
+    """``metric`` (in ``transform`` space) of the rows trained with two seeds: (lowest seed's, highest seed's,
+    how many (config, fidelity) runs the finite pairs come from); same config, fidelity and epoch."""
+    key = ["config_id", "fidelity_id", "epoch"]
+    rep = df[df.duplicated(key, keep=False)].sort_values([*key, "seed"])
+    g = rep.groupby(key)[metric]
+    first, last = g.first(), g.last()
+    a, b = forward_transform(transform, first.to_numpy()), forward_transform(transform, last.to_numpy())
+    ok = np.isfinite(a) & np.isfinite(b)
+    runs = int(first.index.droplevel("epoch")[ok].nunique()) if len(first) else 0
+    return a[ok], b[ok], runs
+
+
 def noise_model(df: pd.DataFrame, metrics: list[str]) -> dict[str, float]:
     """Per-metric seed noise: std of (seed a - seed b) / sqrt(2) over repeated (config, fidelity, epoch)."""
-    key = ["config_id", "fidelity_id", "epoch"]
-    rep = df[df.duplicated(key, keep=False)]
-    if rep.empty:
-        return {}
     out = {}
     for m in metrics:
-        g = rep.groupby(key)[m]
-        d = (g.max() - g.min()).dropna()
-        if len(d):
-            out[m] = float(np.sqrt(np.mean(d.to_numpy() ** 2) / 2))
+        a, b, _ = _seed_pairs(df, m)
+        if len(a):
+            out[m] = float(np.sqrt(np.mean((a - b) ** 2) / 2))
     return out
 
 
@@ -156,13 +191,7 @@ def noise_ceiling(df: pd.DataFrame, metric: str, transform: str = "none", draws:
     ceiling shrinks the table's values to the variance the truth has (measured variance minus noise
     variance) and scores draws of truth + noise against the truth. An estimate: as good as ``runs`` allows.
     """
-    key = ["config_id", "fidelity_id", "epoch"]
-    rep = df[df.duplicated(key, keep=False)].sort_values([*key, "seed"])
-    g = rep.groupby(key)[metric]
-    a, b = forward_transform(transform, g.first().to_numpy()), forward_transform(transform, g.last().to_numpy())
-    ok = np.isfinite(a) & np.isfinite(b)
-    runs = int(g.first().index.droplevel("epoch")[ok].nunique())
-    a, b = a[ok], b[ok]
+    a, b, runs = _seed_pairs(df, metric, transform)
     if len(a) < 5:
         return {"pairs": len(a), "runs": runs}
     sigma = float(np.sqrt(np.mean((a - b) ** 2) / 2))
@@ -220,11 +249,12 @@ def fit_bundle(table: Path | str, out: Path | str, folds: int = 5, trials: int =
             te = fold_idx[k][ok[fold_idx[k]]]
             tr = np.concatenate([fold_idx[j] for j in range(folds) if j != k])
             tr = tr[ok[tr]]
-            lin = linear_fit(x_all[tr], y[tr]) if use_linear else None
-            y_tr = y[tr] - linear_apply(x_all[tr], lin) if lin else y[tr]
+            feats = choose_linear(x_all[tr], y[tr], groups[tr], seed + k, max_trees=max_trees) if use_linear else ()
+            lin = linear_fit(x_all[tr], y[tr], feats) if feats else None
+            y_tr = y[tr] - linear_apply(x_all[tr], lin, feats) if lin else y[tr]
             params, n_trees = choose_params(x_all[tr], y_tr, groups[tr], trials, seed + k, max_trees)
             reg = _fit_one(x_all[tr], y_tr, params, n_trees, seed)
-            pred[te] = reg.inplace_predict(x_all[te]) + (linear_apply(x_all[te], lin) if lin else 0.0)
+            pred[te] = reg.inplace_predict(x_all[te]) + (linear_apply(x_all[te], lin, feats) if lin else 0.0)
         held = ok & np.isfinite(pred)
         p_raw = np.clip(_inverse(spec.transform, pred[held]), spec.lo, spec.hi)
         q = quality(y_raw[held], p_raw)
@@ -237,8 +267,9 @@ def fit_bundle(table: Path | str, out: Path | str, folds: int = 5, trials: int =
                 sel = fids == f
                 if sel.sum() >= 10:
                     by_fid[f] = {k: round(v, 4) for k, v in quality(y_raw[held][sel], p_raw[sel]).items()}
-        lin = linear_fit(x_all[ok], y[ok]) if use_linear else None
-        y_ok = y[ok] - linear_apply(x_all[ok], lin) if lin else y[ok]
+        feats = choose_linear(x_all[ok], y[ok], groups[ok], seed, max_trees=max_trees) if use_linear else ()
+        lin = linear_fit(x_all[ok], y[ok], feats) if feats else None
+        y_ok = y[ok] - linear_apply(x_all[ok], lin, feats) if lin else y[ok]
         params, n_trees = choose_params(x_all[ok], y_ok, groups[ok], trials, seed, max_trees)
         reg = _fit_one(x_all[ok], y_ok, params, n_trees, seed)
         fname = f"models/{m}.ubj"
@@ -247,7 +278,7 @@ def fit_bundle(table: Path | str, out: Path | str, folds: int = 5, trials: int =
                    "lo": float(np.nanmin(y_raw)), "hi": float(np.nanmax(y_raw)),
                    "quality": q, "params": params, "n_trees": n_trees, "rows": int(ok.sum())}
         if lin:
-            meta[m]["linear"] = {"features": list(LINEAR_FEATURES), "coef": lin}
+            meta[m]["linear"] = {"features": list(feats), "coef": lin}
         if by_fid:
             meta[m]["quality_by_fidelity"] = by_fid
         ceiling = noise_ceiling(df, m, spec.transform)

@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 
 from jahs_gym.bundle import Bundle, BundleError, read_manifest, write_manifest
-from jahs_gym.fit import grouped_folds, kendall_tau, noise_ceiling, quality
+from jahs_gym.fit import LINEAR_BASES, choose_linear, grouped_folds, kendall_tau, noise_ceiling, noise_model, quality
 from jahs_gym.metrics import SchemaError, validate_table
-from jahs_gym.space import encode_frame
+from jahs_gym.space import FEATURES, encode_frame
 from tests.conftest import SYNTHETIC_METRICS
 
 
@@ -55,6 +55,23 @@ def test_noise_ceiling_recovers_the_seed_noise(log: bool) -> None:
     assert 0.5 < c["kendall_tau"] < 1.0
     # one seed only: no estimate
     assert noise_ceiling(rows[0], "m", "log" if log else "none") == {"pairs": 0, "runs": 0}
+    assert noise_model(rows[0], ["m"]) == {}
+    if not log:  # the bundle's noise figure is the same estimate
+        assert noise_model(pd.concat(rows), ["m"])["m"] == pytest.approx(c["sigma"])
+
+
+def test_choose_linear_takes_the_base_the_target_needs() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-2.0, 2.0, (400, len(FEATURES)))
+    groups = np.repeat(np.arange(100), 4)
+    col = {f: x[:, FEATURES.index(f)] for f in LINEAR_BASES[-1]}
+    work = 3.0 * col["log10_arch_MMACs"] + col["log10_arch_Mparams"]
+    traffic = work + 2.0 * col["log10_arch_Melems"] - 0.5 * col["arch_layers"]
+    for target, want in ((work, 0), (traffic, -1)):
+        y = target + rng.normal(0.0, 0.01, len(x))
+        # the smaller base suffices for `work`; against a base that lacks MACs it must win
+        bases = (LINEAR_BASES[0], ("arch_layers",)) if want == 0 else LINEAR_BASES
+        assert choose_linear(x, y, groups, seed=0, bases=bases, max_trees=40) == bases[want]
 
 
 def test_synthetic_fit_learns_the_known_function(synthetic_bundle: Path) -> None:
