@@ -130,12 +130,14 @@ def choose_linear(x: np.ndarray, y: np.ndarray, groups: np.ndarray, seed: int,
 
 
 def choose_params(x: np.ndarray, y: np.ndarray, groups: np.ndarray, trials: int, seed: int,
-                  max_trees: int = MAX_TREES, tolerance: float = 0.01) -> tuple[dict, int]:
-    """Candidate and tree count on a grouped validation split (20% of configs) of these rows.
+                  max_trees: int = MAX_TREES, tolerance: float = 0.01) -> tuple[dict, int, dict]:
+    """Candidate, tree count and the parsimony record, on a grouped validation split (20% of configs).
 
     Parsimony: of every candidate's validation curve, the smallest forest (trees x depth, the predictor's
     work) whose RMSE is within ``tolerance`` of the best RMSE any candidate reached. The curves are flat
-    near their minimum, so this takes about half the trees of the minimum for 1% of RMSE.
+    near their minimum, so this takes about half the trees of the minimum for 1% of RMSE. The record
+    says what the best-RMSE forest would have been: {"tolerance", "trees_at_best", "depth_at_best",
+    "rmse_ratio"} (chosen forest's validation RMSE / the best).
     """
     import xgboost as xgb
 
@@ -147,16 +149,20 @@ def choose_params(x: np.ndarray, y: np.ndarray, groups: np.ndarray, trials: int,
         xgb.train(_xgb_params(params, seed), dtr, num_boost_round=max_trees, evals=[(dva, "valid")],
                   early_stopping_rounds=EARLY_STOP, verbose_eval=False, evals_result=res)
         curves.append((params, np.asarray(res["valid"]["rmse"])))
-    limit = min(float(c.min()) for _, c in curves) * (1 + tolerance) + 1e-12
+    lowest = min(float(c.min()) for _, c in curves)
+    limit = lowest * (1 + tolerance) + 1e-12
     best = None
     for params, c in curves:
         hit = np.flatnonzero(c <= limit)
         if len(hit):
             n = int(hit[0]) + 1
             if best is None or n * params["max_depth"] < best[0]:
-                best = (n * params["max_depth"], params, n)
-    _, params, n = best
-    return dict(params), n
+                best = (n * params["max_depth"], params, n, float(c[n - 1]))
+    _, params, n, rmse = best
+    p_min, c_min = min(curves, key=lambda pc: float(pc[1].min()))
+    record = {"tolerance": tolerance, "trees_at_best": int(np.argmin(c_min)) + 1, "depth_at_best": p_min["max_depth"],
+              "rmse_ratio": round(rmse / lowest, 4) if lowest > 0 else 1.0}
+    return dict(params), n, record
 
 
 def _seed_pairs(df: pd.DataFrame, metric: str, transform: str = "none") -> tuple[np.ndarray, np.ndarray, int]:
@@ -252,7 +258,7 @@ def fit_bundle(table: Path | str, out: Path | str, folds: int = 5, trials: int =
             feats = choose_linear(x_all[tr], y[tr], groups[tr], seed + k, max_trees=max_trees) if use_linear else ()
             lin = linear_fit(x_all[tr], y[tr], feats) if feats else None
             y_tr = y[tr] - linear_apply(x_all[tr], lin, feats) if lin else y[tr]
-            params, n_trees = choose_params(x_all[tr], y_tr, groups[tr], trials, seed + k, max_trees)
+            params, n_trees, _ = choose_params(x_all[tr], y_tr, groups[tr], trials, seed + k, max_trees)
             reg = _fit_one(x_all[tr], y_tr, params, n_trees, seed)
             pred[te] = reg.inplace_predict(x_all[te]) + (linear_apply(x_all[te], lin, feats) if lin else 0.0)
         held = ok & np.isfinite(pred)
@@ -270,13 +276,14 @@ def fit_bundle(table: Path | str, out: Path | str, folds: int = 5, trials: int =
         feats = choose_linear(x_all[ok], y[ok], groups[ok], seed, max_trees=max_trees) if use_linear else ()
         lin = linear_fit(x_all[ok], y[ok], feats) if feats else None
         y_ok = y[ok] - linear_apply(x_all[ok], lin, feats) if lin else y[ok]
-        params, n_trees = choose_params(x_all[ok], y_ok, groups[ok], trials, seed, max_trees)
+        params, n_trees, parsimony = choose_params(x_all[ok], y_ok, groups[ok], trials, seed, max_trees)
         reg = _fit_one(x_all[ok], y_ok, params, n_trees, seed)
         fname = f"models/{m}.ubj"
         reg.save_model(str(out / fname))
         meta[m] = {"file": fname, "transform": spec.transform, "unit": spec.unit,
                    "lo": float(np.nanmin(y_raw)), "hi": float(np.nanmax(y_raw)),
-                   "quality": q, "params": params, "n_trees": n_trees, "rows": int(ok.sum())}
+                   "quality": q, "params": params, "n_trees": n_trees, "parsimony": parsimony,
+                   "rows": int(ok.sum())}
         if lin:
             meta[m]["linear"] = {"features": list(feats), "coef": lin}
         if by_fid:

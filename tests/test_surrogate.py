@@ -81,6 +81,9 @@ def test_synthetic_fit_learns_the_known_function(synthetic_bundle: Path) -> None
     assert m["metrics"]["valid_acc"]["quality"]["kendall_tau"] > 0.6
     assert m["noise"]["valid_acc"] > 0  # repeated seeds carry noise
     assert m["fit"]["folds"] == 3
+    for v in m["metrics"].values():  # the kept forest is within the tolerance of the best validation RMSE
+        assert 1.0 <= v["parsimony"]["rmse_ratio"] <= 1.0 + v["parsimony"]["tolerance"] + 1e-9
+        assert 1 <= v["parsimony"]["trees_at_best"] <= m["fit"]["max_trees"]
 
 
 def test_table_schema_is_enforced() -> None:
