@@ -26,12 +26,14 @@ class MergeReport:
     unfinished: list[str] = field(default_factory=list)
     gaps: list[str] = field(default_factory=list)
     cpu_runtime_derived: int = 0
+    when_unrecorded: int = 0
 
     def text(self) -> str:
         lines = [f"merged {self.shards} shard(s): {self.tasks} tasks, {self.rows} rows",
                  f"duplicate (task_id, epoch) rows dropped: {self.duplicates_dropped}",
                  f"shards from before cpu_runtime was recorded (derived exactly from runtime x cpu_percent): "
                  f"{self.cpu_runtime_derived}",
+                 f"shards from before epoch_started was recorded (NaN there): {self.when_unrecorded}",
                  f"diverged tasks (rows kept, status='diverged'): {len(self.diverged_tasks)}",
                  f"failed tasks (no rows; see failures/*.json): {len(self.failed)}"]
         lines += [f"  {k}: {v}" for k, v in list(self.failed.items())[:10]]
@@ -59,6 +61,8 @@ def merge(run_dirs: list[Path], out: Path | None = None) -> tuple[pd.DataFrame, 
     old = [f for f in frames if "cpu_runtime" not in f.columns]
     rep.cpu_runtime_derived = len(old)
     frames = [f if "cpu_runtime" in f.columns else _derive_cpu_runtime(f) for f in frames]
+    rep.when_unrecorded = sum("epoch_started" not in f.columns for f in frames)
+    frames = [f if "epoch_started" in f.columns else f.assign(epoch_started=float("nan")) for f in frames]
     df = pd.concat(frames, ignore_index=True)
     validate_table(df)
     before = len(df)

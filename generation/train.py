@@ -84,6 +84,11 @@ def _atomic_save(obj: Any, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def add_epoch_started(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows that predate ``epoch_started`` get NaN there (when they ran was not recorded)."""
+    return [r if "epoch_started" in r else {**r, "epoch_started": float("nan")} for r in rows]
+
+
 def add_cpu_runtime(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Fill ``cpu_runtime`` where rows predate it: epoch wall seconds x cpu_percent / 100, accumulated.
 
@@ -143,7 +148,7 @@ def train_task(spec: TaskSpec, data: TaskData, epochs: int | None = None, checkp
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         rows, start_epoch, runtime = list(state["rows"]), int(state["epoch"]), float(state["runtime"])
-        rows = add_cpu_runtime(rows)  # checkpoints written before cpu_runtime existed
+        rows = add_epoch_started(add_cpu_runtime(rows))  # checkpoints written before these columns existed
         cpu_runtime = rows[-1]["cpu_runtime"] if rows else 0.0
         if rows and rows[-1]["status"] != "ok":
             return rows
@@ -162,7 +167,7 @@ def train_task(spec: TaskSpec, data: TaskData, epochs: int | None = None, checkp
             g["lr"] = lr
         gen = torch.Generator().manual_seed(_mix(spec.seed, epoch, 1))
         torch.manual_seed(_mix(spec.seed, epoch, 2))
-        t_epoch, c_epoch = time.perf_counter(), time.process_time()
+        t_epoch, c_epoch, started = time.perf_counter(), time.process_time(), time.time()
         t_data = t_fwd = t_bwd = 0.0
         loss_sum, correct, seen = 0.0, 0, 0
         status = "ok"
@@ -214,7 +219,7 @@ def train_task(spec: TaskSpec, data: TaskData, epochs: int | None = None, checkp
             "data_load_duration": t_data, "lr": lr,
             "peak_rss_MB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "cpu_percent": 100.0 * cpu / max(wall, 1e-9),
-            "FLOPS": mflops, "size_MB": nparams / 1e6, "n_params": float(nparams),
+            "FLOPS": mflops, "size_MB": nparams / 1e6, "n_params": float(nparams), "epoch_started": started,
         })
         if checkpoint is not None:
             _atomic_save({"task_id": spec.task_id, "model": model.state_dict(), "optimizer": opt.state_dict(),

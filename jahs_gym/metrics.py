@@ -67,8 +67,11 @@ CONFIG_COLUMNS: dict[str, str] = {
     "Optimizer": "string", "LearningRate": "float", "WeightDecay": "float",
 }
 FIDELITY_COLUMNS: dict[str, str] = {"N": "int", "W": "int", "Resolution": "float", "epoch": "int"}
+# when the epoch began (Unix seconds); NaN in rows trained before it was recorded. Runtime labels drift with
+# the machine's state over hours: benchmarks/runtime_noise.py measures it against time apart
+WHEN_COLUMNS: dict[str, str] = {"epoch_started": "float"}
 TABLE_COLUMNS: dict[str, str] = {**ID_COLUMNS, **CONFIG_COLUMNS, **FIDELITY_COLUMNS,
-                                 **{m: "float" for m in METRIC_NAMES}}
+                                 **{m: "float" for m in METRIC_NAMES}, **WHEN_COLUMNS}
 assert set(FIDELITY_COLUMNS) == set(FIDELITY_KEYS)
 
 

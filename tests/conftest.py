@@ -87,6 +87,7 @@ def synthetic_table(n_configs: int = 120, epochs: int = 4, seed: int = 0) -> pd.
                 d = {"task": "synthetic", "task_id": f"{c.config_id}-{fidelity_id(n, w, r)}-s{s}",
                      "config_id": c.config_id, "fidelity_id": fidelity_id(n, w, r), "seed": s, "status": "ok",
                      "rank": 0, "host": "synthetic", "torch_version": "none", "jahs_gym_version": "0",
+                     "epoch_started": 1.7e9 + 60.0 * len(rows),
                      **c.as_dict(), "N": n, "W": w, "Resolution": r, "epoch": e}
                 d.update({m: 1.0 for m in METRIC_NAMES})
                 d.update(valid_acc=acc, train_acc=acc + 2, test_acc=acc - 1, runtime=rt, cpu_runtime=0.9 * rt,

@@ -27,7 +27,8 @@ from jahs_gym.space import OPS, Config, all_fidelities
 from tests.conftest import make_tiny_run
 
 TIMING = ["train_duration", "valid_duration", "test_duration", "runtime", "cpu_runtime", "latency",
-          "forward_duration", "backward_duration", "data_load_duration", "peak_rss_MB", "cpu_percent", "rank", "host"]
+          "forward_duration", "backward_duration", "data_load_duration", "peak_rss_MB", "cpu_percent", "rank", "host",
+          "epoch_started"]
 PROTO = Protocol("fashion_mnist", n_train=256, n_valid=128, n_test=128, max_epochs=3)
 
 
@@ -131,6 +132,7 @@ def test_rows_have_every_metric_and_curves(data: TaskData) -> None:
     assert rows[1]["runtime"] > rows[0]["runtime"] > 0
     assert 0 < rows[0]["cpu_runtime"] < rows[1]["cpu_runtime"] <= rows[1]["runtime"] * 1.1
     assert rows[0]["lr"] == pytest.approx(0.05) and rows[1]["lr"] < rows[0]["lr"]
+    assert time.time() - 600 < rows[0]["epoch_started"] < rows[1]["epoch_started"] <= time.time()
 
 
 def test_resume_gives_the_same_numbers(data: TaskData, tmp_path: Path) -> None:
@@ -305,10 +307,25 @@ def test_merge_derives_cpu_runtime_for_old_shards(tmp_path: Path, data: TaskData
     rows = train_task(_spec(Config(2, 0, 3, 2, 4, 2)), data, epochs=3)
     (tmp_path / "shards").mkdir()
     df = rows_to_frame(rows)
-    df.drop(columns=["cpu_runtime"]).to_parquet(tmp_path / "shards" / "old.parquet")
+    df.drop(columns=["cpu_runtime", "epoch_started"]).to_parquet(tmp_path / "shards" / "old.parquet")
+    new = rows_to_frame(train_task(_spec(Config(2, 0, 3, 2, 4, 2), seed=1), data, epochs=1))
+    new.to_parquet(tmp_path / "shards" / "new.parquet")
     merged, rep = merge([tmp_path])
-    assert rep.cpu_runtime_derived == 1
-    np.testing.assert_allclose(merged["cpu_runtime"], df["cpu_runtime"], rtol=1e-9)
+    assert rep.cpu_runtime_derived == 1 and rep.when_unrecorded == 1
+    old = merged[merged["seed"] == 0]
+    np.testing.assert_allclose(old["cpu_runtime"], df["cpu_runtime"], rtol=1e-9)
+    assert old["epoch_started"].isna().all()
+    assert merged.loc[merged["seed"] == 1, "epoch_started"].tolist() == new["epoch_started"].tolist()
+
+
+def test_a_checkpoint_from_before_epoch_started_resumes(data: TaskData, tmp_path: Path) -> None:
+    spec, ck = _spec(Config(2, 0, 3, 2, 4, 2)), tmp_path / "ck.pt"
+    train_task(spec, data, epochs=1, checkpoint=ck)
+    state = torch.load(ck, weights_only=True)
+    state["rows"] = [{k: v for k, v in r.items() if k != "epoch_started"} for r in state["rows"]]
+    torch.save(state, ck)
+    rows = train_task(spec, data, epochs=2, checkpoint=ck)
+    assert np.isnan(rows[0]["epoch_started"]) and rows[1]["epoch_started"] > 0
 
 
 @pytest.mark.slow
