@@ -8,7 +8,8 @@
    with and without the cell's path features (n_paths .. param_free_path, encoding v4), on 3 fold seeds.
 3. Growth: for each share of the table's configs (grouped 5-fold by config, fixed XGBoost settings) it prints
    valid_acc R² and Kendall tau and runtime R², then fits quality ~ a - b * n**-c on the points and says
-   how many configs the goals (valid_acc tau 0.9, R² 0.95; cpu_runtime R² 0.98) would need, if the trend holds.
+   how many configs the goals (valid_acc tau 0.9, R² 0.95; cpu_runtime R² 0.98) would need, if the trend holds;
+   for a goal above the noise ceiling, how many seeds per run the labels would have to average instead.
 
     python benchmarks/surrogate_quality.py                    # the shipped fashion_mnist table
     python benchmarks/surrogate_quality.py --table T.parquet
@@ -84,6 +85,17 @@ def against_seed_mean(df: pd.DataFrame, metric: str, transform: str, linear: tup
     if len(first) < 5:
         return {}
     return {"rows": len(first), "single": quality(first, p), "mean": quality(mean, p)}
+
+
+def seeds_needed(df: pd.DataFrame, metric: str, key: str, goal: float, most: int = 32) -> int | None:
+    """The fewest seeds per (config, fidelity) whose averaged labels have a noise ceiling >= ``goal``."""
+    from jahs_gym.fit import noise_ceiling
+    from jahs_gym.metrics import BY_NAME
+
+    for k in (1, 2, 3, 4, 6, 8, 12, 16, 24, 32):
+        if k <= most and noise_ceiling(df, metric, BY_NAME[metric].transform, seeds=k).get(key, 1.0) >= goal:
+            return k
+    return None
 
 
 def needed(ns: np.ndarray, q: np.ndarray, goal: float) -> float:
@@ -170,7 +182,10 @@ def main(argv: list[str] | None = None) -> int:
         ceiling = ceilings[metric].get(key)
         n = needed(ns, q, goal) if len(rows) >= 3 else float("inf")
         if ceiling is not None and goal > ceiling:
-            verdict = f"above the noise ceiling {ceiling:.3f} of single-run labels: more configs alone cannot reach it"
+            k = seeds_needed(df, metric, key, goal)
+            verdict = (f"above the noise ceiling {ceiling:.3f} of single-run labels: more configs alone cannot reach "
+                       "it; " + (f"labels averaging {k} seeds would lift the ceiling to it" if k else
+                                 "not even labels averaging 32 seeds would lift the ceiling to it"))
         elif not np.isfinite(n) or n > 100 * ns[-1]:
             verdict = "not within 100x the current configs by the fitted trend"
         else:

@@ -189,14 +189,17 @@ def noise_model(df: pd.DataFrame, metrics: list[str]) -> dict[str, float]:
 
 
 def noise_ceiling(df: pd.DataFrame, metric: str, transform: str = "none", draws: int = 10,
-                  seed: int = 0) -> dict[str, float]:
-    """Seed-to-seed noise of ``metric`` and the R² / tau a perfect mean predictor scores on single-run labels.
+                  seed: int = 0, seeds: int = 1) -> dict[str, float]:
+    """Seed-to-seed noise of ``metric`` and the R² / tau a perfect mean predictor scores on single-run labels
+    (or, with ``seeds`` > 1, on labels that average that many seeds: the noise variance divided by ``seeds``).
 
     The noise, additive in the surrogate's ``transform`` space ("log": multiplicative), is estimated from
     the rows trained with two seeds (same config, fidelity and epoch; ``runs`` such pairs of runs). The
     ceiling shrinks the table's values to the variance the truth has (measured variance minus noise
     variance) and scores draws of truth + noise against the truth. An estimate: as good as ``runs`` allows.
     """
+    if seeds < 1:
+        raise ValueError(f"seeds={seeds}: labels average at least 1 seed")
     a, b, runs = _seed_pairs(df, metric, transform)
     if len(a) < 5:
         return {"pairs": len(a), "runs": runs}
@@ -209,7 +212,7 @@ def noise_ceiling(df: pd.DataFrame, metric: str, transform: str = "none", draws:
     rng = np.random.default_rng(seed)
     r2, tau = [], []
     for _ in range(draws):
-        q = quality(_inverse(transform, t_true + rng.normal(0.0, sigma, len(ty))), truth)
+        q = quality(_inverse(transform, t_true + rng.normal(0.0, sigma / math.sqrt(seeds), len(ty))), truth)
         r2.append(q["r2"])
         tau.append(q["kendall_tau"])
     return {"pairs": len(a), "runs": runs, "sigma": sigma, "r2": float(np.mean(r2)),

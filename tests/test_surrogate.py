@@ -50,8 +50,12 @@ def test_noise_ceiling_recovers_the_seed_noise(log: bool) -> None:
                                   "seed": seed, "m": y}))
     c = noise_ceiling(pd.concat(rows), "m", "log" if log else "none")
     assert c["pairs"] == c["runs"] == 400 and c["sigma"] == pytest.approx(sigma, rel=0.15)
-    if not log:  # additive noise: R2 ceiling = 1 - sigma^2 / var(y)
-        assert c["r2"] == pytest.approx(1 - sigma ** 2 / np.var(np.concatenate([r["m"] for r in rows])), abs=0.02)
+    if not log:  # additive noise: R2 ceiling = 1 - sigma^2 / var(y); labels averaging k seeds: noise sigma^2 / k
+        var_y = np.var(np.concatenate([r["m"] for r in rows]))
+        assert c["r2"] == pytest.approx(1 - sigma ** 2 / var_y, abs=0.02)
+        c4 = noise_ceiling(pd.concat(rows), "m", "none", seeds=4)
+        assert c4["r2"] == pytest.approx(1 - (sigma ** 2 / 4) / (var_y - sigma ** 2 + sigma ** 2 / 4), abs=0.01)
+        assert c4["kendall_tau"] > c["kendall_tau"]
     assert 0.5 < c["kendall_tau"] < 1.0
     # one seed only: no estimate
     assert noise_ceiling(rows[0], "m", "log" if log else "none") == {"pairs": 0, "runs": 0}
