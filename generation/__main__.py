@@ -8,6 +8,8 @@ from pathlib import Path
 
 
 def _parser() -> argparse.ArgumentParser:
+    from generation.plan import ORDERS
+
     p = argparse.ArgumentParser(prog="python -m generation", description=__doc__,
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -48,9 +50,11 @@ def _parser() -> argparse.ArgumentParser:
                    help="stop claiming new tasks after this many seconds (for batch-system wall times)")
     r.add_argument("--max-tasks", type=int, default=None, help="run at most this many of the pending tasks")
     r.add_argument("--data-root", default=None, help="folder of a local cifar10/colorectal_histology copy")
-    r.add_argument("--order", default="longest", choices=["longest", "interleaved"],
+    r.add_argument("--order", default="longest", choices=list(ORDERS),
                    help="longest: longest tasks first (best makespan); interleaved: every prefix of the run has "
-                        "the plan's mix of fidelities, cheapest first (for runs spread over several sessions)")
+                        "the plan's mix of fidelities, cheapest first (for runs spread over several sessions); "
+                        "coverage: first what brings every fidelity to the plan's min_per_fidelity configs, then "
+                        "interleaved")
 
     m = sub.add_parser("merge", help="validate shards and write one table",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)

@@ -96,6 +96,10 @@ class Plan:
         return cls(protocol, tuple(tasks), int(doc["seed"]), doc.get("options", {}))
 
 
+# the orders in which ``python -m generation run`` can work through a plan (see generation.run.order_tasks)
+ORDERS: tuple[str, ...] = ("longest", "interleaved", "coverage")
+
+
 def parse_fidelities(text: str | None) -> list[tuple[int, int, float]]:
     """``"1,4,0.25 3,8,0.5"`` -> [(1, 4, 0.25), (3, 8, 0.5)]; None -> all 27."""
     if not text:

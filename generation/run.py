@@ -22,7 +22,7 @@ from typing import Any
 
 import pandas as pd
 
-from generation.plan import Plan
+from generation.plan import ORDERS, Plan
 from jahs_gym.metrics import TABLE_COLUMNS
 
 
@@ -133,8 +133,12 @@ def record_machine(run_dir: Path, ranks: int, threads: int) -> dict[str, Any]:
     return entry
 
 
-def order_tasks(tasks: list, order: str) -> list:
+def order_tasks(tasks: list, order: str, configs_done: dict[tuple, int] | None = None, min_configs: int = 20) -> list:
     """``longest``: longest first (best makespan when the whole plan runs at once).
+
+    ``coverage``: first the first-seed tasks (and their repeats) that bring every fidelity up to
+    ``min_configs`` configs, counting ``configs_done`` ((N, W, Resolution) -> first seeds already trained),
+    in interleaved order; then the rest, interleaved. A run that stops early then still meets the coverage.
 
     ``interleaved``: every prefix of the run has the plan's mix of fidelities (each fidelity's tasks are
     spread evenly over the queue, cheapest first within a fidelity), so a run spread over several sessions
@@ -142,10 +146,21 @@ def order_tasks(tasks: list, order: str) -> list:
     spread evenly among the repeats when the first seed is done already), so every prefix holds complete
     pairs for the noise model.
     """
+    if order not in ORDERS:
+        raise ValueError(f"order={order!r}; allowed: {', '.join(map(repr, ORDERS))}")
     if order == "longest":
         return sorted(tasks, key=lambda t: -t.est_seconds)
-    if order != "interleaved":
-        raise ValueError(f"order={order!r}; allowed: 'longest', 'interleaved'")
+    if order == "coverage":
+        have = dict(configs_done or {})
+        short: set[tuple] = set()  # (config_id, N, W, Resolution) of the first seeds that close a gap
+        for t in sorted(tasks, key=lambda t: (t.est_seconds, t.task_id)):
+            fid = (t.N, t.W, t.Resolution)
+            if t.seed == 0 and have.get(fid, 0) < min_configs:
+                have[fid] = have.get(fid, 0) + 1
+                short.add((t.config.config_id, *fid))
+        head = [t for t in tasks if (t.config.config_id, t.N, t.W, t.Resolution) in short]
+        rest = [t for t in tasks if (t.config.config_id, t.N, t.W, t.Resolution) not in short]
+        return order_tasks(head, "interleaved") + order_tasks(rest, "interleaved")
     first = {(t.config.config_id, t.N, t.W, t.Resolution) for t in tasks if t.seed == 0}
     by_fid: dict[tuple, list] = {}
     for t in sorted(tasks, key=lambda t: (t.est_seconds, t.task_id)):
@@ -202,7 +217,12 @@ def _run(run_dir: Path, threads: int, time_limit_s: float | None, max_tasks: int
     pending = None
     if rank == 0:
         done = {p.stem for p in (run_dir / "shards").glob("*.parquet")}
-        pending = order_tasks([t for t in plan.tasks if t.task_id not in done], order)
+        configs_done: dict[tuple, int] = {}
+        for t in plan.tasks:
+            if t.seed == 0 and t.task_id in done:
+                configs_done[(t.N, t.W, t.Resolution)] = configs_done.get((t.N, t.W, t.Resolution), 0) + 1
+        pending = order_tasks([t for t in plan.tasks if t.task_id not in done], order, configs_done,
+                              int(plan.options.get("min_per_fidelity", 20)))
         if max_tasks is not None:
             pending = pending[:max_tasks]
         log(f"[run] {len(plan.tasks)} planned, {len(done)} done, {len(pending)} to run on {size} rank(s); "

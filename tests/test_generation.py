@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -223,6 +224,25 @@ def test_interleaved_order_mixes_fidelities_and_keeps_seed_pairs_together() -> N
     assert order_tasks(plan.tasks, "longest")[0].est_seconds == max(t.est_seconds for t in plan.tasks)
     with pytest.raises(ValueError, match="order='random'; allowed"):
         order_tasks(plan.tasks, "random")
+
+
+def test_coverage_order_first_fills_every_fidelity_to_its_minimum() -> None:
+    from generation.run import order_tasks
+
+    proto = Protocol("fashion_mnist", n_train=4096, n_valid=1024, n_test=1024, max_epochs=10)
+    fids = [tuple(f) for f in parse_fidelities("1,4,0.25 3,8,0.5 5,16,1")]
+    plan = make_plan(proto, 90, seed=3, min_per_fidelity=10, repeat_share=0.2, fidelities=fids, progress=False)
+    done = {(1, 4, 0.25): 12, (3, 8, 0.5): 7}  # the last fidelity has no config yet
+    order = order_tasks(plan.tasks, "coverage", done, min_configs=10)
+    assert sorted(t.task_id for t in order) == sorted(t.task_id for t in plan.tasks)
+    firsts = [t for t in order if t.seed == 0]
+    head = Counter((t.N, t.W, t.Resolution) for t in firsts[:13])
+    assert head == {(3, 8, 0.5): 3, (5, 16, 1.0): 10}  # the gaps first, nothing of the covered fidelity
+    fifth = [t for t in plan.tasks if t.seed == 0 and t.N == 5]
+    cheapest = sorted(fifth, key=lambda t: (t.est_seconds, t.task_id))[:10]
+    assert {t.task_id for t in firsts[:13] if t.N == 5} == {t.task_id for t in cheapest}
+    # with every fidelity covered it is the interleaved order
+    assert order_tasks(plan.tasks, "coverage", dict.fromkeys(fids, 10), 10) == order_tasks(plan.tasks, "interleaved")
 
 
 def _mpiexec() -> str:
