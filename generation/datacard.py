@@ -73,6 +73,8 @@ def write_datacard(bundle: Path, table: Path, plan_tasks: int | None = None) -> 
         "The ceiling is what a perfect predictor of the seed mean would score against these single-run labels,",
         "given the seed-to-seed noise measured on the (config, fidelity) runs trained with two seeds "
         f"({_runs(m)} of them so far: an estimate).", "",
+        "For the runtimes the ceiling is optimistic: they drift with the machine's state over hours, and most",
+        "seed pairs ran minutes apart (`python benchmarks/runtime_noise.py` measures the spread by time apart).", "",
         "R2 (fit space) is the R2 of the fitted transform of the metric (log, log1p), where a handful of",
         "huge values (epoch-1 losses at high learning rates) weigh no more than the rest.", "",
         "| metric | R2 | R2 (fit space) | Kendall tau | MAE | trees | ceiling R2 | ceiling tau |",
