@@ -169,12 +169,15 @@ def _seed_pairs(df: pd.DataFrame, metric: str, transform: str = "none") -> tuple
     """``metric`` (in ``transform`` space) of the rows trained with two seeds: (lowest seed's, highest seed's,
     how many (config, fidelity) runs the finite pairs come from); same config, fidelity and epoch."""
     key = ["config_id", "fidelity_id", "epoch"]
-    rep = df[df.duplicated(key, keep=False)].sort_values([*key, "seed"])
-    g = rep.groupby(key)[metric]
-    first, last = g.first(), g.last()
-    a, b = forward_transform(transform, first.to_numpy()), forward_transform(transform, last.to_numpy())
+    rep = df[df.duplicated(key, keep=False)]
+    if rep.empty:
+        return np.empty(0), np.empty(0), 0
+    # one column per seed (not groupby.first/last: those skip NaN and would pair a run with itself)
+    wide = rep.set_index([*key, "seed"])[metric].unstack("seed").sort_index(axis=1)
+    a = forward_transform(transform, wide.iloc[:, 0].to_numpy())
+    b = forward_transform(transform, wide.iloc[:, -1].to_numpy())
     ok = np.isfinite(a) & np.isfinite(b)
-    runs = int(first.index.droplevel("epoch")[ok].nunique()) if len(first) else 0
+    runs = int(wide.index.droplevel("epoch")[ok].nunique())
     return a[ok], b[ok], runs
 
 

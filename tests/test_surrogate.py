@@ -60,6 +60,9 @@ def test_noise_ceiling_recovers_the_seed_noise(log: bool) -> None:
     # one seed only: no estimate
     assert noise_ceiling(rows[0], "m", "log" if log else "none") == {"pairs": 0, "runs": 0}
     assert noise_model(rows[0], ["m"]) == {}
+    gap = [r.copy() for r in rows]
+    gap[0].loc[:99, "m"] = np.nan  # a metric one seed lacks (a diverged loss) pairs nothing, never the other seed
+    assert noise_ceiling(pd.concat(gap), "m", "log" if log else "none")["pairs"] == 300
     if not log:  # the bundle's noise figure is the same estimate
         assert noise_model(pd.concat(rows), ["m"])["m"] == pytest.approx(c["sigma"])
 
