@@ -61,17 +61,18 @@ def task_times(df: pd.DataFrame, run_dir: Path, use_git: bool) -> pd.DataFrame:
     return last[last["when"].notna()]
 
 
-def pair_table(tasks: pd.DataFrame, value: str = "cpu_runtime") -> pd.DataFrame:
-    """Seed pairs: minutes apart, same rank, log ratio of ``value`` and of wall runtime, and of ``value_fixed``."""
-    rows = []
-    for _, g in tasks[tasks["status"] == "ok"].groupby(["config_id", "fidelity_id"]):
-        if len(g) != 2:
-            continue
-        a, b = g.iloc[0], g.iloc[1]
-        rows.append({"apart_min": abs(a["when"] - b["when"]) / 60, "same_rank": a["rank"] == b["rank"],
-                     "d": np.log(a[value] / b[value]), "d_wall": np.log(a["runtime"] / b["runtime"]),
-                     "d_fixed": (a["fixed"] - b["fixed"]) if "fixed" in g else np.nan})
-    return pd.DataFrame(rows)
+def pair_table(tasks: pd.DataFrame) -> pd.DataFrame:
+    """Seed pairs of finished tasks: minutes apart, same rank, log ratio of cpu_runtime and of wall runtime, and
+    the difference of their speed-corrected residuals (``fixed``)."""
+    from jahs_gym.fit import seed_pair_frames
+
+    a, b = seed_pair_frames(tasks[tasks["status"] == "ok"], ["when", "rank", "cpu_runtime", "runtime", "fixed"],
+                            key=("config_id", "fidelity_id"))
+    return pd.DataFrame({"apart_min": (a["when"] - b["when"]).abs().to_numpy(float) / 60,
+                         "same_rank": (a["rank"] == b["rank"]).to_numpy(),
+                         "d": np.log(a["cpu_runtime"] / b["cpu_runtime"]).to_numpy(float),
+                         "d_wall": np.log(a["runtime"] / b["runtime"]).to_numpy(float),
+                         "d_fixed": (a["fixed"] - b["fixed"]).to_numpy(float)})
 
 
 def speed_factor(tasks: pd.DataFrame, window_min: float) -> np.ndarray:

@@ -3,8 +3,8 @@
 1. Noise ceiling: from the configs trained with two seeds, the seed-to-seed noise of each metric, and the
    R² and Kendall tau that a perfect predictor of the mean would score against single-run labels. Then the
    surrogate itself on those rows, scored against one seed's label and against the two seeds' mean.
-2. Linear base ablation: held-out cpu_runtime and latency quality with the linear base on the MACs and
-   parameter features only (encoding v2's) versus all of ``jahs_gym.fit.LINEAR_FEATURES``; and valid_acc
+2. Linear base ablation: held-out cpu_runtime and latency quality with each of ``jahs_gym.fit.LINEAR_BASES``
+   (MACs and parameters only, encoding v2's, or all of ``LINEAR_FEATURES``); and valid_acc
    with and without the cell's path features (n_paths .. param_free_path, encoding v4), on 3 fold seeds.
 3. Growth: for each share of the table's configs (grouped 5-fold by config, fixed XGBoost settings) it prints
    valid_acc R² and Kendall tau and runtime R², then fits quality ~ a - b * n**-c on the points and says
@@ -74,26 +74,28 @@ def against_seed_mean(df: pd.DataFrame, metric: str, transform: str, linear: tup
     Single-run labels carry the seed noise; the mean of two carries half its variance. A surrogate that
     predicts the mean well scores clearly higher against the mean than against either run.
     """
-    from jahs_gym.fit import quality
+    from jahs_gym.fit import quality, seed_pair_frames
 
     d, pred = held_out_predictions(df, metric, transform, linear=linear)
-    d = d.assign(pred=pred)
-    key = ["config_id", "fidelity_id", "epoch"]
-    rep = d[d.duplicated(key, keep=False)].sort_values([*key, "seed"])
-    g = rep.groupby(key)
-    first, mean, p = g[metric].first().to_numpy(), g[metric].mean().to_numpy(), g["pred"].first().to_numpy()
-    if len(first) < 5:
+    lo, hi = seed_pair_frames(d.assign(pred=pred), [metric, "pred"])
+    if len(lo) < 5:
         return {}
-    return {"rows": len(first), "single": quality(first, p), "mean": quality(mean, p)}
+    p = lo["pred"].to_numpy()
+    return {"rows": len(lo), "single": quality(lo[metric].to_numpy(), p),
+            "mean": quality(((lo[metric] + hi[metric]) / 2).to_numpy(), p)}
 
 
-def seeds_needed(df: pd.DataFrame, metric: str, key: str, goal: float, most: int = 32) -> int | None:
-    """The fewest seeds per (config, fidelity) whose averaged labels have a noise ceiling >= ``goal``."""
+SEED_COUNTS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32)  # labels averaging this many seeds, tried in turn
+
+
+def seeds_needed(df: pd.DataFrame, metric: str, key: str, goal: float) -> int | None:
+    """The fewest seeds per (config, fidelity) (of ``SEED_COUNTS``) whose averaged labels have a noise ceiling
+    >= ``goal``; None if even the most do not."""
     from jahs_gym.fit import noise_ceiling
     from jahs_gym.metrics import BY_NAME
 
-    for k in (1, 2, 3, 4, 6, 8, 12, 16, 24, 32):
-        if k <= most and noise_ceiling(df, metric, BY_NAME[metric].transform, seeds=k).get(key, 1.0) >= goal:
+    for k in SEED_COUNTS:
+        if noise_ceiling(df, metric, BY_NAME[metric].transform, seeds=k).get(key, 1.0) >= goal:
             return k
     return None
 
@@ -129,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     df = pd.read_parquet(args.table or DATA_DIR / "fashion_mnist" / "table.parquet")
     if "cpu_runtime" not in df.columns:
         raise SystemExit("the table predates cpu_runtime; merge it again with `python -m generation merge`")
-    from jahs_gym.fit import LINEAR_FEATURES, noise_ceiling
+    from jahs_gym.fit import LINEAR_BASES, LINEAR_FEATURES, noise_ceiling
     from jahs_gym.metrics import BY_NAME
 
     print(f"table: {df['task_id'].nunique()} tasks, {df['config_id'].nunique()} configs, {len(df)} rows")
@@ -154,7 +156,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"mean R2 {two['r2']:.3f} tau {two['kendall_tau']:.3f}")
     print("2. linear base of log metrics (grouped 5-fold, whole table)")
     for metric in ("cpu_runtime", "latency"):
-        for name, feats in (("MACs + params", LINEAR_FEATURES[:2]), ("all", LINEAR_FEATURES)):
+        for feats in LINEAR_BASES:  # the bases fit_bundle chooses among
+            name = "MACs + params" if len(feats) == 2 else "all"
             q = held_out(df, metric, "log", linear=feats)
             print(f"   {metric:12s} base on {name:13s}: R2 {q['r2']:.3f} tau {q['kendall_tau']:.3f}")
     paths = ("n_paths", "path_max_convs", "path_min_convs", "param_free_path")
@@ -185,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
             k = seeds_needed(df, metric, key, goal)
             verdict = (f"above the noise ceiling {ceiling:.3f} of single-run labels: more configs alone cannot reach "
                        "it; " + (f"labels averaging {k} seeds would lift the ceiling to it" if k else
-                                 "not even labels averaging 32 seeds would lift the ceiling to it"))
+                                 f"not even labels averaging {SEED_COUNTS[-1]} seeds would lift the ceiling to it"))
         elif not np.isfinite(n) or n > 100 * ns[-1]:
             verdict = "not within 100x the current configs by the fitted trend"
         else:

@@ -89,12 +89,11 @@ def write_datacard(bundle: Path, table: Path, plan_tasks: int | None = None) -> 
         if byf:
             lines += [f"### {metric} per fidelity", "", "| fidelity | rows | R2 | tau |", "|---|---|---|---|",
                       *[f"| {f} | {q['n']} | {q['r2']:.3f} | {q['kendall_tau']:.3f} |" for f, q in byf.items()], ""]
-    pars = [v["parsimony"] for v in m["metrics"].values() if "parsimony" in v]
+    pars = [(v["n_trees"], v["parsimony"]) for v in m["metrics"].values() if "parsimony" in v]
     if pars:
-        kept = sum(v["n_trees"] for v in m["metrics"].values() if "parsimony" in v)
-        lines += ["## Forest size", "", f"Each metric keeps the smallest forest within {pars[0]['tolerance']:.0%} of "
-                  f"the best validation RMSE: {kept} trees in all; the best-RMSE forests would have "
-                  f"{sum(p['trees_at_best'] for p in pars)}.", ""]
+        lines += ["## Forest size", "", f"Each metric keeps the smallest forest within {pars[0][1]['tolerance']:.0%} "
+                  f"of the best validation RMSE: {sum(n for n, _ in pars)} trees in all; the best-RMSE forests would "
+                  f"have {sum(p['trees_at_best'] for _, p in pars)}.", ""]
     lines += ["## Noise", "", "Seed noise (std of one run, from repeated seeds): "
               + (", ".join(f"{k} {v:.3g}" for k, v in m["noise"].items()) or "no repeated seeds yet"), ""]
     out = bundle / "DATA_CARD.md"

@@ -165,19 +165,30 @@ def choose_params(x: np.ndarray, y: np.ndarray, groups: np.ndarray, trials: int,
     return dict(params), n, record
 
 
+def seed_pair_frames(df: pd.DataFrame, columns: list[str],
+                     key: tuple[str, ...] = ("config_id", "fidelity_id", "epoch")) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The rows trained with two seeds, side by side: (lowest seed's ``columns``, highest seed's), both indexed
+    by ``key``, only where every column is present in both (one column per seed, so a missing value never
+    pairs a run with itself)."""
+    rep = df[df.duplicated(list(key), keep=False)]
+    if rep.empty:
+        empty = pd.DataFrame(columns=list(columns))
+        return empty, empty
+    wide = rep.set_index([*key, "seed"])[list(columns)].unstack("seed")
+    seeds = sorted(wide.columns.get_level_values("seed").unique())
+    lo, hi = wide.xs(seeds[0], axis=1, level="seed"), wide.xs(seeds[-1], axis=1, level="seed")
+    ok = lo.notna().all(axis=1) & hi.notna().all(axis=1)
+    return lo[ok], hi[ok]
+
+
 def _seed_pairs(df: pd.DataFrame, metric: str, transform: str = "none") -> tuple[np.ndarray, np.ndarray, int]:
     """``metric`` (in ``transform`` space) of the rows trained with two seeds: (lowest seed's, highest seed's,
     how many (config, fidelity) runs the finite pairs come from); same config, fidelity and epoch."""
-    key = ["config_id", "fidelity_id", "epoch"]
-    rep = df[df.duplicated(key, keep=False)]
-    if rep.empty:
-        return np.empty(0), np.empty(0), 0
-    # one column per seed (not groupby.first/last: those skip NaN and would pair a run with itself)
-    wide = rep.set_index([*key, "seed"])[metric].unstack("seed").sort_index(axis=1)
-    a = forward_transform(transform, wide.iloc[:, 0].to_numpy())
-    b = forward_transform(transform, wide.iloc[:, -1].to_numpy())
+    lo, hi = seed_pair_frames(df, [metric])
+    a = forward_transform(transform, lo[metric].to_numpy(float))
+    b = forward_transform(transform, hi[metric].to_numpy(float))
     ok = np.isfinite(a) & np.isfinite(b)
-    runs = int(wide.index.droplevel("epoch")[ok].nunique())
+    runs = int(lo.index.droplevel("epoch")[ok].nunique()) if len(lo) else 0
     return a[ok], b[ok], runs
 
 
