@@ -6,12 +6,15 @@ and prints the log std of their cpu_runtime (and wall runtime) ratio per bin; pe
 
 1. Pairs by time apart (and by same / different MPI rank).
 2. A time-local speed factor: each task's held-out surrogate residual (grouped 5-fold, as in
-   surrogate_quality.py) minus the median residual of the other tasks trained within ``--window`` minutes.
+   surrogate_quality.py) minus the median residual of the other configs' tasks trained within ``--window``
+   minutes.
+3. What that correction (the one ``fit_bundle`` applies) does to held-out quality, per timing metric.
    If the noise is the machine's state, the pairs' spread and the residual spread shrink.
 
-When a task was trained: its first epoch's ``epoch_started``; for shards from before that column existed,
-the time git added the shard file (``--git``; commits land every 10-60 minutes, so this is coarse and needs
-the repository's full history).
+When a task was trained: ``jahs_gym.fit.task_times`` (its first epoch's ``epoch_started``; for shards from
+before that column existed, the time git added the shard, from the run's shard_dates.json written by
+``python -m generation date-shards RUN_DIR``: coarse, commits landed every 10-60 minutes). The speed factor is
+``jahs_gym.fit.speed_factors``, the correction ``fit_bundle`` applies to the runtime labels.
 
     python benchmarks/runtime_noise.py                    # data/runs/fashion_mnist, merged fresh
     python benchmarks/runtime_noise.py --run-dir data/runs/mnist --window 30
@@ -20,44 +23,25 @@ the repository's full history).
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from jahs_gym.fit import SPEED_WINDOW_MIN
+
 ROOT = Path(__file__).resolve().parents[1]
 BINS = (0.0, 5.0, 60.0, 600.0, np.inf)  # minutes apart
 
 
-def shard_times_from_git(run_dir: Path) -> dict[str, float]:
-    """task_id -> Unix time of the commit that added its shard (empty without git history)."""
-    try:
-        out = subprocess.run(["git", "log", "--diff-filter=A", "--format=@%ct", "--name-only", "--",
-                              str((run_dir / "shards").resolve().relative_to(ROOT))],
-                             capture_output=True, text=True, cwd=ROOT, check=True).stdout
-    except (subprocess.CalledProcessError, FileNotFoundError, ValueError):
-        return {}
-    added, t = {}, 0.0
-    for line in out.splitlines():
-        if line.startswith("@"):
-            t = float(line[1:])
-        elif line.endswith(".parquet"):
-            added.setdefault(line.rsplit("/", 1)[1][: -len(".parquet")], t)
-    return added
+def task_table(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per dated task: its last epoch's labels, ``when`` (Unix seconds) and ``when_source``."""
+    from jahs_gym.fit import task_times
 
-
-def task_times(df: pd.DataFrame, run_dir: Path, use_git: bool) -> pd.DataFrame:
-    """One row per task: its last epoch's labels, ``when`` (Unix seconds) and ``when_source``."""
     last = df.sort_values("epoch").groupby("task_id").last()
-    first = df.groupby("task_id")["epoch_started"].min()
-    last["when"], last["when_source"] = first, np.where(first.notna(), "epoch_started", "")
-    if use_git and last["when"].isna().any():
-        git = shard_times_from_git(run_dir)
-        fill = last["when"].isna() & last.index.isin(list(git))
-        last.loc[fill, "when"] = [git[t] for t in last.index[fill]]
-        last.loc[fill, "when_source"] = "git"
+    when, source = task_times(df)
+    last["when"], last["when_source"] = when.reindex(last.index), source.reindex(last.index)
     return last[last["when"].notna()]
 
 
@@ -75,22 +59,6 @@ def pair_table(tasks: pd.DataFrame) -> pd.DataFrame:
                          "d_fixed": (a["fixed"] - b["fixed"]).to_numpy(float)})
 
 
-def speed_factor(tasks: pd.DataFrame, window_min: float) -> np.ndarray:
-    """Median held-out log residual of the OTHER tasks within ``window_min`` minutes (0 where none)."""
-    t, r = tasks["when"].to_numpy(), tasks["res"].to_numpy()
-    order = np.argsort(t)
-    out = np.zeros(len(t))
-    lo = hi = 0
-    for i in order:
-        while t[order[lo]] < t[i] - 60 * window_min:
-            lo += 1
-        while hi < len(t) and t[order[hi]] <= t[i] + 60 * window_min:
-            hi += 1
-        near = [order[j] for j in range(lo, hi) if order[j] != i]
-        out[i] = float(np.median(r[near])) if near else 0.0
-    return out
-
-
 class _Help(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
     pass
 
@@ -99,27 +67,27 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=_Help)
     p.add_argument("--run-dir", default=str(ROOT / "data" / "runs" / "fashion_mnist"),
                    help="a run folder with shards/ (merged fresh, so new shards count)")
-    p.add_argument("--no-git", dest="git", action="store_false",
-                   help="do not date shards without epoch_started by their git commit (they are then left out)")
-    p.add_argument("--window", type=float, default=20.0, help="minutes either side for the speed factor in 2.")
+    p.add_argument("--window", type=float, default=SPEED_WINDOW_MIN,
+                   help="minutes either side for the speed factor in 2. and 3.")
+    p.add_argument("--no-fit", action="store_true", help="skip 3. (two held-out fits per timing metric)")
     args = p.parse_args(argv)
     sys.path.insert(0, str(Path(__file__).parent))
     from surrogate_quality import held_out_predictions
 
     from generation.merge import merge
-    from jahs_gym.fit import LINEAR_FEATURES
+    from jahs_gym.fit import LINEAR_FEATURES, task_speed_factors
 
     run_dir = Path(args.run_dir)
     df, _ = merge([run_dir])
-    tasks = task_times(df, run_dir, args.git)
+    tasks = task_table(df)
     src = tasks["when_source"].value_counts().to_dict()
     print(f"{len(tasks)} of {df['task_id'].nunique()} tasks dated ({src}); pairs are (config, fidelity) runs "
           "trained with two seeds")
     d, pred = held_out_predictions(df, "cpu_runtime", "log", linear=LINEAR_FEATURES)
-    res = pd.Series(np.log(d["cpu_runtime"].to_numpy() / pred), index=d.index)
-    tasks["res"] = res.groupby(d["task_id"]).last().reindex(tasks.index).to_numpy()  # the last epoch's
+    log_res = np.log(d["cpu_runtime"].to_numpy() / pred)
+    tasks["res"] = pd.Series(log_res).groupby(d["task_id"].to_numpy()).median().reindex(tasks.index).to_numpy()
     tasks = tasks[tasks["res"].notna()]
-    tasks["fixed"] = tasks["res"] - speed_factor(tasks, args.window)
+    tasks["fixed"] = tasks["res"] - task_speed_factors(d, log_res, args.window).reindex(tasks.index)
     pairs = pair_table(tasks)
     if pairs.empty:
         print("no dated seed pairs yet")
@@ -136,7 +104,35 @@ def main(argv: list[str] | None = None) -> int:
     print(f"2. minus a speed factor from the tasks trained within {args.window:g} min (held-out residuals)")
     print(f"   pairs' log std {pairs['d'].std():.3f} -> {pairs['d_fixed'].std():.3f}; every task's residual "
           f"std {tasks['res'].std():.3f} -> {tasks['fixed'].std():.3f}")
+    if not args.no_fit:
+        corrected_fit(df, args.window)
     return 0
+
+
+def corrected_fit(df: pd.DataFrame, window: float) -> None:
+    """3. What fit_bundle's correction does: held-out quality on the measured vs the corrected labels."""
+    from surrogate_quality import held_out_predictions
+
+    from jahs_gym.fit import LINEAR_FEATURES, SPEED_METRICS, noise_ceiling, quality, task_speed_factors
+
+    print("3. held-out quality (grouped 5-fold, one fixed model) on measured -> speed-corrected labels; the "
+          "ceilings of single-run labels; fidelities whose R2 rose")
+    for m in SPEED_METRICS:
+        d, pred = held_out_predictions(df, m, "log", linear=LINEAR_FEATURES)
+        factor = task_speed_factors(d, np.log(d[m].to_numpy() / pred), window)
+        dc = df.assign(**{m: df[m] * np.exp(-df["task_id"].map(factor).fillna(0.0))})
+        d2, pred2 = held_out_predictions(dc, m, "log", linear=LINEAR_FEATURES)
+        y, y2 = d[m].to_numpy(), d2[m].to_numpy()
+        q, q2 = quality(y, pred), quality(y2, pred2)
+        lq, lq2 = quality(np.log(y), np.log(pred)), quality(np.log(y2), np.log(pred2))
+        c, c2 = noise_ceiling(df, m, "log"), noise_ceiling(dc, m, "log")
+        fid = d["fidelity_id"].to_numpy()
+        rose = sum(quality(y2[fid == f], pred2[fid == f])["r2"] > quality(y[fid == f], pred[fid == f])["r2"]
+                   for f in np.unique(fid))
+        print(f"   {m:<11s}: R2 {q['r2']:.3f} -> {q2['r2']:.3f} | log R2 {lq['r2']:.3f} -> {lq2['r2']:.3f} | "
+              f"tau {q['kendall_tau']:.3f} -> {q2['kendall_tau']:.3f} | MAE {q['mae']:.4g} -> {q2['mae']:.4g} | "
+              f"ceiling R2 {c.get('r2', float('nan')):.3f} -> {c2.get('r2', float('nan')):.3f} | "
+              f"{rose} of {len(np.unique(fid))} fidelities rose | factor log std {factor.std():.3f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -61,6 +61,14 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument("run_dirs", type=Path, nargs="+", help="run folder(s) with shards/")
     m.add_argument("-o", "--out", type=Path, required=True, help="table.parquet to write")
 
+    d = sub.add_parser("date-shards", help="date shards from before epoch_started by their git commit",
+                       description="Write RUN_DIR/shard_dates.json: for every shard without epoch_started, the "
+                                   "Unix time of the git commit that added it (needs the repository's full "
+                                   "history). merge puts it into the table's shard_committed column, and fit "
+                                   "uses it to correct runtime labels for the machine's drifting speed.",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    d.add_argument("run_dir", type=Path, help="run folder with shards/ inside a git work tree")
+
     f = sub.add_parser("fit", help="fit a surrogate bundle on a merged table",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     f.add_argument("table", type=Path, help="merged table.parquet")
@@ -70,6 +78,9 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--run-dir", type=Path, default=None,
                    help="the run folder: its plan.json's protocol goes into the manifest")
     f.add_argument("--ship-table", action="store_true", help="copy the table into the bundle (kind='table')")
+    f.add_argument("--speed-window", type=float, default=20.0,
+                   help="minutes either side of a task whose other tasks' held-out residuals give its machine "
+                        "speed factor (cpu_runtime, runtime, latency labels are divided by it); 0: no correction")
     return p
 
 
@@ -108,6 +119,11 @@ def main(argv: list[str] | None = None) -> int:
         _, rep = merge(args.run_dirs, args.out)
         print(rep.text())
         print(f"wrote {args.out}")
+    elif args.cmd == "date-shards":
+        from generation.merge import write_shard_dates
+        path, n, missing = write_shard_dates(args.run_dir)
+        print(f"wrote {path}: {n} shard(s) dated by git" + (f"; {missing} undated shard(s) that git does not know "
+                                                           "(uncommitted, or a shallow clone)" if missing else ""))
     elif args.cmd == "fit":
         import json
 
@@ -119,7 +135,8 @@ def main(argv: list[str] | None = None) -> int:
         import pandas as pd
         compute = compute_summary(pd.read_parquet(args.table), [args.run_dir] if args.run_dir else None)
         m = fit_bundle(args.table, args.out, folds=args.folds, trials=args.trials, compute=compute,
-                       ship_table=args.ship_table, protocol=protocol)
+                       ship_table=args.ship_table, protocol=protocol,
+                       speed_window_min=args.speed_window if args.speed_window > 0 else None)
         from generation.datacard import write_datacard
         from jahs_gym.bundle import read_manifest, write_manifest
         n_plan = len(json.loads((args.run_dir / "plan.json").read_text())["tasks"]) if args.run_dir else None

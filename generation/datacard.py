@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pandas as pd
@@ -74,7 +75,9 @@ def write_datacard(bundle: Path, table: Path, plan_tasks: int | None = None) -> 
         "given the seed-to-seed noise measured on the (config, fidelity) runs trained with two seeds "
         f"({_runs(m)} of them so far: an estimate).", "",
         "For the runtimes the ceiling is optimistic: they drift with the machine's state over hours, and most",
-        "seed pairs ran minutes apart (`python benchmarks/runtime_noise.py` measures the spread by time apart).", "",
+        "seed pairs ran minutes apart (`python benchmarks/runtime_noise.py` measures the spread by time apart).",
+        "Where a metric's labels were corrected for that drift (next section), its R2, tau, MAE and ceiling are",
+        "against the corrected labels.", "",
         "R2 (fit space) is the R2 of the fitted transform of the metric (log, log1p), where a handful of",
         "huge values (epoch-1 losses at high learning rates) weigh no more than the rest.", "",
         "| metric | R2 | R2 (fit space) | Kendall tau | MAE | trees | ceiling R2 | ceiling tau |",
@@ -89,6 +92,22 @@ def write_datacard(bundle: Path, table: Path, plan_tasks: int | None = None) -> 
         if byf:
             lines += [f"### {metric} per fidelity", "", "| fidelity | rows | R2 | tau |", "|---|---|---|---|",
                       *[f"| {f} | {q['n']} | {q['r2']:.3f} | {q['kendall_tau']:.3f} |" for f, q in byf.items()], ""]
+    speed = {k: v for k, v in m["metrics"].items() if "speed_correction" in v}
+    if speed:
+        sc = next(iter(speed.values()))["speed_correction"]
+        lines += ["## Runtime labels: the machine's speed taken out", "",
+                  "This machine's speed drifts over hours, and a timing label carries that drift. Each task's",
+                  "timings are divided by a speed factor: the median held-out residual (measured / predicted, a",
+                  f"first fit) of the other configs' tasks started within {sc['window_min']:g} min of it, centred on",
+                  "the median task. The surrogates predict these metrics at the run's median machine speed.",
+                  f"Tasks dated: {json.dumps(sc['dated'])} (shard_committed: the git commit that added the shard,",
+                  "for shards from before epoch_started was recorded: coarse).", "",
+                  "| metric | factor log std | factor 5%-95% | R2 vs corrected | R2 vs measured labels |",
+                  "|---|---|---|---|---|",
+                  *[f"| {k} | {v['speed_correction']['factor_log_std']:.3f} | "
+                    f"x{math.exp(v['speed_correction']['factor_log_p5_p95'][0]):.2f}-"
+                    f"x{math.exp(v['speed_correction']['factor_log_p5_p95'][1]):.2f} | {v['quality']['r2']:.3f} | "
+                    f"{v['quality']['r2_raw_labels']:.3f} |" for k, v in speed.items()], ""]
     pars = [(v["n_trees"], v["parsimony"]) for v in m["metrics"].values() if "parsimony" in v]
     if pars:
         lines += ["## Forest size", "", f"Each metric keeps the smallest forest within {pars[0][1]['tolerance']:.0%} "

@@ -7,12 +7,16 @@ failed tasks, diverged runs and unfinished tasks are all reported.
 from __future__ import annotations
 
 import json
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
+import pyarrow.parquet as pq
 
-from jahs_gym.metrics import TABLE_COLUMNS, validate_table
+from jahs_gym.metrics import OPTIONAL_COLUMNS, TABLE_COLUMNS, validate_table
+
+SHARD_DATES = "shard_dates.json"
 
 
 @dataclass
@@ -27,13 +31,16 @@ class MergeReport:
     gaps: list[str] = field(default_factory=list)
     cpu_runtime_derived: int = 0
     when_unrecorded: int = 0
+    dated_by_commit: int = 0
 
     def text(self) -> str:
         lines = [f"merged {self.shards} shard(s): {self.tasks} tasks, {self.rows} rows",
                  f"duplicate (task_id, epoch) rows dropped: {self.duplicates_dropped}",
                  f"shards from before cpu_runtime was recorded (derived exactly from runtime x cpu_percent): "
                  f"{self.cpu_runtime_derived}",
-                 f"shards from before epoch_started was recorded (NaN there): {self.when_unrecorded}",
+                 f"shards from before epoch_started was recorded (NaN there): {self.when_unrecorded}; "
+                 f"of their tasks, dated by the git commit that added the shard ({SHARD_DATES}): "
+                 f"{self.dated_by_commit}",
                  f"diverged tasks (rows kept, status='diverged'): {len(self.diverged_tasks)}",
                  f"failed tasks (no rows; see failures/*.json): {len(self.failed)}"]
         lines += [f"  {k}: {v}" for k, v in list(self.failed.items())[:10]]
@@ -47,7 +54,10 @@ def merge(run_dirs: list[Path], out: Path | None = None) -> tuple[pd.DataFrame, 
     rep = MergeReport()
     frames = []
     planned: set[str] = set()
+    committed: dict[str, float] = {}
     for rd in map(Path, run_dirs):
+        if (rd / SHARD_DATES).exists():
+            committed.update(read_shard_dates(rd))
         files = sorted((rd / "shards").glob("*.parquet"))
         rep.shards += len(files)
         frames += [pd.read_parquet(f) for f in files]
@@ -69,7 +79,13 @@ def merge(run_dirs: list[Path], out: Path | None = None) -> tuple[pd.DataFrame, 
     df = df.drop_duplicates(subset=["task_id", "epoch"], keep="first")
     rep.duplicates_dropped = before - len(df)
     df = df.sort_values(["task_id", "epoch"], kind="stable").reset_index(drop=True)
-    df = df[list(TABLE_COLUMNS)]
+    columns = list(TABLE_COLUMNS)
+    if committed:
+        undated = df["epoch_started"].isna()
+        df["shard_committed"] = df["task_id"].map(committed).where(undated).astype(float)
+        rep.dated_by_commit = int(df.loc[df["shard_committed"].notna(), "task_id"].nunique())
+        columns += list(OPTIONAL_COLUMNS)
+    df = df[columns]
     rep.rows, rep.tasks = len(df), df["task_id"].nunique()
     g = df.groupby("task_id")["epoch"]
     rep.gaps = sorted(t for t, n, mx, mn in zip(g.size().index, g.size(), g.max(), g.min()) if mn != 1 or mx != n)
@@ -83,6 +99,49 @@ def merge(run_dirs: list[Path], out: Path | None = None) -> tuple[pd.DataFrame, 
         df.to_parquet(tmp, index=False, compression="zstd")
         tmp.replace(out)
     return df, rep
+
+
+def shard_commit_times(run_dir: Path, repo: Path | None = None) -> dict[str, float]:
+    """task_id -> Unix time of the git commit that first added its shard (empty outside a git work tree or in
+    a clone without that history)."""
+    shards = (Path(run_dir) / "shards").resolve()
+    try:
+        out = subprocess.run(["git", "log", "--diff-filter=A", "--format=@%ct", "--name-only", "--", "."],
+                             capture_output=True, text=True, cwd=repo or shards, check=True).stdout
+    except (subprocess.CalledProcessError, FileNotFoundError, NotADirectoryError):
+        return {}
+    added, t = {}, 0.0
+    for line in out.splitlines():
+        if line.startswith("@"):
+            t = float(line[1:])
+        elif line.endswith(".parquet"):
+            added[line.rsplit("/", 1)[-1][: -len(".parquet")]] = t  # git log is newest first: the oldest wins
+    return added
+
+
+def write_shard_dates(run_dir: Path) -> tuple[Path, int, int]:
+    """Write ``run_dir/shard_dates.json``: the git commit time of every shard from before ``epoch_started``
+    was recorded. Returns (path, shards dated, undated shards git does not know)."""
+    run_dir = Path(run_dir)
+    old = [f for f in sorted((run_dir / "shards").glob("*.parquet"))
+           if "epoch_started" not in pq.read_schema(f).names]
+    added = shard_commit_times(run_dir)
+    dates = {f.stem: added[f.stem] for f in old if f.stem in added}
+    path = run_dir / SHARD_DATES
+    path.write_text(json.dumps({"source": "Unix time of the git commit that added the shard (after the task ran; "
+                                          "commits landed every 10-60 min)", "shard_committed": dates},
+                               indent=0, sort_keys=True) + "\n")
+    return path, len(dates), len(old) - len(dates)
+
+
+def read_shard_dates(run_dir: Path) -> dict[str, float]:
+    path = Path(run_dir) / SHARD_DATES
+    try:
+        d = json.loads(path.read_text())["shard_committed"]
+        return {str(k): float(v) for k, v in d.items()}
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        raise ValueError(f"{path} is not a shard-dates file ({e}); rewrite it with "
+                         f"`python -m generation date-shards {run_dir}`") from e
 
 
 def _derive_cpu_runtime(f: pd.DataFrame) -> pd.DataFrame:

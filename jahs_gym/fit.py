@@ -43,6 +43,8 @@ LINEAR_BASES: tuple[tuple[str, ...], ...] = (
 )
 LINEAR_FEATURES: tuple[str, ...] = LINEAR_BASES[-1]
 EARLY_STOP = 30
+# a validation RMSE below this share of the target's std (fit space) counts as exact: R2 loses at most its square
+PARSIMONY_FLOOR = 0.01
 
 
 def grouped_folds(groups: np.ndarray, k: int, seed: int = 0) -> list[np.ndarray]:
@@ -130,14 +132,16 @@ def choose_linear(x: np.ndarray, y: np.ndarray, groups: np.ndarray, seed: int,
 
 
 def choose_params(x: np.ndarray, y: np.ndarray, groups: np.ndarray, trials: int, seed: int,
-                  max_trees: int = MAX_TREES, tolerance: float = 0.01) -> tuple[dict, int, dict]:
+                  max_trees: int = MAX_TREES, tolerance: float = 0.01,
+                  rmse_floor: float = 0.0) -> tuple[dict, int, dict]:
     """Candidate, tree count and the parsimony record, on a grouped validation split (20% of configs).
 
     Parsimony: of every candidate's validation curve, the smallest forest (trees x depth, the predictor's
-    work) whose RMSE is within ``tolerance`` of the best RMSE any candidate reached. The curves are flat
-    near their minimum, so this takes about half the trees of the minimum for 1% of RMSE. The record
-    says what the best-RMSE forest would have been: {"tolerance", "trees_at_best", "depth_at_best",
-    "rmse_ratio"} (chosen forest's validation RMSE / the best).
+    work) whose RMSE is within ``tolerance`` of the best RMSE any candidate reached, or at most ``rmse_floor``
+    (an RMSE too small to matter: fit_bundle passes 1% of the target's std, which costs R2 at most 1e-4).
+    The curves are flat near their minimum, so this takes about half the trees of the minimum for 1% of
+    RMSE. The record says what the best-RMSE forest would have been: {"tolerance", "rmse_floor",
+    "trees_at_best", "depth_at_best", "rmse_ratio"} (chosen forest's validation RMSE / the best).
     """
     import xgboost as xgb
 
@@ -150,7 +154,7 @@ def choose_params(x: np.ndarray, y: np.ndarray, groups: np.ndarray, trials: int,
                   early_stopping_rounds=EARLY_STOP, verbose_eval=False, evals_result=res)
         curves.append((params, np.asarray(res["valid"]["rmse"])))
     lowest = min(float(c.min()) for _, c in curves)
-    limit = lowest * (1 + tolerance) + 1e-12
+    limit = max(lowest * (1 + tolerance), rmse_floor) + 1e-12
     best = None
     for params, c in curves:
         hit = np.flatnonzero(c <= limit)
@@ -160,7 +164,8 @@ def choose_params(x: np.ndarray, y: np.ndarray, groups: np.ndarray, trials: int,
                 best = (n * params["max_depth"], params, n, float(c[n - 1]))
     _, params, n, rmse = best
     p_min, c_min = min(curves, key=lambda pc: float(pc[1].min()))
-    record = {"tolerance": tolerance, "trees_at_best": int(np.argmin(c_min)) + 1, "depth_at_best": p_min["max_depth"],
+    record = {"tolerance": tolerance, "rmse_floor": round(rmse_floor, 6),
+              "trees_at_best": int(np.argmin(c_min)) + 1, "depth_at_best": p_min["max_depth"],
               "rmse_ratio": round(rmse / lowest, 4) if lowest > 0 else 1.0}
     return dict(params), n, record
 
@@ -190,6 +195,54 @@ def _seed_pairs(df: pd.DataFrame, metric: str, transform: str = "none") -> tuple
     ok = np.isfinite(a) & np.isfinite(b)
     runs = int(lo.index.droplevel("epoch")[ok].nunique()) if len(lo) else 0
     return a[ok], b[ok], runs
+
+
+# Timings measured on the run's machine. Its speed drifts over hours (benchmarks/runtime_noise.py), so
+# fit_bundle divides these labels by a time-local speed factor: the surrogate predicts them at the run's
+# median machine speed.
+SPEED_METRICS: tuple[str, ...] = ("cpu_runtime", "runtime", "latency")
+SPEED_WINDOW_MIN = 20.0
+
+
+def task_times(df: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    """(when each task started, Unix seconds or NaN; which column dated it) indexed by task_id.
+
+    The first epoch's ``epoch_started``; for tasks from before it was recorded, ``shard_committed`` (the git
+    commit that added the shard: after the run, coarse) when the table has that column.
+    """
+    when = df.groupby("task_id")["epoch_started"].min()
+    source = pd.Series(np.where(when.notna(), "epoch_started", ""), index=when.index, dtype=object)
+    if "shard_committed" in df.columns:
+        committed = df.groupby("task_id")["shard_committed"].min().reindex(when.index)
+        fill = when.isna() & committed.notna()
+        when[fill], source[fill] = committed[fill], "shard_committed"
+    return when, source
+
+
+def speed_factors(when: pd.Series, residual: pd.Series, config: pd.Series,
+                  window_min: float = SPEED_WINDOW_MIN) -> pd.Series:
+    """Per task: the median log residual of the tasks of OTHER configs started within ``window_min`` minutes,
+    centred so the median task's factor is 0. 0 where the task is undated or has no dated neighbour.
+
+    ``when``, ``residual`` (held-out log residual, label / prediction) and ``config`` are indexed by task_id.
+    Leaving out the task's own config keeps its own label (and its seed twin's) out of its correction.
+    """
+    ok = when.notna() & residual.notna()
+    t, r, c = when[ok].to_numpy(float), residual[ok].to_numpy(float), config.reindex(when.index)[ok].to_numpy()
+    order = np.argsort(t, kind="stable")
+    t, r, c = t[order], r[order], c[order]
+    lo = np.searchsorted(t, t - 60 * window_min, side="left")
+    hi = np.searchsorted(t, t + 60 * window_min, side="right")
+    f = np.zeros(len(t))
+    for i in range(len(t)):
+        near = r[lo[i]:hi[i]][c[lo[i]:hi[i]] != c[i]]
+        f[i] = float(np.median(near)) if len(near) else np.nan
+    has = np.isfinite(f)
+    if has.any():
+        f[has] -= np.median(f[has])
+    out = pd.Series(0.0, index=when.index)
+    out[when[ok].index[order]] = np.where(has, f, 0.0)
+    return out
 
 
 def noise_model(df: pd.DataFrame, metrics: list[str]) -> dict[str, float]:
@@ -233,10 +286,25 @@ def noise_ceiling(df: pd.DataFrame, metric: str, transform: str = "none", draws:
             "kendall_tau": float(np.mean(tau))}
 
 
+def task_speed_factors(df: pd.DataFrame, log_residual: np.ndarray,
+                       window_min: float = SPEED_WINDOW_MIN) -> pd.Series:
+    """Per task_id, the log speed factor its timing labels are divided by: ``speed_factors`` of every task's
+    median row residual (``log_residual``: log label - held-out log prediction, one per row of ``df``)."""
+    when, _ = task_times(df)
+    res = pd.Series(log_residual).groupby(df["task_id"].to_numpy()).median()
+    return speed_factors(when, res, df.groupby("task_id")["config_id"].first(), window_min)
+
+
 def fit_bundle(table: Path | str, out: Path | str, folds: int = 5, trials: int = 6, seed: int = 0,
                metrics: list[str] | None = None, compute: dict | None = None, ship_table: bool = False,
-               protocol: dict | None = None, progress: bool = True, max_trees: int = MAX_TREES) -> dict:
-    """Fit every metric on ``table`` and write a bundle folder ``out``; returns the manifest."""
+               protocol: dict | None = None, progress: bool = True, max_trees: int = MAX_TREES,
+               speed_window_min: float | None = SPEED_WINDOW_MIN) -> dict:
+    """Fit every metric on ``table`` and write a bundle folder ``out``; returns the manifest.
+
+    The :data:`SPEED_METRICS` labels are first divided by a time-local speed factor (``speed_factors`` on a
+    first pass of held-out predictions; ``speed_window_min=None`` fits the raw labels). Their quality is then
+    reported against the corrected labels, with ``r2_raw_labels`` against the measured ones.
+    """
     table, out = Path(table), Path(out)
     df = pd.read_parquet(table)
     validate_table(df)
@@ -260,14 +328,13 @@ def fit_bundle(table: Path | str, out: Path | str, folds: int = 5, trials: int =
         except ImportError:
             pass
     meta: dict[str, Any] = {}
+    dfc = df.copy()  # the labels the surrogates fit (SPEED_METRICS corrected)
+    when, dated_by = task_times(df)
     t0 = time.time()
-    for m in it:
-        spec = BY_NAME[m]
-        ok = np.isfinite(df[m].to_numpy())
-        y_raw = df[m].to_numpy()
-        y = forward_transform(spec.transform, y_raw)
+
+    def held_out(y: np.ndarray, ok: np.ndarray, use_linear: bool, n_trials: int) -> np.ndarray:
+        floor = PARSIMONY_FLOOR * float(np.std(y[ok]))
         pred = np.full(len(df), np.nan)
-        use_linear = spec.transform == "log"
         for k in range(folds):
             te = fold_idx[k][ok[fold_idx[k]]]
             tr = np.concatenate([fold_idx[j] for j in range(folds) if j != k])
@@ -275,12 +342,36 @@ def fit_bundle(table: Path | str, out: Path | str, folds: int = 5, trials: int =
             feats = choose_linear(x_all[tr], y[tr], groups[tr], seed + k, max_trees=max_trees) if use_linear else ()
             lin = linear_fit(x_all[tr], y[tr], feats) if feats else None
             y_tr = y[tr] - linear_apply(x_all[tr], lin, feats) if lin else y[tr]
-            params, n_trees, _ = choose_params(x_all[tr], y_tr, groups[tr], trials, seed + k, max_trees)
+            params, n_trees, _ = choose_params(x_all[tr], y_tr, groups[tr], n_trials, seed + k, max_trees,
+                                               rmse_floor=floor)
             reg = _fit_one(x_all[tr], y_tr, params, n_trees, seed)
             pred[te] = reg.inplace_predict(x_all[te]) + (linear_apply(x_all[te], lin, feats) if lin else 0.0)
+        return pred
+
+    for m in it:
+        spec = BY_NAME[m]
+        ok = np.isfinite(df[m].to_numpy())
+        y_measured = df[m].to_numpy()
+        y = forward_transform(spec.transform, y_measured)
+        use_linear = spec.transform == "log"
+        speed = None
+        if m in SPEED_METRICS and speed_window_min is not None and spec.transform == "log" and when.notna().any():
+            first = held_out(y, ok, use_linear, 1)  # one candidate: only the medians of its residuals count
+            factor = task_speed_factors(df, y - first, speed_window_min)
+            y = y - df["task_id"].map(factor).fillna(0.0).to_numpy()
+            dfc[m] = _inverse(spec.transform, y)
+            dated = dated_by[factor.index][when[factor.index].notna()]
+            speed = {"window_min": speed_window_min, "tasks": int(len(factor)),
+                     "dated": {k: int(v) for k, v in dated.value_counts().items()},
+                     "factor_log_std": round(float(factor.std()), 4),
+                     "factor_log_p5_p95": [round(float(v), 4) for v in factor.quantile([0.05, 0.95])]}
+        y_raw = dfc[m].to_numpy()
+        pred = held_out(y, ok, use_linear, trials)
         held = ok & np.isfinite(pred)
         p_raw = np.clip(_inverse(spec.transform, pred[held]), spec.lo, spec.hi)
         q = quality(y_raw[held], p_raw)
+        if speed is not None:  # the same predictions against the labels as measured (machine drift left in)
+            q["r2_raw_labels"] = quality(y_measured[held], p_raw)["r2"]
         if spec.transform != "none":  # heavy tails (a few huge losses) dominate the raw R2; this one they do not
             q["r2_transformed"] = quality(y[held], forward_transform(spec.transform, p_raw))["r2"]
         by_fid = {}
@@ -293,7 +384,8 @@ def fit_bundle(table: Path | str, out: Path | str, folds: int = 5, trials: int =
         feats = choose_linear(x_all[ok], y[ok], groups[ok], seed, max_trees=max_trees) if use_linear else ()
         lin = linear_fit(x_all[ok], y[ok], feats) if feats else None
         y_ok = y[ok] - linear_apply(x_all[ok], lin, feats) if lin else y[ok]
-        params, n_trees, parsimony = choose_params(x_all[ok], y_ok, groups[ok], trials, seed, max_trees)
+        params, n_trees, parsimony = choose_params(x_all[ok], y_ok, groups[ok], trials, seed, max_trees,
+                                                   rmse_floor=PARSIMONY_FLOOR * float(np.std(y[ok])))
         reg = _fit_one(x_all[ok], y_ok, params, n_trees, seed)
         fname = f"models/{m}.ubj"
         reg.save_model(str(out / fname))
@@ -305,7 +397,9 @@ def fit_bundle(table: Path | str, out: Path | str, folds: int = 5, trials: int =
             meta[m]["linear"] = {"features": list(feats), "coef": lin}
         if by_fid:
             meta[m]["quality_by_fidelity"] = by_fid
-        ceiling = noise_ceiling(df, m, spec.transform)
+        if speed is not None:
+            meta[m]["speed_correction"] = speed
+        ceiling = noise_ceiling(dfc, m, spec.transform)
         if ceiling.get("sigma"):  # what single-run labels allow; absent for noiseless metrics (FLOPS, size)
             meta[m]["ceiling"] = {k: round(v, 4) if isinstance(v, float) else v for k, v in ceiling.items()}
     protocol = _protocol_of(df, protocol)
@@ -325,8 +419,8 @@ def fit_bundle(table: Path | str, out: Path | str, folds: int = 5, trials: int =
                   **_best(df),
                   "status_counts": {k: int(v) for k, v in
                                     df.groupby("task_id")["status"].last().value_counts().items()}},
-        "noise": noise_model(df, metrics),
-        "default_budget_s": default_budget(df),
+        "noise": noise_model(dfc, metrics),
+        "default_budget_s": default_budget(dfc),
         "fit": {"folds": folds, "trials": trials, "seed": seed, "max_trees": max_trees,
                 "seconds": round(time.time() - t0, 1),
                 "protocol": "grouped K-fold by config_id; hyperparameters chosen on a grouped validation "

@@ -70,6 +70,10 @@ FIDELITY_COLUMNS: dict[str, str] = {"N": "int", "W": "int", "Resolution": "float
 # when the epoch began (Unix seconds); NaN in rows trained before it was recorded. Runtime labels drift with
 # the machine's state over hours: benchmarks/runtime_noise.py measures it against time apart
 WHEN_COLUMNS: dict[str, str] = {"epoch_started": "float"}
+# optional (merge adds it from a run's shard_dates.json): for a task from before epoch_started was recorded,
+# the Unix time of the git commit that added its shard. An upper bound on when it ran, coarse (commits land
+# every 10-60 min); jahs_gym.fit.task_times falls back to it
+OPTIONAL_COLUMNS: dict[str, str] = {"shard_committed": "float"}
 TABLE_COLUMNS: dict[str, str] = {**ID_COLUMNS, **CONFIG_COLUMNS, **FIDELITY_COLUMNS,
                                  **{m: "float" for m in METRIC_NAMES}, **WHEN_COLUMNS}
 assert set(FIDELITY_COLUMNS) == set(FIDELITY_KEYS)
@@ -87,7 +91,7 @@ def validate_table(df: Any) -> None:
     missing = [c for c in TABLE_COLUMNS if c not in df.columns]
     if missing:
         problems.append(f"missing column(s) {missing}")
-    for col, kind in TABLE_COLUMNS.items():
+    for col, kind in {**TABLE_COLUMNS, **OPTIONAL_COLUMNS}.items():
         if col not in df.columns:
             continue
         s = df[col]

@@ -288,6 +288,7 @@ def test_two_rank_mpi_run_then_merge(tmp_path: Path) -> None:
     assert "| metric | R2 | R2 (fit space) |" in card and "trained tasks: 10 (" in card
     kept = sum(v["n_trees"] for v in json.loads((tmp_path / "b" / "manifest.json").read_text())["metrics"].values())
     assert f"best validation RMSE: {kept} trees in all" in card
+    assert "## Runtime labels: the machine's speed taken out" in card and "| cpu_runtime |" in card
 
 
 @pytest.mark.slow
@@ -375,3 +376,29 @@ def test_encodings_architecture_size_matches_the_network() -> None:
         melems, calls = count_traffic(net, 3, round(32 * r))
         assert 10 ** x[FEATURES.index("log10_arch_Melems")] == pytest.approx(melems, rel=1e-5)
         assert x[FEATURES.index("arch_layers")] == calls
+
+
+def test_old_shards_are_dated_by_their_git_commit(tmp_path: Path) -> None:
+    from generation.merge import merge, read_shard_dates, write_shard_dates
+    from tests.conftest import synthetic_table
+
+    df = synthetic_table(n_configs=6, epochs=2)
+    (tmp_path / "shards").mkdir()
+    tids = sorted(df["task_id"].unique())
+    for i, t in enumerate(tids):  # the first three predate epoch_started
+        part = df[df["task_id"] == t]
+        (part.drop(columns=["epoch_started"]) if i < 3 else part).to_parquet(tmp_path / "shards" / f"{t}.parquet")
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false"]
+    subprocess.run(git + ["init", "-q"], cwd=tmp_path, check=True)
+    subprocess.run(git + ["add", "shards"], cwd=tmp_path, check=True)
+    env = {**os.environ, "GIT_COMMITTER_DATE": "@1700000000 +0000", "GIT_AUTHOR_DATE": "@1700000000 +0000"}
+    subprocess.run(git + ["commit", "-qm", "shards"], cwd=tmp_path, check=True, env=env)
+    path, n, missing = write_shard_dates(tmp_path)
+    assert (n, missing) == (3, 0) and read_shard_dates(tmp_path) == {t: 1.7e9 for t in tids[:3]}
+    merged, rep = merge([tmp_path])
+    assert rep.when_unrecorded == 3 and rep.dated_by_commit == 3
+    old = merged["task_id"].isin(tids[:3])
+    assert (merged.loc[old, "shard_committed"] == 1.7e9).all() and merged.loc[~old, "shard_committed"].isna().all()
+    path.write_text("{not json")
+    with pytest.raises(ValueError, match="date-shards"):
+        merge([tmp_path])
