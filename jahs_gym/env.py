@@ -351,6 +351,9 @@ class JAHSEnv(gym.Env):
     | 10  | steps_used          | fraction of ``max_steps`` taken                       |
     | 11  | step_cost           | this step's cost / budget                             |
 
+    The timings (cpu_runtime, latency) are what the training machine measured at its median speed: the
+    bundle's fit took that machine's drift over hours out of the labels (see the task's DATA_CARD.md).
+
     ## Rewards
 
     ``"improvement"`` (default): gain of the incumbent's validation accuracy (in [0, 1] units) minus
