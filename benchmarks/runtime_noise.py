@@ -111,16 +111,15 @@ def main(argv: list[str] | None = None) -> int:
 
 def corrected_fit(df: pd.DataFrame, window: float) -> None:
     """3. What fit_bundle's correction does: held-out quality on the measured vs the corrected labels."""
-    from surrogate_quality import held_out_predictions
+    from surrogate_quality import held_out_predictions, speed_corrected
 
-    from jahs_gym.fit import LINEAR_FEATURES, SPEED_METRICS, noise_ceiling, quality, task_speed_factors
+    from jahs_gym.fit import LINEAR_FEATURES, SPEED_METRICS, noise_ceiling, quality
 
     print("3. held-out quality (grouped 5-fold, one fixed model) on measured -> speed-corrected labels; the "
           "ceilings of single-run labels; fidelities whose R2 rose")
+    dc, parts = speed_corrected(df, SPEED_METRICS, window)
     for m in SPEED_METRICS:
-        d, pred = held_out_predictions(df, m, "log", linear=LINEAR_FEATURES)
-        factor = task_speed_factors(d, np.log(d[m].to_numpy() / pred), window)
-        dc = df.assign(**{m: df[m] * np.exp(-df["task_id"].map(factor).fillna(0.0))})
+        factor, d, pred = parts[m]
         d2, pred2 = held_out_predictions(dc, m, "log", linear=LINEAR_FEATURES)
         y, y2 = d[m].to_numpy(), d2[m].to_numpy()
         q, q2 = quality(y, pred), quality(y2, pred2)

@@ -13,6 +13,10 @@
 
     python benchmarks/surrogate_quality.py                    # the shipped fashion_mnist table
     python benchmarks/surrogate_quality.py --table T.parquet
+
+The runtimes (cpu_runtime, runtime, latency) are scored against speed-corrected labels, the ones the shipped
+bundle fits (``jahs_gym.fit.fit_bundle``: the machine's drift over hours taken out); ``--raw-runtimes``
+scores the measured labels.
 """
 
 from __future__ import annotations
@@ -66,6 +70,22 @@ def held_out_predictions(df: pd.DataFrame, metric: str, transform: str, seed: in
         bst = xgb.train(params, xgb.DMatrix(x[tr], label=y[tr] - base_tr), num_boost_round=200)
         pred[te] = bst.inplace_predict(x[te]) + base_te
     return d, _inverse(transform, pred)
+
+
+def speed_corrected(df: pd.DataFrame, metrics: tuple[str, ...] | None = None,
+                    window: float | None = None) -> tuple[pd.DataFrame, dict[str, tuple]]:
+    """``df`` with the timing ``metrics`` divided by fit_bundle's speed factors (the machine's drift taken out),
+    from held-out predictions of the fixed model; and per metric (factor per task, rows, held-out predictions
+    on the measured labels)."""
+    from jahs_gym.fit import LINEAR_FEATURES, SPEED_METRICS, SPEED_WINDOW_MIN, task_speed_factors
+
+    out, parts = df.copy(), {}
+    for m in metrics or SPEED_METRICS:
+        d, pred = held_out_predictions(df, m, "log", linear=LINEAR_FEATURES)
+        factor = task_speed_factors(d, np.log(d[m].to_numpy() / pred), window or SPEED_WINDOW_MIN)
+        out[m] = df[m] * np.exp(-df["task_id"].map(factor).fillna(0.0))
+        parts[m] = (factor, d, pred)
+    return out, parts
 
 
 def against_seed_mean(df: pd.DataFrame, metric: str, transform: str, linear: tuple[str, ...] = ()) -> dict:
@@ -123,6 +143,9 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=_Help)
     p.add_argument("--table", default=None, help="a merged table (default: the shipped fashion_mnist table)")
     p.add_argument("--shares", default="0.25,0.5,0.75,1.0", help="shares of the configs to fit on")
+    p.add_argument("--raw-runtimes", action="store_true",
+                   help="score the runtimes against the measured labels, not the speed-corrected ones the shipped "
+                        "bundle fits (jahs_gym.fit.SPEED_METRICS; benchmarks/runtime_noise.py compares the two)")
     p.add_argument("--plot", default=None, help="also draw the growth, ceilings and goals into this PNG "
                                                 "(needs matplotlib), e.g. docs/surrogate_quality_fashion_mnist.png")
     args = p.parse_args(argv)
@@ -135,6 +158,9 @@ def main(argv: list[str] | None = None) -> int:
     from jahs_gym.metrics import BY_NAME
 
     print(f"table: {df['task_id'].nunique()} tasks, {df['config_id'].nunique()} configs, {len(df)} rows")
+    if not args.raw_runtimes:
+        df, _ = speed_corrected(df, ("cpu_runtime", "runtime", "latency"))
+        print("runtimes: speed-corrected labels, as the shipped bundle fits them (--raw-runtimes: as measured)")
     print("1. noise ceiling (a perfect predictor of the seed mean, scored on single-run labels)")
     ceilings = {}
     for metric in ("valid_acc", "test_acc", "cpu_runtime", "runtime"):
