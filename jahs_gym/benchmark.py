@@ -43,7 +43,9 @@ KINDS = ("surrogate", "table")
 class Benchmark:
     """Query a task: ``kind="surrogate"`` (XGBoost surrogates) or ``kind="table"`` (the trained rows).
 
-    ``metrics`` restricts the surrogate to those metrics (only their models are loaded).
+    ``metrics`` restricts the surrogate to those metrics (only their models are loaded). The table holds
+    the timings (cpu_runtime, runtime, latency) as measured; the surrogate predicts them at the training
+    machine's median speed (the bundle's ``speed_correction``), so the two differ by that machine's drift.
     """
 
     def __init__(self, task: str = "fashion_mnist", kind: str = "surrogate", metrics: Sequence[str] | None = None,
