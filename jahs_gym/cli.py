@@ -32,7 +32,8 @@ def _tasks(args: argparse.Namespace) -> int:
         for k, v in m["metrics"].items():
             q, c = v["quality"], v.get("ceiling")
             ceil = f" {c['r2']:8.3f} {c['kendall_tau']:8.3f}" if c else f" {'-':>8} {'-':>8}"
-            print(f"  {k:<12} {q['r2']:7.3f} {q['kendall_tau']:7.3f} {q['mae']:10.4g} {v['n_trees']:6d}{ceil}")
+            mark = f"  speed-corrected labels; measured R2 {q['r2_raw_labels']:.3f}" if "r2_raw_labels" in q else ""
+            print(f"  {k:<12} {q['r2']:7.3f} {q['kendall_tau']:7.3f} {q['mae']:10.4g} {v['n_trees']:6d}{ceil}{mark}")
     return 0
 
 
