@@ -10,6 +10,8 @@
    valid_acc R² and Kendall tau and runtime R², then fits quality ~ a - b * n**-c on the points and says
    how many configs the goals (valid_acc tau 0.9, R² 0.95; cpu_runtime R² 0.98) would need, if the trend holds;
    for a goal above the noise ceiling, how many seeds per run the labels would have to average instead.
+4. The goals, 5. where cpu_runtime's squared error sits: its R² in log space, the share of the squared error
+   in the top 1% of rows and the fidelities that hold most of it (the raw-scale R² is the expensive corner's).
 
     python benchmarks/surrogate_quality.py                    # the shipped fashion_mnist table
     python benchmarks/surrogate_quality.py --table T.parquet
@@ -154,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     df = pd.read_parquet(args.table or DATA_DIR / "fashion_mnist" / "table.parquet")
     if "cpu_runtime" not in df.columns:
         raise SystemExit("the table predates cpu_runtime; merge it again with `python -m generation merge`")
-    from jahs_gym.fit import LINEAR_BASES, LINEAR_FEATURES, noise_ceiling
+    from jahs_gym.fit import LINEAR_BASES, LINEAR_FEATURES, noise_ceiling, quality
     from jahs_gym.metrics import BY_NAME
 
     print(f"table: {df['task_id'].nunique()} tasks, {df['config_id'].nunique()} configs, {len(df)} rows")
@@ -220,6 +222,14 @@ def main(argv: list[str] | None = None) -> int:
         else:
             verdict = f"~{n:,.0f} configs if the trend holds"
         print(f"   {name} {goal} (now {q[-1]:.3f}): {verdict}")
+    print("5. where cpu_runtime's squared error sits (grouped 5-fold, fixed model)")
+    d, pred = held_out_predictions(df, "cpu_runtime", "log", linear=LINEAR_FEATURES)
+    y = d["cpu_runtime"].to_numpy()
+    err2 = pd.Series((y - pred) ** 2, index=d.index)
+    by_fid = err2.groupby(d["fidelity_id"]).sum().sort_values(ascending=False) / err2.sum()
+    print(f"   R2 {quality(y, pred)['r2']:.3f}, in log space {quality(np.log(y), np.log(pred))['r2']:.3f}; the top 1% "
+          f"of rows hold {err2.nlargest(max(1, len(err2) // 100)).sum() / err2.sum():.0%} of the squared error; by "
+          "fidelity: " + ", ".join(f"{f} {v:.0%}" for f, v in by_fid.head(3).items()))
     if args.plot:
         plot(ns, rows, ceilings, args.plot, f"{df['task'].iloc[0]}: {df['task_id'].nunique()} trained tasks")
     return 0
