@@ -174,7 +174,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="charge full cost when a config is trained further at the same fidelity")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="worker processes")
     p.add_argument("--policy-dir", type=Path, default=Path("policies"),
-                   help="where RL policies are loaded from (ALGO.zip); missing ones are trained first")
+                   help="where RL policies are loaded from (ALGO.zip, with ALGO.json: the task, bundle and budget "
+                        "they were trained for); missing or stale ones are trained first")
     p.add_argument("--rl-timesteps", type=int, default=8192, help="training steps for a missing RL policy")
     p.add_argument("--out", type=Path, default=Path("bench_out"), help="folder for results, plot, leaderboard")
     args = p.parse_args(argv)
@@ -203,10 +204,16 @@ def main(argv: list[str] | None = None) -> int:
     rank = comm.Get_rank() if comm else 0
     t0 = time.time()
     if rank == 0:
+        from agents.train_rl import policy_stamp, stale_policy
         for algo in ("ppo", "a2c", "dqn"):
-            if algo in names and not (args.policy_dir / f"{algo}.zip").exists():
+            if algo not in names:
+                continue
+            path = args.policy_dir / f"{algo}.zip"
+            why = stale_policy(path, policy_stamp(algo, args.task, budget)) if path.exists() else "none saved"
+            if why:
                 from agents.train_rl import Args, train
-                print(f"training a {algo} policy ({args.rl_timesteps} steps) into {args.policy_dir}", file=sys.stderr)
+                print(f"training a {algo} policy ({args.rl_timesteps} steps) into {args.policy_dir} "
+                      f"({why})", file=sys.stderr)
                 train(Args(algo=algo, task=args.task, total_timesteps=args.rl_timesteps, out=str(args.policy_dir),
                            budget=args.budget or 0.0))
     if comm:

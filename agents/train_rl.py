@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import importlib.util
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +34,29 @@ def parse(argv: list[str] | None = None) -> Args:
         p.add_argument(f"--{f.name.replace('_', '-')}", type=type(f.default), default=f.default,
                        help=f"(default: {f.default!r})")
     return Args(**vars(p.parse_args(argv)))
+
+
+def policy_stamp(algo: str, task: str, budget: float) -> dict:
+    """What a saved policy was trained for: algorithm, task, the bundle's table checksum and the budget."""
+    from jahs_gym.bundle import load_bundle
+
+    bundle = load_bundle(task)
+    return {"algo": algo, "task": task, "table_sha256": bundle.manifest["table"]["sha256"],
+            "budget": float(budget or bundle.manifest["default_budget_s"])}
+
+
+def stale_policy(path: Path, stamp: dict) -> str | None:
+    """Why the policy at ``path`` (ALGO.zip) does not fit ``stamp``; None when it does. A policy without its
+    ALGO.json stamp, or stamped for another task, bundle or budget, is stale."""
+    meta = Path(path).with_suffix(".json")
+    if not meta.exists():
+        return f"{meta} is missing (what the policy was trained for is unknown)"
+    try:
+        saved = json.loads(meta.read_text())
+    except ValueError as e:
+        return f"{meta} is not JSON ({e})"
+    diff = [f"{k} {saved.get(k)!r} != {v!r}" for k, v in stamp.items() if saved.get(k) != v]
+    return f"it was trained for another setting: {'; '.join(diff)}" if diff else None
 
 
 def train(args: Args) -> Path:
@@ -62,6 +86,9 @@ def train(args: Args) -> Path:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     model.save(out / f"{args.algo}.zip")
+    stamp = {**policy_stamp(args.algo, args.task, args.budget), "total_timesteps": args.total_timesteps,
+             "seed": args.seed}
+    (out / f"{args.algo}.json").write_text(json.dumps(stamp, indent=1) + "\n")
     print(f"saved {out / (args.algo + '.zip')} after {args.total_timesteps} steps")
     return out / f"{args.algo}.zip"
 
