@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from jahs_gym.bundle import read_manifest
+from jahs_gym.fit import PARSIMONY_FLOOR
 from jahs_gym.space import all_fidelities, fidelity_id
 
 
@@ -111,7 +112,8 @@ def write_datacard(bundle: Path, table: Path, plan_tasks: int | None = None) -> 
     pars = [(v["n_trees"], v["parsimony"]) for v in m["metrics"].values() if "parsimony" in v]
     if pars:
         lines += ["## Forest size", "", f"Each metric keeps the smallest forest within {pars[0][1]['tolerance']:.0%} "
-                  f"of the best validation RMSE: {sum(n for n, _ in pars)} trees in all; the best-RMSE forests would "
+                  f"of the best validation RMSE, or with an RMSE under {PARSIMONY_FLOOR:.0%} of the target's std "
+                  f"(too small to matter): {sum(n for n, _ in pars)} trees in all; the best-RMSE forests would "
                   f"have {sum(p['trees_at_best'] for _, p in pars)}.", ""]
     lines += ["## Noise", "", "Seed noise (std of one run, from repeated seeds): "
               + (", ".join(f"{k} {v:.3g}" for k, v in m["noise"].items()) or "no repeated seeds yet"), ""]
