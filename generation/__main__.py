@@ -78,6 +78,9 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--run-dir", type=Path, default=None,
                    help="the run folder: its plan.json's protocol goes into the manifest")
     f.add_argument("--ship-table", action="store_true", help="copy the table into the bundle (kind='table')")
+    f.add_argument("--parsimony", type=float, default=0.01,
+                   help="keep the smallest forest within this share of the best validation RMSE (0: the best-RMSE "
+                        "forest; more trees, slower queries: benchmarks/parsimony_tradeoff.py measures both)")
     f.add_argument("--speed-window", type=float, default=20.0,
                    help="minutes either side of a task whose other tasks' held-out residuals give its machine "
                         "speed factor (cpu_runtime, runtime, latency labels are divided by it); 0: no correction")
@@ -136,7 +139,8 @@ def main(argv: list[str] | None = None) -> int:
         compute = compute_summary(pd.read_parquet(args.table), [args.run_dir] if args.run_dir else None)
         m = fit_bundle(args.table, args.out, folds=args.folds, trials=args.trials, compute=compute,
                        ship_table=args.ship_table, protocol=protocol,
-                       speed_window_min=args.speed_window if args.speed_window > 0 else None)
+                       speed_window_min=args.speed_window if args.speed_window > 0 else None,
+                       tolerance=args.parsimony)
         from generation.datacard import write_datacard
         from jahs_gym.bundle import read_manifest, write_manifest
         n_plan = len(json.loads((args.run_dir / "plan.json").read_text())["tasks"]) if args.run_dir else None

@@ -45,6 +45,8 @@ LINEAR_FEATURES: tuple[str, ...] = LINEAR_BASES[-1]
 EARLY_STOP = 30
 # a validation RMSE below this share of the target's std (fit space) counts as exact: R2 loses at most its square
 PARSIMONY_FLOOR = 0.01
+# the smallest forest within this share of the best validation RMSE is kept (choose_params, fit_bundle)
+PARSIMONY_TOLERANCE = 0.01
 
 
 def grouped_folds(groups: np.ndarray, k: int, seed: int = 0) -> list[np.ndarray]:
@@ -132,7 +134,7 @@ def choose_linear(x: np.ndarray, y: np.ndarray, groups: np.ndarray, seed: int,
 
 
 def choose_params(x: np.ndarray, y: np.ndarray, groups: np.ndarray, trials: int, seed: int,
-                  max_trees: int = MAX_TREES, tolerance: float = 0.01,
+                  max_trees: int = MAX_TREES, tolerance: float = PARSIMONY_TOLERANCE,
                   rmse_floor: float = 0.0) -> tuple[dict, int, dict]:
     """Candidate, tree count and the parsimony record, on a grouped validation split (20% of configs).
 
@@ -298,12 +300,14 @@ def task_speed_factors(df: pd.DataFrame, log_residual: np.ndarray,
 def fit_bundle(table: Path | str, out: Path | str, folds: int = 5, trials: int = 6, seed: int = 0,
                metrics: list[str] | None = None, compute: dict | None = None, ship_table: bool = False,
                protocol: dict | None = None, progress: bool = True, max_trees: int = MAX_TREES,
-               speed_window_min: float | None = SPEED_WINDOW_MIN) -> dict:
+               speed_window_min: float | None = SPEED_WINDOW_MIN, tolerance: float = PARSIMONY_TOLERANCE) -> dict:
     """Fit every metric on ``table`` and write a bundle folder ``out``; returns the manifest.
 
     The :data:`SPEED_METRICS` labels are first divided by a time-local speed factor (``speed_factors`` on a
     first pass of held-out predictions; ``speed_window_min=None`` fits the raw labels). Their quality is then
-    reported against the corrected labels, with ``r2_raw_labels`` against the measured ones.
+    reported against the corrected labels, with ``r2_raw_labels`` against the measured ones. ``tolerance``:
+    every forest is the smallest within that share of the best validation RMSE (``choose_params``; 0 keeps
+    the best-RMSE forests: more trees on the hot path, ``benchmarks/parsimony_tradeoff.py`` measures both).
     """
     table, out = Path(table), Path(out)
     df = pd.read_parquet(table)
@@ -343,7 +347,7 @@ def fit_bundle(table: Path | str, out: Path | str, folds: int = 5, trials: int =
             lin = linear_fit(x_all[tr], y[tr], feats) if feats else None
             y_tr = y[tr] - linear_apply(x_all[tr], lin, feats) if lin else y[tr]
             params, n_trees, _ = choose_params(x_all[tr], y_tr, groups[tr], n_trials, seed + k, max_trees,
-                                               rmse_floor=floor)
+                                               tolerance, floor)
             reg = _fit_one(x_all[tr], y_tr, params, n_trees, seed)
             pred[te] = reg.inplace_predict(x_all[te]) + (linear_apply(x_all[te], lin, feats) if lin else 0.0)
         return pred
@@ -385,7 +389,7 @@ def fit_bundle(table: Path | str, out: Path | str, folds: int = 5, trials: int =
         lin = linear_fit(x_all[ok], y[ok], feats) if feats else None
         y_ok = y[ok] - linear_apply(x_all[ok], lin, feats) if lin else y[ok]
         params, n_trees, parsimony = choose_params(x_all[ok], y_ok, groups[ok], trials, seed, max_trees,
-                                                   rmse_floor=PARSIMONY_FLOOR * float(np.std(y[ok])))
+                                                   tolerance, PARSIMONY_FLOOR * float(np.std(y[ok])))
         reg = _fit_one(x_all[ok], y_ok, params, n_trees, seed)
         fname = f"models/{m}.ubj"
         reg.save_model(str(out / fname))
