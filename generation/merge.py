@@ -101,13 +101,13 @@ def merge(run_dirs: list[Path], out: Path | None = None) -> tuple[pd.DataFrame, 
     return df, rep
 
 
-def shard_commit_times(run_dir: Path, repo: Path | None = None) -> dict[str, float]:
+def shard_commit_times(run_dir: Path) -> dict[str, float]:
     """task_id -> Unix time of the git commit that first added its shard (empty outside a git work tree or in
     a clone without that history)."""
     shards = (Path(run_dir) / "shards").resolve()
     try:
         out = subprocess.run(["git", "log", "--diff-filter=A", "--format=@%ct", "--name-only", "--", "."],
-                             capture_output=True, text=True, cwd=repo or shards, check=True).stdout
+                             capture_output=True, text=True, cwd=shards, check=True).stdout
     except (subprocess.CalledProcessError, FileNotFoundError, NotADirectoryError):
         return {}
     added, t = {}, 0.0
