@@ -292,3 +292,14 @@ def test_fit_divides_runtime_labels_by_the_machine_speed(tmp_path: Path) -> None
     # the corrected labels are the drift-free work: the surrogate leaves less than half the unexplained variance
     assert 1 - m["quality"]["r2_transformed"] < 0.5 * (1 - raw["quality"]["r2_transformed"])
     assert m["quality"]["r2_raw_labels"] < m["quality"]["r2"]
+
+
+def test_fit_with_zero_tolerance_keeps_the_best_rmse_forest(tmp_path: Path) -> None:
+    from jahs_gym.fit import fit_bundle
+    from tests.conftest import synthetic_table
+
+    synthetic_table(n_configs=60, epochs=2).to_parquet(tmp_path / "t.parquet")
+    m = fit_bundle(tmp_path / "t.parquet", tmp_path / "b", folds=3, trials=2, metrics=["valid_acc"], progress=False,
+                   max_trees=80, tolerance=0.0)["metrics"]["valid_acc"]
+    assert m["parsimony"]["tolerance"] == 0.0 and m["parsimony"]["rmse_ratio"] == 1.0
+    assert m["n_trees"] == m["parsimony"]["trees_at_best"]
