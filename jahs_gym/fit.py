@@ -334,6 +334,7 @@ def fit_bundle(table: Path | str, out: Path | str, folds: int = 5, trials: int =
     meta: dict[str, Any] = {}
     dfc = df.copy()  # the labels the surrogates fit (SPEED_METRICS corrected)
     when, dated_by = task_times(df)
+    dated = {k: int(v) for k, v in dated_by[when.notna()].value_counts().items()}  # the same for every metric
     t0 = time.time()
 
     def held_out(y: np.ndarray, ok: np.ndarray, use_linear: bool, n_trials: int) -> np.ndarray:
@@ -364,9 +365,7 @@ def fit_bundle(table: Path | str, out: Path | str, folds: int = 5, trials: int =
             factor = task_speed_factors(df, y - first, speed_window_min)
             y = y - df["task_id"].map(factor).fillna(0.0).to_numpy()
             dfc[m] = _inverse(spec.transform, y)
-            dated = dated_by[factor.index][when[factor.index].notna()]
-            speed = {"window_min": speed_window_min, "tasks": int(len(factor)),
-                     "dated": {k: int(v) for k, v in dated.value_counts().items()},
+            speed = {"window_min": speed_window_min, "tasks": int(len(factor)), "dated": dated,
                      "factor_log_std": round(float(factor.std()), 4),
                      "factor_log_p5_p95": [round(float(v), 4) for v in factor.quantile([0.05, 0.95])]}
         y_raw = dfc[m].to_numpy()
