@@ -3,7 +3,8 @@
  * Every tree is laid out so that a node's right child is its left child + 1, and leaves point to
  * themselves with threshold +inf. A walk is then branch-free: i = left[i] + (x[feat[i]] >= thr[i]),
  * repeated depth times (XGBoost's rule: x < threshold goes left). Trees are sorted by depth and
- * padded to groups of 8, and each row walks 8 trees at once so that 8 independent load chains overlap.
+ * padded to groups of 8; a pair of rows walks 8 trees at once, one row 16 (two groups), so that 16 independent
+ * load chains overlap.
  * Linear bases (metric += x[zidx] @ zcoef) are added by jg_predict_one, and by Python for batches.
  * out (rows x n_out, row-major) must hold the base scores; each tree adds its leaf value to column
  * tree_out[t]. The module init below only lets setuptools build this file; Python never imports it.
@@ -21,18 +22,51 @@ typedef struct {
 
 #define G 8
 
+/* One row: two groups (16 trees) at a time, so that 16 independent load chains overlap (1.2-1.4x over 8
+ * on one query; 24 and 32 were slower). Adjacent groups have about the same depth (trees are sorted by it), and
+ * the extra steps of the shallower group stay on its leaves. */
+static void walk_row(const float *x, const node_t *nodes, const float *value, const int32_t *roots,
+                     const int32_t *group_depth, const int32_t *tree_out, int64_t n_groups, double *o) {
+    int64_t g = 0;
+    for (; g + 1 < n_groups; g += 2) {
+        const int32_t *rt = roots + g * G;
+        const int32_t *to = tree_out + g * G;
+        const int32_t depth = group_depth[g + 1] > group_depth[g] ? group_depth[g + 1] : group_depth[g];
+        int32_t idx[2 * G];
+        for (int k = 0; k < 2 * G; ++k) idx[k] = rt[k];
+        for (int32_t d = 0; d < depth; ++d)
+            for (int k = 0; k < 2 * G; ++k) {
+                const node_t nd = nodes[idx[k]];
+                idx[k] = nd.left + (x[nd.feat] >= nd.thr);
+            }
+        for (int k = 0; k < 2 * G; ++k) o[to[k]] += value[idx[k]];
+    }
+    if (g < n_groups) { /* an odd group left over */
+        const int32_t *rt = roots + g * G;
+        const int32_t *to = tree_out + g * G;
+        int32_t idx[G];
+        for (int k = 0; k < G; ++k) idx[k] = rt[k];
+        for (int32_t d = 0; d < group_depth[g]; ++d)
+            for (int k = 0; k < G; ++k) {
+                const node_t nd = nodes[idx[k]];
+                idx[k] = nd.left + (x[nd.feat] >= nd.thr);
+            }
+        for (int k = 0; k < G; ++k) o[to[k]] += value[idx[k]];
+    }
+}
+
 void jg_predict(const float *x, int64_t n_rows, int64_t n_feat, const node_t *nodes, const float *value,
                 const int32_t *roots, const int32_t *group_depth, const int32_t *tree_out, int64_t n_groups,
                 int64_t n_out, double *out) {
     const int64_t block = 32;
     for (int64_t r0 = 0; r0 < n_rows; r0 += block) {
         const int64_t r1 = r0 + block < n_rows ? r0 + block : n_rows;
+        const int64_t r_pairs = r0 + ((r1 - r0) & ~(int64_t)1);
         for (int64_t g = 0; g < n_groups; ++g) {
             const int32_t *rt = roots + g * G;
             const int32_t *to = tree_out + g * G;
             const int32_t depth = group_depth[g];
-            int64_t r = r0;
-            for (; r + 1 < r1; r += 2) { /* two rows x 8 trees: 16 independent load chains */
+            for (int64_t r = r0; r < r_pairs; r += 2) { /* two rows x 8 trees: 16 independent load chains */
                 const float *xa = x + r * n_feat, *xb = xa + n_feat;
                 int32_t ia[G], ib[G];
                 for (int k = 0; k < G; ++k) ia[k] = ib[k] = rt[k];
@@ -49,20 +83,9 @@ void jg_predict(const float *x, int64_t n_rows, int64_t n_feat, const node_t *no
                     ob[to[k]] += value[ib[k]];
                 }
             }
-            for (; r < r1; ++r) {
-                const float *xr = x + r * n_feat;
-                int32_t idx[G];
-                for (int k = 0; k < G; ++k) idx[k] = rt[k];
-                for (int32_t d = 0; d < depth; ++d) {
-                    for (int k = 0; k < G; ++k) {
-                        const node_t nd = nodes[idx[k]];
-                        idx[k] = nd.left + (xr[nd.feat] >= nd.thr);
-                    }
-                }
-                double *o = out + r * n_out;
-                for (int k = 0; k < G; ++k) o[to[k]] += value[idx[k]];
-            }
         }
+        if (r_pairs < r1) /* an odd row left over: 8 trees x 2 groups */
+            walk_row(x + r_pairs * n_feat, nodes, value, roots, group_depth, tree_out, n_groups, out + r_pairs * n_out);
     }
 }
 

@@ -203,6 +203,25 @@ def test_fast_predictor_equals_xgboost(tiny_bundle: Path, tiny_table: Path, back
     assert (fast >= lo).all() and (fast <= hi).all()
 
 
+def test_c_walk_matches_numpy_on_odd_and_even_rows_and_groups(tiny_bundle: Path, tiny_table: Path) -> None:
+    """The C kernel walks row pairs over one group and a lone row over two groups; every parity agrees."""
+    from jahs_gym import predictor
+
+    if predictor._KERNEL is None:
+        pytest.fail("the C kernel was not built by `pip install -e .` (setup.py)")
+    b = Bundle(tiny_bundle)
+    x = encode_frame(pd.read_parquet(tiny_table))
+    parities = set()
+    for subset in [(m,) for m in b.metrics] + [tuple(b.metrics)]:
+        c, ref = b.predictor(subset, backend="c"), b.predictor(subset, backend="numpy")
+        parities.add(len(c.group_depth) % 2)
+        for rows in (1, 2, 3, 33, 64):
+            np.testing.assert_allclose(c.predict(x[:rows]), ref.predict(x[:rows]), rtol=1e-6, atol=1e-9)
+        for i in (0, 5):
+            np.testing.assert_allclose(c.predict_one(x[i]), ref.predict(x[i:i + 1])[0], rtol=1e-6, atol=1e-9)
+    assert parities == {0, 1}, f"the tiny bundle's forests cover group counts of parity {parities} only"
+
+
 def test_predictor_is_loaded_once(tiny_bundle: Path) -> None:
     b = Bundle(tiny_bundle)
     assert b.predictor() is Bundle(tiny_bundle).predictor()
