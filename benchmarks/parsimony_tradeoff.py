@@ -6,7 +6,9 @@ each tolerance (grouped 5-fold held-out quality, as the bundle reports it) and t
 variant's predictor side by side (the C backend walks every tree, so the hot path grows with the trees).
 
     python benchmarks/parsimony_tradeoff.py                           # cpu_runtime at 0.01 and 0
-    python benchmarks/parsimony_tradeoff.py --metrics cpu_runtime,valid_acc --tolerances 0.01,0.03,0
+    python benchmarks/parsimony_tradeoff.py --metrics cpu_runtime,valid_acc --tolerances "0.01;0.03;0"
+    python benchmarks/parsimony_tradeoff.py --metrics cpu_runtime,runtime,latency,valid_acc \
+        --tolerances "0.01;cpu_runtime=0,runtime=0,latency=0"      # per metric, as `fit --parsimony` takes it
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--table", default=None, help="a merged table (default: the shipped fashion_mnist table)")
     p.add_argument("--metrics", default="cpu_runtime", help="comma-separated metrics to refit")
-    p.add_argument("--tolerances", default="0.01,0", help="comma-separated parsimony tolerances")
+    p.add_argument("--tolerances", default="0.01;0",
+                   help="';'-separated parsimony tolerances, each a number or METRIC=NUMBER pairs (fit --parsimony)")
     p.add_argument("--trials", type=int, default=4, help="XGBoost candidates per metric (the shipped refit's)")
     p.add_argument("--rounds", type=int, default=7, help="alternating timing rounds")
     args = p.parse_args(argv)
@@ -31,23 +34,23 @@ def main(argv: list[str] | None = None) -> int:
     from surrogate_speed import per_call
 
     from jahs_gym.bundle import DATA_DIR, Bundle
-    from jahs_gym.fit import fit_bundle
+    from jahs_gym.fit import fit_bundle, parse_tolerance
     from jahs_gym.space import Fidelity, encode, sample_configs
 
     table = Path(args.table or DATA_DIR / "fashion_mnist" / "table.parquet")
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
-    tols = [float(t) for t in args.tolerances.split(",")]
+    tols = {t.strip(): parse_tolerance(t) for t in args.tolerances.split(";") if t.strip()}
     rng = np.random.default_rng(0)
     row = encode(sample_configs(1, rng), [Fidelity(5, 16, 1.0, 10)])[0]
     with tempfile.TemporaryDirectory() as tmp:
         fast = {}
-        for tol in tols:
-            out = Path(tmp) / f"b{tol:g}"
-            man = fit_bundle(table, out, trials=args.trials, metrics=metrics, progress=False, tolerance=tol)
+        for i, (tol, spec) in enumerate(tols.items()):
+            out = Path(tmp) / f"b{i}"
+            man = fit_bundle(table, out, trials=args.trials, metrics=metrics, progress=False, tolerance=spec)
             for m, v in man["metrics"].items():
                 q = v["quality"]
                 extra = f" | fit space {q['r2_transformed']:.3f}" if "r2_transformed" in q else ""
-                print(f"tolerance {tol:<5g} {m:<12s} R2 {q['r2']:.3f} tau {q['kendall_tau']:.3f}{extra} | "
+                print(f"tolerance {tol:<5s} {m:<12s} R2 {q['r2']:.3f} tau {q['kendall_tau']:.3f}{extra} | "
                       f"trees {v['n_trees']} (depth {v['params']['max_depth']})", flush=True)
             fast[tol] = Bundle(out).predictor()
         times = {tol: [] for tol in tols}
@@ -55,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
             for tol in tols:
                 times[tol].append(per_call(lambda f=fast[tol]: f.predict_one(row), 0.1))
         for tol in tols:
-            print(f"tolerance {tol:<5g} one query of these metrics: {np.median(times[tol]) * 1e6:.1f} us "
+            print(f"tolerance {tol:<5s} one query of these metrics: {np.median(times[tol]) * 1e6:.1f} us "
                   f"({fast[tol].n_trees} trees)")
     return 0
 

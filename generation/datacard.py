@@ -111,7 +111,11 @@ def write_datacard(bundle: Path, table: Path, plan_tasks: int | None = None) -> 
                     f"{v['quality']['r2_raw_labels']:.3f} |" for k, v in speed.items()], ""]
     pars = [(v["n_trees"], v["parsimony"]) for v in m["metrics"].values() if "parsimony" in v]
     if pars:
-        lines += ["## Forest size", "", f"Each metric keeps the smallest forest within {pars[0][1]['tolerance']:.0%} "
+        tols = {k: v["parsimony"]["tolerance"] for k, v in m["metrics"].items() if "parsimony" in v}
+        common = max(set(tols.values()), key=list(tols.values()).count)
+        others = ", ".join(f"{k} {t:.0%}" for k, t in tols.items() if t != common)
+        lines += ["## Forest size", "", f"Each metric keeps the smallest forest within {common:.0%}"
+                  + (f" ({others})" if others else "") + " "
                   f"of the best validation RMSE, or with an RMSE under {PARSIMONY_FLOOR:.0%} of the target's std "
                   f"(too small to matter): {sum(n for n, _ in pars)} trees in all; the best-RMSE forests would "
                   f"have {sum(p['trees_at_best'] for _, p in pars)}.", ""]

@@ -12,6 +12,7 @@ import math
 import os
 import shutil
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,40 @@ EARLY_STOP = 30
 PARSIMONY_FLOOR = 0.01
 # the smallest forest within this share of the best validation RMSE is kept (choose_params, fit_bundle)
 PARSIMONY_TOLERANCE = 0.01
+
+
+def parse_tolerance(spec: str) -> float | dict[str, float]:
+    """A parsimony tolerance from the command line: ``"0.01"`` for every metric, or ``"cpu_runtime=0,runtime=0"``
+    for those metrics (the rest keep :data:`PARSIMONY_TOLERANCE`), or both: ``"0.02,cpu_runtime=0"``."""
+    default, per = None, {}
+    for part in (p.strip() for p in spec.split(",")):
+        if not part:
+            continue
+        name, _, value = part.rpartition("=")
+        try:
+            v = float(value)
+        except ValueError:
+            raise ValueError(f"parsimony {spec!r}: {part!r} is not a number or METRIC=NUMBER") from None
+        if not (v >= 0 and math.isfinite(v)):
+            raise ValueError(f"parsimony {spec!r}: {v} must be a finite number >= 0")
+        if name and name not in SURROGATE_METRICS:
+            raise ValueError(f"parsimony {spec!r}: unknown metric {name!r}; allowed: {list(SURROGATE_METRICS)}")
+        if name:
+            per[name] = v
+        else:
+            default = v
+    if not per:
+        if default is None:
+            raise ValueError(f"parsimony {spec!r} is empty; give a number or METRIC=NUMBER pairs")
+        return default
+    return {"*": PARSIMONY_TOLERANCE if default is None else default, **per}
+
+
+def tolerance_for(tolerance: float | Mapping[str, float], metric: str) -> float:
+    """The tolerance of ``metric``: a number applies to all; a mapping by metric, its ``"*"`` to the others."""
+    if isinstance(tolerance, Mapping):
+        return float(tolerance.get(metric, tolerance.get("*", PARSIMONY_TOLERANCE)))
+    return float(tolerance)
 
 
 def grouped_folds(groups: np.ndarray, k: int, seed: int = 0) -> list[np.ndarray]:
@@ -300,14 +335,16 @@ def task_speed_factors(df: pd.DataFrame, log_residual: np.ndarray,
 def fit_bundle(table: Path | str, out: Path | str, folds: int = 5, trials: int = 6, seed: int = 0,
                metrics: list[str] | None = None, compute: dict | None = None, ship_table: bool = False,
                protocol: dict | None = None, progress: bool = True, max_trees: int = MAX_TREES,
-               speed_window_min: float | None = SPEED_WINDOW_MIN, tolerance: float = PARSIMONY_TOLERANCE) -> dict:
+               speed_window_min: float | None = SPEED_WINDOW_MIN,
+               tolerance: float | Mapping[str, float] = PARSIMONY_TOLERANCE) -> dict:
     """Fit every metric on ``table`` and write a bundle folder ``out``; returns the manifest.
 
     The :data:`SPEED_METRICS` labels are first divided by a time-local speed factor (``speed_factors`` on a
     first pass of held-out predictions; ``speed_window_min=None`` fits the raw labels). Their quality is then
     reported against the corrected labels, with ``r2_raw_labels`` against the measured ones. ``tolerance``:
     every forest is the smallest within that share of the best validation RMSE (``choose_params``; 0 keeps
-    the best-RMSE forests: more trees on the hot path, ``benchmarks/parsimony_tradeoff.py`` measures both).
+    the best-RMSE forests: more trees on the hot path, ``benchmarks/parsimony_tradeoff.py`` measures both); a
+    mapping sets it by metric (``tolerance_for``; ``parse_tolerance`` reads the command line's form).
     """
     table, out = Path(table), Path(out)
     df = pd.read_parquet(table)
@@ -319,6 +356,10 @@ def fit_bundle(table: Path | str, out: Path | str, folds: int = 5, trials: int =
     unknown = [m for m in metrics if m not in SURROGATE_METRICS]
     if unknown:
         raise ValueError(f"unknown metric(s) {unknown}; allowed: {list(SURROGATE_METRICS)}")
+    if isinstance(tolerance, Mapping):
+        unknown = [m for m in tolerance if m != "*" and m not in metrics]
+        if unknown:
+            raise ValueError(f"tolerance names metric(s) {unknown} that are not fitted; fitted: {metrics}")
     x_all = encode_frame(df)
     groups = df["config_id"].to_numpy()
     fold_idx = grouped_folds(groups, folds, seed)
@@ -337,7 +378,7 @@ def fit_bundle(table: Path | str, out: Path | str, folds: int = 5, trials: int =
     dated = {k: int(v) for k, v in dated_by[when.notna()].value_counts().items()}  # the same for every metric
     t0 = time.time()
 
-    def held_out(y: np.ndarray, ok: np.ndarray, use_linear: bool, n_trials: int) -> np.ndarray:
+    def held_out(y: np.ndarray, ok: np.ndarray, use_linear: bool, n_trials: int, tol: float) -> np.ndarray:
         floor = PARSIMONY_FLOOR * float(np.std(y[ok]))
         pred = np.full(len(df), np.nan)
         for k in range(folds):
@@ -347,21 +388,22 @@ def fit_bundle(table: Path | str, out: Path | str, folds: int = 5, trials: int =
             feats = choose_linear(x_all[tr], y[tr], groups[tr], seed + k, max_trees=max_trees) if use_linear else ()
             lin = linear_fit(x_all[tr], y[tr], feats) if feats else None
             y_tr = y[tr] - linear_apply(x_all[tr], lin, feats) if lin else y[tr]
-            params, n_trees, _ = choose_params(x_all[tr], y_tr, groups[tr], n_trials, seed + k, max_trees,
-                                               tolerance, floor)
+            params, n_trees, _ = choose_params(x_all[tr], y_tr, groups[tr], n_trials, seed + k, max_trees, tol,
+                                               floor)
             reg = _fit_one(x_all[tr], y_tr, params, n_trees, seed)
             pred[te] = reg.inplace_predict(x_all[te]) + (linear_apply(x_all[te], lin, feats) if lin else 0.0)
         return pred
 
     for m in it:
         spec = BY_NAME[m]
+        tol = tolerance_for(tolerance, m)
         ok = np.isfinite(df[m].to_numpy())
         y_measured = df[m].to_numpy()
         y = forward_transform(spec.transform, y_measured)
         use_linear = spec.transform == "log"
         speed = None
         if m in SPEED_METRICS and speed_window_min is not None and spec.transform == "log" and when.notna().any():
-            first = held_out(y, ok, use_linear, 1)  # one candidate: only the medians of its residuals count
+            first = held_out(y, ok, use_linear, 1, tol)  # one candidate: only the medians of its residuals count
             factor = task_speed_factors(df, y - first, speed_window_min)
             y = y - df["task_id"].map(factor).fillna(0.0).to_numpy()
             dfc[m] = _inverse(spec.transform, y)
@@ -369,7 +411,7 @@ def fit_bundle(table: Path | str, out: Path | str, folds: int = 5, trials: int =
                      "factor_log_std": round(float(factor.std()), 4),
                      "factor_log_p5_p95": [round(float(v), 4) for v in factor.quantile([0.05, 0.95])]}
         y_raw = dfc[m].to_numpy()
-        pred = held_out(y, ok, use_linear, trials)
+        pred = held_out(y, ok, use_linear, trials, tol)
         held = ok & np.isfinite(pred)
         p_raw = np.clip(_inverse(spec.transform, pred[held]), spec.lo, spec.hi)
         q = quality(y_raw[held], p_raw)
@@ -388,7 +430,7 @@ def fit_bundle(table: Path | str, out: Path | str, folds: int = 5, trials: int =
         lin = linear_fit(x_all[ok], y[ok], feats) if feats else None
         y_ok = y[ok] - linear_apply(x_all[ok], lin, feats) if lin else y[ok]
         params, n_trees, parsimony = choose_params(x_all[ok], y_ok, groups[ok], trials, seed, max_trees,
-                                                   tolerance, PARSIMONY_FLOOR * float(np.std(y[ok])))
+                                                   tol, PARSIMONY_FLOOR * float(np.std(y[ok])))
         reg = _fit_one(x_all[ok], y_ok, params, n_trees, seed)
         fname = f"models/{m}.ubj"
         reg.save_model(str(out / fname))

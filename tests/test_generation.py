@@ -279,15 +279,15 @@ def test_two_rank_mpi_run_then_merge(tmp_path: Path) -> None:
     machines = [json.loads(line) for line in (run / "machines.jsonl").read_text().splitlines()]
     assert len(machines) == 1 and machines[0]["ranks"] == 2 and machines[0]["threads_per_rank"] == 1
     r3 = subprocess.run([sys.executable, "-m", "generation", "fit", str(tmp_path / "t.parquet"), "-o",
-                         str(tmp_path / "b"), "--run-dir", str(run), "--folds", "3", "--trials", "1"],
-                        capture_output=True, text=True, timeout=300)
+                         str(tmp_path / "b"), "--run-dir", str(run), "--folds", "3", "--trials", "1",
+                         "--parsimony", "cpu_runtime=0"], capture_output=True, text=True, timeout=300)
     assert r3.returncode == 0, r3.stderr[-2000:]
     card = (tmp_path / "b" / "DATA_CARD.md").read_text()
     m0 = machines[0]
     assert f"started): {m0['cpu']} ({m0['logical_cpus']} logical CPUs), 2 MPI ranks x 1 torch thread(s)" in card
     assert "| metric | R2 | R2 (fit space) |" in card and "trained tasks: 10 (" in card
     kept = sum(v["n_trees"] for v in json.loads((tmp_path / "b" / "manifest.json").read_text())["metrics"].values())
-    assert f"to matter): {kept} trees in all" in card
+    assert f"to matter): {kept} trees in all" in card and "within 1% (cpu_runtime 0%) of the best" in card
     assert "## Runtime labels: the machine's speed taken out" in card and "| cpu_runtime |" in card
 
 
@@ -402,3 +402,9 @@ def test_old_shards_are_dated_by_their_git_commit(tmp_path: Path) -> None:
     path.write_text("{not json")
     with pytest.raises(ValueError, match="date-shards"):
         merge([tmp_path])
+
+
+def test_fit_cli_names_a_bad_parsimony(tmp_path: Path) -> None:
+    r = subprocess.run([sys.executable, "-m", "generation", "fit", str(tmp_path / "t.parquet"), "-o",
+                        str(tmp_path / "b"), "--parsimony", "cpu_runtme=0"], capture_output=True, text=True)
+    assert r.returncode == 2 and "unknown metric 'cpu_runtme'" in r.stderr and not (tmp_path / "b").exists()

@@ -322,3 +322,32 @@ def test_fit_with_zero_tolerance_keeps_the_best_rmse_forest(tmp_path: Path) -> N
                    max_trees=80, tolerance=0.0)["metrics"]["valid_acc"]
     assert m["parsimony"]["tolerance"] == 0.0 and m["parsimony"]["rmse_ratio"] == 1.0
     assert m["n_trees"] == m["parsimony"]["trees_at_best"]
+
+
+def test_parse_tolerance_reads_a_number_or_metric_pairs() -> None:
+    from jahs_gym.fit import PARSIMONY_TOLERANCE, parse_tolerance, tolerance_for
+
+    assert parse_tolerance("0.02") == 0.02
+    per = parse_tolerance("cpu_runtime=0, runtime=0")
+    assert per == {"*": PARSIMONY_TOLERANCE, "cpu_runtime": 0.0, "runtime": 0.0}
+    assert tolerance_for(per, "cpu_runtime") == 0.0 and tolerance_for(per, "valid_acc") == PARSIMONY_TOLERANCE
+    assert tolerance_for(parse_tolerance("0.03,latency=0"), "valid_acc") == 0.03
+    for bad, msg in (("cpu_runtme=0", r"unknown metric 'cpu_runtme'; allowed: \['train_loss'"),
+                     ("-0.1", r"-0.1 must be a finite number >= 0"), ("fast", r"'fast' is not a number"),
+                     ("", "is empty")):
+        with pytest.raises(ValueError, match=msg):
+            parse_tolerance(bad)
+
+
+def test_fit_takes_a_tolerance_per_metric(tmp_path: Path) -> None:
+    from jahs_gym.fit import fit_bundle
+    from tests.conftest import synthetic_table
+
+    synthetic_table(n_configs=60, epochs=2).to_parquet(tmp_path / "t.parquet")
+    kw = {"folds": 3, "trials": 2, "progress": False, "max_trees": 80}
+    with pytest.raises(ValueError, match=r"tolerance names metric\(s\) \['runtime'\] that are not fitted"):
+        fit_bundle(tmp_path / "t.parquet", tmp_path / "x", metrics=["valid_acc"], tolerance={"runtime": 0.0}, **kw)
+    m = fit_bundle(tmp_path / "t.parquet", tmp_path / "b", metrics=["valid_acc", "train_acc"],
+                   tolerance={"*": 0.5, "valid_acc": 0.0}, **kw)["metrics"]
+    assert m["valid_acc"]["parsimony"]["tolerance"] == 0.0 and m["valid_acc"]["parsimony"]["rmse_ratio"] == 1.0
+    assert m["train_acc"]["parsimony"]["tolerance"] == 0.5
