@@ -102,7 +102,10 @@ def write_datacard(bundle: Path, table: Path, plan_tasks: int | None = None) -> 
                   f"first fit) of the other configs' tasks started within {sc['window_min']:g} min of it, centred on",
                   "the median task. The surrogates predict these metrics at the run's median machine speed.",
                   f"Tasks dated: {json.dumps(sc['dated'])} (shard_committed: the git commit that added the shard,",
-                  "for shards from before epoch_started was recorded: coarse).", "",
+                  "for shards from before epoch_started was recorded: coarse).",
+                  *(["The factors ship in speed_factors.parquet: Benchmark(kind='table', timings='corrected')",
+                     "answers the table's timings divided by them."] if m["table"].get("speed_factors") else []),
+                  "",
                   "| metric | factor log std | factor 5%-95% | R2 vs corrected | R2 vs measured labels |",
                   "|---|---|---|---|---|",
                   *[f"| {k} | {v['speed_correction']['factor_log_std']:.3f} | "

@@ -176,6 +176,11 @@ class Bundle:
         f = self.manifest.get("table", {}).get("file")
         return self.folder / f if f else None
 
+    def speed_factors_path(self) -> Path | None:
+        """Per-task speed factors of the shipped table's timings (``jahs_gym.fit.write_speed_factors``), if any."""
+        f = self.manifest.get("table", {}).get("speed_factors")
+        return self.folder / f if f else None
+
 
 @functools.lru_cache(maxsize=32)
 def _predictor(folder: Path, digest: str, metrics: tuple[str, ...], backend: str | None) -> Any:

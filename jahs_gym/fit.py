@@ -323,11 +323,24 @@ def noise_ceiling(df: pd.DataFrame, metric: str, transform: str = "none", draws:
             "kendall_tau": float(np.mean(tau))}
 
 
+SPEED_FACTORS_FILE = "speed_factors.parquet"
+
+
+def write_speed_factors(path: Path, task_ids: Any, factors: Mapping[str, pd.Series]) -> None:
+    """One row per task: ``task_id`` and, per corrected metric, measured / corrected (1 for an undated task)."""
+    sf = pd.DataFrame({"task_id": np.asarray(task_ids)})
+    for m, f in factors.items():
+        sf[m] = np.exp(sf["task_id"].map(f).fillna(0.0).to_numpy(dtype=float))
+    sf.to_parquet(path, index=False)
+
+
 def task_speed_factors(df: pd.DataFrame, log_residual: np.ndarray,
-                       window_min: float = SPEED_WINDOW_MIN) -> pd.Series:
+                       window_min: float = SPEED_WINDOW_MIN, when: pd.Series | None = None) -> pd.Series:
     """Per task_id, the log speed factor its timing labels are divided by: ``speed_factors`` of every task's
-    median row residual (``log_residual``: log label - held-out log prediction, one per row of ``df``)."""
-    when, _ = task_times(df)
+    median row residual (``log_residual``: log label - held-out log prediction, one per row of ``df``).
+    ``when``: ``task_times(df)[0]`` if the caller holds it already."""
+    if when is None:
+        when, _ = task_times(df)
     res = pd.Series(log_residual).groupby(df["task_id"].to_numpy()).median()
     return speed_factors(when, res, df.groupby("task_id")["config_id"].first(), window_min)
 
@@ -376,6 +389,7 @@ def fit_bundle(table: Path | str, out: Path | str, folds: int = 5, trials: int =
     dfc = df.copy()  # the labels the surrogates fit (SPEED_METRICS corrected)
     when, dated_by = task_times(df)
     dated = {k: int(v) for k, v in dated_by[when.notna()].value_counts().items()}  # the same for every metric
+    factors: dict[str, pd.Series] = {}  # metric -> log speed factor per dated task
     t0 = time.time()
 
     def held_out(y: np.ndarray, ok: np.ndarray, use_linear: bool, n_trials: int, tol: float) -> np.ndarray:
@@ -404,8 +418,9 @@ def fit_bundle(table: Path | str, out: Path | str, folds: int = 5, trials: int =
         speed = None
         if m in SPEED_METRICS and speed_window_min is not None and spec.transform == "log" and when.notna().any():
             first = held_out(y, ok, use_linear, 1, tol)  # one candidate: only the medians of its residuals count
-            factor = task_speed_factors(df, y - first, speed_window_min)
+            factor = task_speed_factors(df, y - first, speed_window_min, when)
             y = y - df["task_id"].map(factor).fillna(0.0).to_numpy()
+            factors[m] = factor
             dfc[m] = _inverse(spec.transform, y)
             speed = {"window_min": speed_window_min, "tasks": int(len(factor)), "dated": dated,
                      "factor_log_std": round(float(factor.std()), 4),
@@ -448,10 +463,13 @@ def fit_bundle(table: Path | str, out: Path | str, folds: int = 5, trials: int =
         if ceiling.get("sigma"):  # what single-run labels allow; absent for noiseless metrics (FLOPS, size)
             meta[m]["ceiling"] = {k: round(v, 4) if isinstance(v, float) else v for k, v in ceiling.items()}
     protocol = _protocol_of(df, protocol)
-    shipped = None
+    shipped, shipped_factors = None, None
     if ship_table:
         shutil.copyfile(table, out / "table.parquet")
         shipped = "table.parquet"
+        if factors:  # lets kind="table" answer the timings as the surrogate fits them (Benchmark(timings=))
+            write_speed_factors(out / SPEED_FACTORS_FILE, df["task_id"].unique(), factors)
+            shipped_factors = SPEED_FACTORS_FILE
     manifest = {
         "format_version": FORMAT_VERSION,
         "task": str(tasks[0]),
@@ -460,7 +478,7 @@ def fit_bundle(table: Path | str, out: Path | str, folds: int = 5, trials: int =
         "encoding": {"name": ENCODING, "features": list(FEATURES)},
         "metrics": meta,
         "table": {"sha256": file_sha256(table), "rows": int(len(df)), "tasks": int(df["task_id"].nunique()),
-                  "configs": int(df["config_id"].nunique()), "file": shipped,
+                  "configs": int(df["config_id"].nunique()), "file": shipped, "speed_factors": shipped_factors,
                   **_best(df),
                   "status_counts": {k: int(v) for k, v in
                                     df.groupby("task_id")["status"].last().value_counts().items()}},

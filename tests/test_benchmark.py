@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -70,6 +71,49 @@ def test_table_kind_answers_trained_rows(tiny_data_env: str, tiny_table: Path) -
         bench(cfg, nepochs=2, N=n, W=w, Resolution=r)
     with pytest.raises(KeyError, match="is not in the fashion_mnist table|is not in the fmnist_tiny table"):
         bench(bench.sample_config(12345), nepochs=1, N=1, W=4, Resolution=0.25)
+
+
+def test_table_timings_are_measured_or_as_the_surrogate_fits_them(tiny_data_env: str, tiny_bundle: Path,
+                                                                  tiny_table: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from jahs_gym.bundle import read_manifest, write_manifest
+
+    sf = pd.read_parquet(tiny_bundle / "speed_factors.parquet").set_index("task_id")
+    assert set(sf.columns) == {"cpu_runtime", "runtime", "latency"} and (sf.to_numpy() > 0).all()
+    assert not np.allclose(sf.to_numpy(), 1.0)  # the tiny run's own drift, not a placeholder
+    df = pd.read_parquet(tiny_table)
+    row = df[(df["seed"] == 0) & (df["epoch"] == 2)].iloc[0]
+    cfg = {k: row[k].item() if hasattr(row[k], "item") else row[k] for k in
+           ["Op1", "Op2", "Op3", "Op4", "Op5", "Op6", "Activation", "TrivialAugment", "Optimizer", "LearningRate",
+            "WeightDecay"]}
+    fid = {"N": int(row["N"]), "W": int(row["W"]), "Resolution": float(row["Resolution"])}
+    measured = Benchmark(tiny_data_env, kind="table")(cfg, nepochs=2, **fid)[2]
+    corrected = Benchmark(tiny_data_env, kind="table", timings="corrected")(cfg, nepochs=2, **fid)[2]
+    for m in sf.columns:
+        assert measured[m] == pytest.approx(row[m])
+        assert corrected[m] == pytest.approx(row[m] / sf.at[row["task_id"], m])
+    assert corrected["valid_acc"] == measured["valid_acc"]
+    with pytest.raises(ValueError, match="timings='measured' needs kind='table'"):
+        Benchmark(tiny_data_env, timings="measured")
+    with pytest.raises(ValueError, match=r"timings='wall' is not allowed; allowed: \['measured', 'corrected'\]"):
+        Benchmark(tiny_data_env, kind="table", timings="wall")
+    old = tmp_path / "old" / "fmnist_tiny"  # a bundle from before the factors were shipped
+    shutil.copytree(tiny_bundle, old)
+    (old / "speed_factors.parquet").unlink()
+    man = read_manifest(old, verify_files=False)
+    man["table"]["speed_factors"] = None
+    write_manifest(old, man)
+    from jahs_gym import bundle
+
+    bundle.load_bundle.cache_clear()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("JAHS_GYM_DATA", str(old.parent))
+        with pytest.raises(FileNotFoundError, match="ships no speed factors.*use timings='measured'"):
+            Benchmark("fmnist_tiny", kind="table", timings="corrected")
+        assert Benchmark("fmnist_tiny", kind="table")(cfg, nepochs=2, **fid)[2]["runtime"] == pytest.approx(
+            row["runtime"])
+    bundle.load_bundle.cache_clear()
 
 
 @pytest.mark.parametrize("kind", ["surrogate", "table"])
