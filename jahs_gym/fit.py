@@ -50,6 +50,11 @@ PARSIMONY_FLOOR = 0.01
 PARSIMONY_TOLERANCE = 0.01
 
 
+def parsimony_floor(y: np.ndarray) -> float:
+    """The validation RMSE that counts as exact for target ``y`` (fit space): :data:`PARSIMONY_FLOOR` of its std."""
+    return PARSIMONY_FLOOR * float(np.std(y))
+
+
 def parse_tolerance(spec: str) -> float | dict[str, float]:
     """A parsimony tolerance from the command line: ``"0.01"`` for every metric, or ``"cpu_runtime=0,runtime=0"``
     for those metrics (the rest keep :data:`PARSIMONY_TOLERANCE`), or both: ``"0.02,cpu_runtime=0"``."""
@@ -393,7 +398,7 @@ def fit_bundle(table: Path | str, out: Path | str, folds: int = 5, trials: int =
     t0 = time.time()
 
     def held_out(y: np.ndarray, ok: np.ndarray, use_linear: bool, n_trials: int, tol: float) -> np.ndarray:
-        floor = PARSIMONY_FLOOR * float(np.std(y[ok]))
+        floor = parsimony_floor(y[ok])
         pred = np.full(len(df), np.nan)
         for k in range(folds):
             te = fold_idx[k][ok[fold_idx[k]]]
@@ -445,7 +450,7 @@ def fit_bundle(table: Path | str, out: Path | str, folds: int = 5, trials: int =
         lin = linear_fit(x_all[ok], y[ok], feats) if feats else None
         y_ok = y[ok] - linear_apply(x_all[ok], lin, feats) if lin else y[ok]
         params, n_trees, parsimony = choose_params(x_all[ok], y_ok, groups[ok], trials, seed, max_trees,
-                                                   tol, PARSIMONY_FLOOR * float(np.std(y[ok])))
+                                                   tol, parsimony_floor(y[ok]))
         reg = _fit_one(x_all[ok], y_ok, params, n_trees, seed)
         fname = f"models/{m}.ubj"
         reg.save_model(str(out / fname))
