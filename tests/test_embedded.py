@@ -121,3 +121,13 @@ def test_sb3_ppo_learns_on_the_default_env() -> None:
     obs, _ = env.reset(seed=1)
     action, _ = model.predict(obs)
     assert env.action_space.contains(action)
+
+
+def test_shipped_speed_factors_cover_the_table(table: pd.DataFrame) -> None:
+    """kind='table', timings='corrected' divides by these: one per task, the spread the manifest reports."""
+    m = read_manifest(BUNDLE)
+    sf = pd.read_parquet(BUNDLE / m["table"]["speed_factors"]).set_index("task_id")
+    assert set(sf.index) == set(table["task_id"]) and set(sf.columns) == {"cpu_runtime", "runtime", "latency"}
+    for metric in sf.columns:
+        p5_p95 = np.log(sf[metric].quantile([0.05, 0.95]).to_numpy())
+        np.testing.assert_allclose(p5_p95, m["metrics"][metric]["speed_correction"]["factor_log_p5_p95"], atol=1e-3)
