@@ -219,6 +219,9 @@ def main(argv: list[str] | None = None) -> int:
                                  f"not even labels averaging {SEED_COUNTS[-1]} seeds would lift the ceiling to it"))
         elif not np.isfinite(n) or n > 100 * ns[-1]:
             verdict = "not within 100x the current configs by the fitted trend"
+        elif n <= ns[-1] and q[-1] < goal:  # a non-monotone curve: the trend says "already", the data says no
+            verdict = (f"the fitted trend passes it at ~{n:,.0f} configs, yet all {ns[-1]:,.0f} score "
+                       f"{q[-1]:.3f}: the curve is not monotone, so no config count can be read off it")
         else:
             verdict = f"~{n:,.0f} configs if the trend holds"
         print(f"   {name} {goal} (now {q[-1]:.3f}): {verdict}")
