@@ -22,9 +22,9 @@ typedef struct {
 
 #define G 8
 
-/* One row: two groups (16 trees) at a time, so that 16 independent load chains overlap (1.1-1.3x over 8
- * ad hoc on one query of the shipped bundle; 24 and 32 were slower). Adjacent groups have about the same depth (trees are sorted by it), and
- * the extra steps of the shallower group stay on its leaves. */
+/* One row: two groups (16 trees) at a time, so that 16 independent load chains overlap (1.1-1.3x over 8,
+ * ad hoc on one query of the shipped bundle; 24 and 32 were slower). Adjacent groups have about the same
+ * depth (trees are sorted by it), and the extra steps of the shallower group stay on its leaves. */
 static void walk_row(const float *x, const node_t *nodes, const float *value, const int32_t *roots,
                      const int32_t *group_depth, const int32_t *tree_out, int64_t n_groups, double *o) {
     int64_t g = 0;
