@@ -3,7 +3,8 @@
 ``fit_bundle`` keeps, per metric, the smallest forest within ``tolerance`` (default 1%) of the best validation
 RMSE in the metric's fit space (log for the timings). This refits the chosen metrics on the shipped table at
 each tolerance (grouped 5-fold held-out quality, as the bundle reports it) and times one query of each
-variant's predictor side by side (the C backend walks every tree, so the hot path grows with the trees).
+variant's predictor side by side, cycling through 512 random rows (the C backend walks every tree, so the
+hot path grows with the trees).
 
     python benchmarks/parsimony_tradeoff.py                           # cpu_runtime at 0.01 and 0
     python benchmarks/parsimony_tradeoff.py --metrics cpu_runtime,valid_acc --tolerances "0.01;0.03;0"
@@ -31,17 +32,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=7, help="alternating timing rounds")
     args = p.parse_args(argv)
     sys.path.insert(0, str(Path(__file__).parent))
-    from surrogate_speed import per_call
+    from surrogate_speed import cycling, per_call, random_rows
 
     from jahs_gym.bundle import DATA_DIR, Bundle
     from jahs_gym.fit import fit_bundle, parse_tolerance
-    from jahs_gym.space import Fidelity, encode, sample_configs
 
     table = Path(args.table or DATA_DIR / "fashion_mnist" / "table.parquet")
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
     tols = {t.strip(): parse_tolerance(t) for t in args.tolerances.split(";") if t.strip()}
-    rng = np.random.default_rng(0)
-    row = encode(sample_configs(1, rng), [Fidelity(5, 16, 1.0, 10)])[0]
     with tempfile.TemporaryDirectory() as tmp:
         fast = {}
         for i, (tol, spec) in enumerate(tols.items()):
@@ -52,11 +50,13 @@ def main(argv: list[str] | None = None) -> int:
                 extra = f" | fit space {q['r2_transformed']:.3f}" if "r2_transformed" in q else ""
                 print(f"tolerance {tol:<5s} {m:<12s} R2 {q['r2']:.3f} tau {q['kendall_tau']:.3f}{extra} | "
                       f"trees {v['n_trees']} (depth {v['params']['max_depth']})", flush=True)
-            fast[tol] = Bundle(out).predictor()
+            fast[tol] = Bundle(out)
+        rows = list(random_rows(512, fast[next(iter(tols))].max_epochs))
+        fast = {tol: b.predictor() for tol, b in fast.items()}
         times = {tol: [] for tol in tols}
         for _ in range(args.rounds):  # alternate so machine noise hits every variant alike
             for tol in tols:
-                times[tol].append(per_call(lambda f=fast[tol]: f.predict_one(row), 0.1))
+                times[tol].append(per_call(cycling(fast[tol].predict_one, rows), 0.1))
         for tol in tols:
             print(f"tolerance {tol:<5s} one query of these metrics: {np.median(times[tol]) * 1e6:.1f} us "
                   f"({fast[tol].n_trees} trees)")
