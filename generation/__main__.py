@@ -18,6 +18,7 @@ def _tolerance(spec: str) -> float | dict[str, float]:
 
 def _parser() -> argparse.ArgumentParser:
     from generation.plan import ORDERS
+    from jahs_gym.fit import PARSIMONY_TOLERANCE
 
     p = argparse.ArgumentParser(prog="python -m generation", description=__doc__,
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -87,10 +88,11 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--run-dir", type=Path, default=None,
                    help="the run folder: its plan.json's protocol goes into the manifest")
     f.add_argument("--ship-table", action="store_true", help="copy the table into the bundle (kind='table')")
-    f.add_argument("--parsimony", type=_tolerance, default="0.01",
+    f.add_argument("--parsimony", type=_tolerance, default=str(PARSIMONY_TOLERANCE),
                    help="keep the smallest forest within this share of the best validation RMSE (0: the best-RMSE "
                         "forest; more trees, slower queries: benchmarks/parsimony_tradeoff.py measures both). "
-                        "Per metric: 'cpu_runtime=0,runtime=0' (the others keep 0.01) or '0.02,cpu_runtime=0'")
+                        f"Per metric: 'cpu_runtime=0,runtime=0' (the others keep {PARSIMONY_TOLERANCE}) or "
+                        "'0.02,cpu_runtime=0'")
     f.add_argument("--speed-window", type=float, default=20.0,
                    help="minutes either side of a task whose other tasks' held-out residuals give its machine "
                         "speed factor (cpu_runtime, runtime, latency labels are divided by it); 0: no correction")
