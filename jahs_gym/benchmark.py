@@ -48,23 +48,29 @@ class Benchmark:
 
     ``timings``: the surrogate predicts the timings (cpu_runtime, runtime, latency) at the training machine's
     median speed, "corrected" (the bundle's ``speed_correction`` took the machine's drift over hours out of its
-    labels). The table holds them as "measured" (its default) or, with ``timings="corrected"``, divided by each
-    task's speed factor, as the surrogate was fitted on them.
+    labels), or "measured" for a bundle fitted with ``--speed-window 0``. The table holds them as "measured" (its
+    default) or, with ``timings="corrected"``, divided by each task's speed factor, as the surrogate was fitted
+    on them.
     """
 
     def __init__(self, task: str = "fashion_mnist", kind: str = "surrogate", metrics: Sequence[str] | None = None,
                  backend: str | None = None, timings: str | None = None) -> None:
         if kind not in KINDS:
             raise ValueError(f"kind={kind!r} is not allowed; allowed: {list(KINDS)}")
-        timings = timings or ("measured" if kind == "table" else "corrected")
-        if timings not in TIMINGS:
+        if timings is not None and timings not in TIMINGS:
             raise ValueError(f"timings={timings!r} is not allowed; allowed: {list(TIMINGS)}")
-        if kind == "surrogate" and timings == "measured":
-            raise ValueError("timings='measured' needs kind='table': the surrogate predicts the timings at the "
-                             "training machine's median speed (timings='corrected'); only the table holds them as "
-                             "measured")
-        self.task, self.kind, self.timings = task, kind, timings
         self.bundle: Bundle = load_bundle(task)
+        fitted = "corrected" if self.bundle.speed_corrected else "measured"  # what the surrogate predicts
+        timings = timings or ("measured" if kind == "table" else fitted)
+        if kind == "surrogate" and timings != fitted:
+            if fitted == "corrected":
+                raise ValueError("timings='measured' needs kind='table': the surrogate predicts the timings at the "
+                                 "training machine's median speed (timings='corrected'); only the table holds them "
+                                 "as measured")
+            raise ValueError(f"timings='corrected': the {task} surrogate was fitted without the speed correction "
+                             "(`python -m generation fit --speed-window 0`), so it predicts the timings as measured; "
+                             "use timings='measured', or refit it with --speed-window > 0")
+        self.task, self.kind, self.timings = task, kind, timings
         self.max_epochs = self.bundle.max_epochs
         self.metrics: tuple[str, ...] = self.bundle._check_metrics(metrics)
         self._predictor = None

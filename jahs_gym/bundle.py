@@ -133,6 +133,11 @@ class Bundle:
     def max_epochs(self) -> int:
         return int(self.manifest["protocol"]["max_epochs"])
 
+    @property
+    def speed_corrected(self) -> bool:
+        """Whether the timing surrogates were fitted on speed-corrected labels (``fit --speed-window`` > 0)."""
+        return any("speed_correction" in v for v in self.manifest["metrics"].values())
+
     def bounds(self) -> dict[str, tuple[float, float]]:
         return {m: (v["lo"], v["hi"]) for m, v in self.manifest["metrics"].items()}
 

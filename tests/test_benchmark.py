@@ -113,6 +113,15 @@ def test_table_timings_are_measured_or_as_the_surrogate_fits_them(tiny_data_env:
             Benchmark("fmnist_tiny", kind="table", timings="corrected")
         assert Benchmark("fmnist_tiny", kind="table")(cfg, nepochs=2, **fid)[2]["runtime"] == pytest.approx(
             row["runtime"])
+        assert Benchmark("fmnist_tiny").timings == "corrected"
+        for v in man["metrics"].values():  # as if fitted with --speed-window 0: timings as measured
+            v.pop("speed_correction", None)
+        write_manifest(old, man)
+        bundle.load_bundle.cache_clear()
+        assert Benchmark("fmnist_tiny").timings == "measured"
+        assert Benchmark("fmnist_tiny", timings="measured").timings == "measured"
+        with pytest.raises(ValueError, match="fitted without the speed correction.*use timings='measured'"):
+            Benchmark("fmnist_tiny", timings="corrected")
     bundle.load_bundle.cache_clear()
 
 
