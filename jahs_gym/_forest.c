@@ -146,15 +146,18 @@ void jg_finish(double *out, int64_t n_rows, int64_t n_out, const int32_t *transf
     }
 }
 
-/* One row, start to finish: base scores, every tree, transforms and clipping. */
+/* One row, start to finish: base scores, every tree, transforms and clipping. raw (NULL: not wanted) gets the
+ * outputs in the fitted space, before the inverse transforms and clipping. */
 void jg_predict_one(const float *x, int64_t n_feat, const node_t *nodes, const float *value, const int32_t *roots,
                     const int32_t *group_depth, const int32_t *tree_out, int64_t n_groups, int64_t n_out,
                     const double *base, const int32_t *zidx, const double *zcoef, int64_t n_z,
-                    const int32_t *transform, const double *lo, const double *hi, double *out) {
+                    const int32_t *transform, const double *lo, const double *hi, double *raw, double *out) {
     for (int64_t m = 0; m < n_out; ++m) out[m] = base[m];
     jg_predict(x, 1, n_feat, nodes, value, roots, group_depth, tree_out, n_groups, n_out, out);
     for (int64_t j = 0; j < n_z; ++j) /* linear bases: out += x[zidx] @ zcoef (n_z x n_out) */
         for (int64_t m = 0; m < n_out; ++m) out[m] += (double)x[zidx[j]] * zcoef[j * n_out + m];
+    if (raw)
+        for (int64_t m = 0; m < n_out; ++m) raw[m] = out[m];
     jg_finish(out, 1, n_out, transform, lo, hi);
 }
 

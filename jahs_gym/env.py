@@ -75,6 +75,7 @@ class _Task:
         self.log_cols = np.array([t == "log" for t in tr])
         self.log1p_cols = np.array([t == "log1p" for t in tr])
         self._scalar = list(zip(self._f, self.obs_cols.tolist(), self.obs_lo.tolist(), self.obs_span.tolist()))
+        self._raw_scalar = list(zip(self.obs_cols.tolist(), self.obs_lo.tolist(), self.obs_span.tolist()))
         self.runtime_col, self.valid_col = self.idx["cpu_runtime"], self.idx["valid_acc"]
         self.test_col = self.idx["test_acc"]
 
@@ -83,6 +84,15 @@ class _Task:
         out = []
         for f, c, lo, span in self._scalar:
             v = (f(y[c]) - lo) / span
+            out.append(0.0 if v < 0.0 else 1.0 if v > 1.0 else v)
+        return out
+
+    def normalise_raw(self, raw: list[float]) -> list[float]:
+        """:meth:`normalise_list` from the predictor's fitted-space outputs (``raw_buffer``), which are f(y) before
+        clipping: no transform to apply, so this is the cheaper way when y is the prediction itself."""
+        out = []
+        for c, lo, span in self._raw_scalar:
+            v = (raw[c] - lo) / span
             out.append(0.0 if v < 0.0 else 1.0 if v > 1.0 else v)
         return out
 
@@ -493,7 +503,7 @@ class JAHSEnv(gym.Env):
             self.incumbent = {**config, **fidelity}
         metrics = dict(zip(task.metrics, y))
         reward = self._reward(metrics, cost, prev_inc)
-        o[:8] = task.normalise_list(y)
+        o[:8] = task.normalise_list(y) if self.noise else task.normalise_raw(pred.raw_buffer.tolist())
         o[8] = self.incumbent_valid_acc / 100.0
         o[9] = min(self.cumulative_cost / budget, 1.0)
         o[11] = min(cost / budget, 1.0)

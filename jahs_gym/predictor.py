@@ -50,7 +50,7 @@ def _load_kernel() -> ctypes.CDLL | None:
     fn.restype = None
     lib.jg_finish.argtypes = [p, i64, i64, p, p, p]
     lib.jg_finish.restype = None
-    lib.jg_predict_one.argtypes = [p, i64, p, p, p, p, p, i64, i64, p, p, p, i64, p, p, p, p]
+    lib.jg_predict_one.argtypes = [p, i64, p, p, p, p, p, i64, i64, p, p, p, i64, p, p, p, p, p]
     lib.jg_predict_mt.argtypes = [p, i64, i64, p, p, p, p, p, i64, i64, p, i64]
     lib.jg_predict_mt.restype = None
     lib.jg_predict_one.restype = None
@@ -195,10 +195,13 @@ class ForestPredictor:
         self._one_args = (n_features, *self._forest_args, self.base.ctypes.data, self.zidx.ctypes.data,
                           self.zcoef.ctypes.data, len(self.zidx), *self._fin_ptrs)
         self._tree_onehot = None
-        # buffers of the env's hot path: encode into .x_buffer, call predict_buffer(), read .y_buffer
+        # buffers of the env's hot path: encode into .x_buffer, call predict_buffer(), read .y_buffer (metric
+        # units) and .raw_buffer (the fitted space: before the inverse transforms and clipping)
         self.x_buffer = np.zeros(n_features, dtype=np.float32)
         self.y_buffer = np.zeros(len(self.metrics), dtype=np.float64)
-        self._buf_args = (self.x_buffer.ctypes.data, *self._one_args, self.y_buffer.ctypes.data)
+        self.raw_buffer = np.zeros(len(self.metrics), dtype=np.float64)
+        self._buf_args = (self.x_buffer.ctypes.data, *self._one_args, self.raw_buffer.ctypes.data,
+                          self.y_buffer.ctypes.data)
 
     # ------------------------------------------------------------------------------------ raw
     def predict_raw(self, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
@@ -252,11 +255,12 @@ class ForestPredictor:
         return self.finish(self.predict_raw(x))
 
     def predict_buffer(self) -> np.ndarray:
-        """Predict the row held in ``x_buffer`` into ``y_buffer`` (reused: copy what you keep)."""
+        """Predict the row held in ``x_buffer`` into ``y_buffer`` and ``raw_buffer`` (reused: copy what you keep)."""
         if self.backend == "c":
             _KERNEL.jg_predict_one(*self._buf_args)
         else:
-            self.y_buffer[:] = self.predict(self.x_buffer[None, :])[0]
+            self.raw_buffer[:] = self.predict_raw(self.x_buffer[None, :])[0]
+            self.y_buffer[:] = self.finish(self.raw_buffer[None, :].copy())[0]
         return self.y_buffer
 
     def predict_one(self, x_row: np.ndarray) -> np.ndarray:
@@ -265,7 +269,7 @@ class ForestPredictor:
             if x_row.dtype != np.float32 or not x_row.flags.c_contiguous or x_row.shape != (self.n_features,):
                 x_row = np.ascontiguousarray(x_row, dtype=np.float32).reshape(self.n_features)
             out = np.empty(len(self.metrics))
-            _KERNEL.jg_predict_one(x_row.ctypes.data, *self._one_args, out.ctypes.data)
+            _KERNEL.jg_predict_one(x_row.ctypes.data, *self._one_args, None, out.ctypes.data)
             return out
         return self.predict(np.asarray(x_row, dtype=np.float32).reshape(1, self.n_features))[0]
 

@@ -199,6 +199,10 @@ def test_fast_predictor_equals_xgboost(tiny_bundle: Path, tiny_table: Path, back
     np.testing.assert_allclose(fast, naive, rtol=1e-4, atol=1e-9)
     one = b.predictor(backend=backend).predict_one(x[3])
     np.testing.assert_allclose(one, naive[3], rtol=1e-4, atol=1e-9)
+    p = b.predictor(backend=backend)  # the env's hot path: metric units and the fitted space, one call
+    p.x_buffer[:] = x[5]
+    np.testing.assert_allclose(p.predict_buffer(), naive[5], rtol=1e-4, atol=1e-9)
+    np.testing.assert_allclose(p.raw_buffer, p.predict_raw(x[5:6])[0], rtol=1e-6, atol=1e-9)
     lo, hi = np.array([b.bounds()[m] for m in b.metrics]).T
     assert (fast >= lo).all() and (fast <= hi).all()
 
