@@ -4,7 +4,7 @@
  * themselves with threshold +inf. A walk is then branch-free: i = left[i] + (x[feat[i]] >= thr[i]),
  * repeated depth times (XGBoost's rule: x < threshold goes left). Trees are sorted by depth and
  * padded to groups of 8; a pair of rows walks 8 trees at once, one row 16 (two groups), so that 16 independent
- * load chains overlap.
+ * load chains overlap. One inlined walk() does all three shapes (2 x 8, 1 x 16 and the odd 1 x 8).
  * Linear bases (metric += x[zidx] @ zcoef) are added by jg_predict_one, and by Python for batches.
  * out (rows x n_out, row-major) must hold the base scores; each tree adds its leaf value to column
  * tree_out[t]. The module init below only lets setuptools build this file; Python never imports it.
@@ -22,37 +22,40 @@ typedef struct {
 
 #define G 8
 
+/* The walk: R rows (row r at x + r * n_feat) through the K trees rooted at rt, depth steps; each tree's leaf value
+ * is added to column to[k] of its row's output (o + r * n_out). R and K are compile-time constants at every call, so
+ * that idx[] stays in registers and the R x K independent load chains overlap. */
+static inline __attribute__((always_inline)) void walk(const int R, const int K, const float *x, int64_t n_feat,
+                                                       const node_t *nodes, const float *value, const int32_t *rt,
+                                                       const int32_t *to, int32_t depth, double *o, int64_t n_out) {
+    int32_t idx[2 * G][2]; /* [tree][row] */
+    const float *xr[2] = {x, x + n_feat};
+    double *orow[2] = {o, o + n_out};
+    for (int k = 0; k < K; ++k)
+        for (int r = 0; r < R; ++r) idx[k][r] = rt[k];
+    for (int32_t d = 0; d < depth; ++d)
+        for (int k = 0; k < K; ++k)
+            for (int r = 0; r < R; ++r) {
+                const node_t nd = nodes[idx[k][r]];
+                idx[k][r] = nd.left + (xr[r][nd.feat] >= nd.thr);
+            }
+    for (int k = 0; k < K; ++k)
+        for (int r = 0; r < R; ++r) orow[r][to[k]] += value[idx[k][r]];
+}
+
+static inline int32_t max_i32(int32_t a, int32_t b) { return a > b ? a : b; }
+
 /* One row: two groups (16 trees) at a time, so that 16 independent load chains overlap (1.1-1.3x over 8,
  * ad hoc on one query of the shipped bundle; 24 and 32 were slower). Adjacent groups have about the same
  * depth (trees are sorted by it), and the extra steps of the shallower group stay on its leaves. */
-static void walk_row(const float *x, const node_t *nodes, const float *value, const int32_t *roots,
-                     const int32_t *group_depth, const int32_t *tree_out, int64_t n_groups, double *o) {
+static void walk_row(const float *x, int64_t n_feat, const node_t *nodes, const float *value, const int32_t *roots,
+                     const int32_t *group_depth, const int32_t *tree_out, int64_t n_groups, double *o, int64_t n_out) {
     int64_t g = 0;
-    for (; g + 1 < n_groups; g += 2) {
-        const int32_t *rt = roots + g * G;
-        const int32_t *to = tree_out + g * G;
-        const int32_t depth = group_depth[g + 1] > group_depth[g] ? group_depth[g + 1] : group_depth[g];
-        int32_t idx[2 * G];
-        for (int k = 0; k < 2 * G; ++k) idx[k] = rt[k];
-        for (int32_t d = 0; d < depth; ++d)
-            for (int k = 0; k < 2 * G; ++k) {
-                const node_t nd = nodes[idx[k]];
-                idx[k] = nd.left + (x[nd.feat] >= nd.thr);
-            }
-        for (int k = 0; k < 2 * G; ++k) o[to[k]] += value[idx[k]];
-    }
-    if (g < n_groups) { /* an odd group left over */
-        const int32_t *rt = roots + g * G;
-        const int32_t *to = tree_out + g * G;
-        int32_t idx[G];
-        for (int k = 0; k < G; ++k) idx[k] = rt[k];
-        for (int32_t d = 0; d < group_depth[g]; ++d)
-            for (int k = 0; k < G; ++k) {
-                const node_t nd = nodes[idx[k]];
-                idx[k] = nd.left + (x[nd.feat] >= nd.thr);
-            }
-        for (int k = 0; k < G; ++k) o[to[k]] += value[idx[k]];
-    }
+    for (; g + 1 < n_groups; g += 2)
+        walk(1, 2 * G, x, n_feat, nodes, value, roots + g * G, tree_out + g * G,
+             max_i32(group_depth[g], group_depth[g + 1]), o, n_out);
+    if (g < n_groups) /* an odd group left over */
+        walk(1, G, x, n_feat, nodes, value, roots + g * G, tree_out + g * G, group_depth[g], o, n_out);
 }
 
 void jg_predict(const float *x, int64_t n_rows, int64_t n_feat, const node_t *nodes, const float *value,
@@ -62,30 +65,13 @@ void jg_predict(const float *x, int64_t n_rows, int64_t n_feat, const node_t *no
     for (int64_t r0 = 0; r0 < n_rows; r0 += block) {
         const int64_t r1 = r0 + block < n_rows ? r0 + block : n_rows;
         const int64_t r_pairs = r0 + ((r1 - r0) & ~(int64_t)1);
-        for (int64_t g = 0; g < n_groups; ++g) {
-            const int32_t *rt = roots + g * G;
-            const int32_t *to = tree_out + g * G;
-            const int32_t depth = group_depth[g];
-            for (int64_t r = r0; r < r_pairs; r += 2) { /* two rows x 8 trees: 16 independent load chains */
-                const float *xa = x + r * n_feat, *xb = xa + n_feat;
-                int32_t ia[G], ib[G];
-                for (int k = 0; k < G; ++k) ia[k] = ib[k] = rt[k];
-                for (int32_t d = 0; d < depth; ++d) {
-                    for (int k = 0; k < G; ++k) {
-                        const node_t na = nodes[ia[k]], nb = nodes[ib[k]];
-                        ia[k] = na.left + (xa[na.feat] >= na.thr);
-                        ib[k] = nb.left + (xb[nb.feat] >= nb.thr);
-                    }
-                }
-                double *oa = out + r * n_out, *ob = oa + n_out;
-                for (int k = 0; k < G; ++k) {
-                    oa[to[k]] += value[ia[k]];
-                    ob[to[k]] += value[ib[k]];
-                }
-            }
-        }
+        for (int64_t g = 0; g < n_groups; ++g) /* two rows x 8 trees: 16 independent load chains */
+            for (int64_t r = r0; r < r_pairs; r += 2)
+                walk(2, G, x + r * n_feat, n_feat, nodes, value, roots + g * G, tree_out + g * G, group_depth[g],
+                     out + r * n_out, n_out);
         if (r_pairs < r1) /* an odd row left over: 8 trees x 2 groups */
-            walk_row(x + r_pairs * n_feat, nodes, value, roots, group_depth, tree_out, n_groups, out + r_pairs * n_out);
+            walk_row(x + r_pairs * n_feat, n_feat, nodes, value, roots, group_depth, tree_out, n_groups,
+                     out + r_pairs * n_out, n_out);
     }
 }
 
