@@ -39,13 +39,20 @@ class _NaiveAdapter:
 
     def __init__(self, naive: Any, fast: Any) -> None:
         self.naive, self.metrics, self.lo, self.hi = naive, fast.metrics, fast.lo, fast.hi
+        self.transforms = fast.transforms
         self.x_buffer = np.zeros_like(fast.x_buffer)
+        self.raw_buffer = np.zeros_like(fast.raw_buffer)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         return self.naive.predict(x)
 
     def predict_buffer(self) -> np.ndarray:
-        return self.naive.predict(self.x_buffer[None, :])[0]
+        from jahs_gym.predictor import forward_transform
+
+        y = self.naive.predict(self.x_buffer[None, :])[0]
+        # the fitted space, as ForestPredictor.raw_buffer (of the clipped y: the observation clips anyway)
+        self.raw_buffer[:] = [forward_transform(t, v) for t, v in zip(self.transforms, y)]
+        return y
 
 
 class _Help(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
