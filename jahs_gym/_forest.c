@@ -147,5 +147,8 @@ void jg_predict_one(const float *x, int64_t n_feat, const node_t *nodes, const f
     jg_finish(out, 1, n_out, transform, lo, hi);
 }
 
+/* Bumped whenever an exported signature changes; predictor.py refuses a kernel built from another version. */
+int jg_abi(void) { return 2; }
+
 static struct PyModuleDef forest_module = {PyModuleDef_HEAD_INIT, "_forest", "C forest kernel (ctypes)", -1, NULL};
 PyMODINIT_FUNC PyInit__forest(void) { return PyModule_Create(&forest_module); }

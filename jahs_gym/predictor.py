@@ -14,6 +14,7 @@ import ctypes
 import json
 import math
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -38,12 +39,21 @@ def forward_transform(transform: str, v: np.ndarray) -> np.ndarray:
     return v
 
 
+KERNEL_ABI = 2  # jg_abi() of the _forest.c these ctypes signatures match
+
+
 def _load_kernel() -> ctypes.CDLL | None:
     try:
         from jahs_gym import _forest  # noqa: F401  (built by setup.py; optional)
     except ImportError:
         return None
     lib = ctypes.CDLL(_forest.__file__)
+    abi = lib.jg_abi() if hasattr(lib, "jg_abi") else 1
+    if abi != KERNEL_ABI:  # a stale build (editable install, _forest.c changed since): its signatures differ
+        warnings.warn(f"the built C forest kernel {_forest.__file__} has ABI {abi}, these sources expect "
+                      f"{KERNEL_ABI}; using the numpy backend (same numbers, slower). Rebuild it: "
+                      "pip install --no-deps --no-build-isolation -e .", RuntimeWarning, stacklevel=2)
+        return None
     fn = lib.jg_predict
     p, i64 = ctypes.c_void_p, ctypes.c_int64
     fn.argtypes = [p, i64, i64, p, p, p, p, p, i64, i64, p]
