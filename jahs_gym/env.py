@@ -74,22 +74,19 @@ class _Task:
         self.obs_cols = np.array([self.idx[m] for m in OBS_METRICS])
         self.log_cols = np.array([t == "log" for t in tr])
         self.log1p_cols = np.array([t == "log1p" for t in tr])
-        self._scalar = list(zip(self._f, self.obs_cols.tolist(), self.obs_lo.tolist(), self.obs_span.tolist()))
+        f_of = dict(zip(OBS_METRICS, self._f))
+        self._f_all = [f_of.get(m, float) for m in self.metrics]  # f per predicted metric (identity if unobserved)
         self._raw_scalar = list(zip(self.obs_cols.tolist(), self.obs_lo.tolist(), self.obs_span.tolist()))
         self.runtime_col, self.valid_col = self.idx["cpu_runtime"], self.idx["valid_acc"]
         self.test_col = self.idx["test_acc"]
 
     def normalise_list(self, y: list[float]) -> list[float]:
-        """:meth:`normalise` for one row given as a list (the single env's hot path)."""
-        out = []
-        for f, c, lo, span in self._scalar:
-            v = (f(y[c]) - lo) / span
-            out.append(0.0 if v < 0.0 else 1.0 if v > 1.0 else v)
-        return out
+        """:meth:`normalise` for one row given as a list of metric values (the noisy single env)."""
+        return self.normalise_raw([f(v) for f, v in zip(self._f_all, y)])
 
     def normalise_raw(self, raw: list[float]) -> list[float]:
-        """:meth:`normalise_list` from the predictor's fitted-space outputs (``raw_buffer``), which are f(y) before
-        clipping: no transform to apply, so this is the cheaper way when y is the prediction itself."""
+        """Observation entries from a row of fitted-space values f(y) (the predictor's ``raw_buffer``, before
+        clipping), clipped to [0, 1]: no transform left to apply (the single env's hot path)."""
         out = []
         for c, lo, span in self._raw_scalar:
             v = (raw[c] - lo) / span

@@ -239,3 +239,16 @@ def test_noise_needs_a_noise_model(tiny_bundle: Path, tmp_path: Path, monkeypatc
     with pytest.raises(ValueError, match=r"noise=True, but the bundle\(s\) \['quiet'\] have no noise model"):
         JAHSEnv(task="quiet", noise=True)
     bundle.load_bundle.cache_clear()
+
+
+def test_the_three_normalisations_agree(tiny_data_env: str) -> None:
+    """The step's observation from fitted-space outputs, the noisy path's from metric values, the vector env's."""
+    env = JAHSEnv(task=tiny_data_env)
+    env.reset(seed=0)
+    task, pred = env.task, env.task.predictor
+    for _ in range(20):
+        env.step(env.action_space.sample())
+        y = pred.y_buffer.copy()
+        want = task.normalise(y)
+        np.testing.assert_allclose(task.normalise_raw(pred.raw_buffer.tolist()), want, atol=1e-9)
+        np.testing.assert_allclose(task.normalise_list(y.tolist()), want, atol=1e-12)
