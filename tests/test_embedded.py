@@ -131,3 +131,14 @@ def test_shipped_speed_factors_cover_the_table(table: pd.DataFrame) -> None:
     for metric in sf.columns:
         p5_p95 = np.log(sf[metric].quantile([0.05, 0.95]).to_numpy())
         np.testing.assert_allclose(p5_p95, m["metrics"][metric]["speed_correction"]["factor_log_p5_p95"], atol=1e-3)
+
+
+def test_surrogate_keeps_the_top_of_the_table(table: pd.DataFrame) -> None:
+    """A refit whose test_acc forest flattens the best configs would raise every agent's regret floor."""
+    from generation.datacard import top_of_table
+
+    top = top_of_table(BUNDLE, table)
+    assert top["label_best"] == read_manifest(BUNDLE)["table"]["best_test_acc"]
+    assert top["oracle_regret"] < 3.0  # the row rated best by valid_acc is near the table's best test label
+    assert top["top_label"] - top["top_pred"] < 5.0 and top["pred_max"] <= top["label_best"] + 1.0
+    assert f"a regret of {top['oracle_regret']:.2f} points" in (BUNDLE / "DATA_CARD.md").read_text()

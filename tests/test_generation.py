@@ -289,6 +289,7 @@ def test_two_rank_mpi_run_then_merge(tmp_path: Path) -> None:
     kept = sum(v["n_trees"] for v in json.loads((tmp_path / "b" / "manifest.json").read_text())["metrics"].values())
     assert f"to matter): {kept} trees in all" in card and "within 1% (cpu_runtime 0%) of the best" in card
     assert "## Runtime labels: the machine's speed taken out" in card and "| cpu_runtime |" in card
+    assert "## The top of the table, as the surrogate sees it" in card and "would leave an agent" in card
 
 
 @pytest.mark.slow
