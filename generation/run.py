@@ -195,6 +195,7 @@ def run(run_dir: Path, threads: int = 1, time_limit_s: float | None = None, max_
         if comm is not None and comm.Get_size() > 1:
             print(f"[rank {comm.Get_rank()}] fatal, aborting every rank: {type(e).__name__}: {e}", file=sys.stderr,
                   flush=True)
+            time.sleep(0.5)  # mpiexec stops forwarding output once Abort kills the job: let the message through
             comm.Abort(2)
         raise
 
