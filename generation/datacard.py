@@ -52,7 +52,7 @@ def top_of_table(bundle: Path, df: pd.DataFrame, k: int = 10) -> dict[str, float
     valid, test = y[:, p.metrics.index("valid_acc")], y[:, p.metrics.index("test_acc")]
     ok = (df["status"] == "ok").to_numpy()
     ok = ok if ok.any() else np.ones(len(df), dtype=bool)  # as fit's best_test_acc: every row when none is ok
-    label_best = float(df.loc[ok, "test_acc"].max())
+    label_best = float(read_manifest(bundle, verify_files=False)["table"]["best_test_acc"])  # what regret uses
     last = np.flatnonzero(ok & (df["epoch"] == df["epoch"].max()).to_numpy())
     top = last[np.argsort(-df["test_acc"].to_numpy()[last], kind="stable")[:k]]
     pick = np.flatnonzero(ok)[np.argmax(valid[ok])]
