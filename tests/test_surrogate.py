@@ -208,22 +208,43 @@ def test_fast_predictor_equals_xgboost(tiny_bundle: Path, tiny_table: Path, back
 
 
 def test_c_walk_matches_numpy_on_odd_and_even_rows_and_groups(tiny_bundle: Path, tiny_table: Path) -> None:
-    """The C kernel walks row pairs over one group and a lone row over two groups; every parity agrees."""
+    """The C kernel walks row pairs over one group and a lone row over two groups; every parity agrees.
+
+    The group counts (odd and even, 1 to 3 groups of 8) are made here from the tiny bundle's own trees, so they do not
+    hang on how many trees the tiny fit happened to keep on this machine.
+    """
+    from xgboost import Booster
+
     from jahs_gym import predictor
+    from jahs_gym.predictor import ForestPredictor
+    from jahs_gym.space import N_FEATURES
 
     if predictor._KERNEL is None:
         pytest.fail("the C kernel was not built by `pip install -e .` (setup.py)")
     b = Bundle(tiny_bundle)
     x = encode_frame(pd.read_parquet(tiny_table))
-    parities = set()
-    for subset in [(m,) for m in b.metrics] + [tuple(b.metrics)]:
-        c, ref = b.predictor(subset, backend="c"), b.predictor(subset, backend="numpy")
-        parities.add(len(c.group_depth) % 2)
+    raws = [json.loads(bytes(Booster(model_file=str(f)).save_raw(raw_format="json")))
+            for f in b.model_files().values()]
+    trees = [t for r in raws for t in r["learner"]["gradient_booster"]["model"]["trees"]]  # every metric's trees
+    m, raw = b.metrics[0], raws[0]
+    tr, bounds = b.transforms(), b.bounds()
+    groups = set()
+    for k in (1, 7, 8, 9, 16, 17, 24):
+        model = json.loads(json.dumps(raw))
+        model["learner"]["gradient_booster"]["model"]["trees"] = [trees[i % len(trees)] for i in range(k)]
+        c, ref = (ForestPredictor({m: model}, {m: tr[m]}, {m: bounds[m]}, N_FEATURES, backend)
+                  for backend in ("c", "numpy"))
+        assert c.n_trees == k
+        groups.add(len(c.group_depth))
         for rows in (1, 2, 3, 33, 64):
             np.testing.assert_allclose(c.predict(x[:rows]), ref.predict(x[:rows]), rtol=1e-6, atol=1e-9)
         for i in (0, 5):
             np.testing.assert_allclose(c.predict_one(x[i]), ref.predict(x[i:i + 1])[0], rtol=1e-6, atol=1e-9)
-    assert parities == {0, 1}, f"the tiny bundle's forests cover group counts of parity {parities} only"
+    assert groups == {1, 2, 3}
+    for subset in [(k,) for k in b.metrics] + [tuple(b.metrics)]:  # the real forests, every metric at once too
+        c, ref = b.predictor(subset, backend="c"), b.predictor(subset, backend="numpy")
+        np.testing.assert_allclose(c.predict(x[:33]), ref.predict(x[:33]), rtol=1e-6, atol=1e-9)
+        np.testing.assert_allclose(c.predict_one(x[0]), ref.predict(x[:1])[0], rtol=1e-6, atol=1e-9)
 
 
 def test_predictor_is_loaded_once(tiny_bundle: Path) -> None:
