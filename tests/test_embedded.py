@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import doctest
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -87,6 +88,23 @@ def test_fresh_install_answers_from_the_shipped_files() -> None:
     obs, r, term, trunc, info = env.step(env.action_space.sample())
     assert env.observation_space.contains(obs) and info["task"] == "fashion_mnist"
     assert Bundle(BUNDLE).predictor().backend in ("c", "numpy")
+
+
+def test_a_wheel_would_ship_every_embedded_file() -> None:
+    """pyproject's package-data globs reach every file under jahs_gym/data (a non-editable install gets them all)."""
+    import glob
+
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        tomllib = pytest.importorskip("tomli")
+    root = Path(jahs_gym.__file__).parent
+    pyproject = tomllib.loads((root.parent / "pyproject.toml").read_text())
+    patterns = pyproject["tool"]["setuptools"]["package-data"]["jahs_gym"]
+    shipped = {f for p in patterns for f in glob.glob(p, root_dir=root) if (root / f).is_file()}
+    present = {str(f.relative_to(root)) for f in (root / "data").rglob("*") if f.is_file()}
+    assert present - shipped == set(), f"package-data misses {sorted(present - shipped)}; patterns: {patterns}"
+    assert "data/fashion_mnist/models/valid_acc.ubj" in shipped
 
 
 def test_table_kind_reproduces_the_rows(table: pd.DataFrame) -> None:
