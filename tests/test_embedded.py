@@ -1,4 +1,5 @@
-"""The shipped fashion_mnist bundle and table: really trained, consistent, and answering offline."""
+"""The shipped bundles and tables (fashion_mnist, the default, and every other embedded task): really trained,
+consistent, and answering offline."""
 
 from __future__ import annotations
 
@@ -13,12 +14,18 @@ import pytest
 import jahs_gym
 from jahs_gym.bundle import DATA_DIR, Bundle, file_sha256, read_manifest
 
-BUNDLE = DATA_DIR / "fashion_mnist"
+BUNDLE = DATA_DIR / "fashion_mnist"  # the default task
+TASKS = sorted(d.name for d in DATA_DIR.iterdir() if (d / "manifest.json").exists())
+
+
+@pytest.fixture(scope="module", params=TASKS)
+def task(request: pytest.FixtureRequest) -> str:
+    return request.param
 
 
 @pytest.fixture(scope="module")
-def table() -> pd.DataFrame:
-    return pd.read_parquet(BUNDLE / "table.parquet")
+def table(task: str) -> pd.DataFrame:
+    return pd.read_parquet(DATA_DIR / task / "table.parquet")
 
 
 def _disconnected(row: pd.Series) -> bool:
@@ -32,12 +39,13 @@ def _disconnected(row: pd.Series) -> bool:
     return 4 not in reach
 
 
-def test_manifest_matches_the_shipped_table(table: pd.DataFrame) -> None:
-    m = read_manifest(BUNDLE)
-    assert m["table"]["sha256"] == file_sha256(BUNDLE / "table.parquet")
-    assert m["table"]["rows"] == len(table) and m["task"] == "fashion_mnist"
+def test_manifest_matches_the_shipped_table(task: str, table: pd.DataFrame) -> None:
+    assert "fashion_mnist" in TASKS
+    m = read_manifest(DATA_DIR / task)
+    assert m["table"]["sha256"] == file_sha256(DATA_DIR / task / "table.parquet")
+    assert m["table"]["rows"] == len(table) and m["task"] == task
     assert m["protocol"]["n_train"] == 4096 and m["protocol"]["max_epochs"] == 10
-    assert (BUNDLE / "DATA_CARD.md").exists() and m["compute"]["core_hours"] > 0
+    assert (DATA_DIR / task / "DATA_CARD.md").exists() and m["compute"]["core_hours"] > 0
     assert set(table["host"]) and (table["torch_version"].str.len() > 0).all()  # real runs, with provenance
     va, rt = m["metrics"]["valid_acc"], m["metrics"]["cpu_runtime"]
     assert 0 < va["ceiling"]["r2"] < 1 and va["ceiling"]["runs"] >= 20  # noise ceilings from repeated seeds
@@ -107,8 +115,8 @@ def test_a_wheel_would_ship_every_embedded_file() -> None:
     assert "data/fashion_mnist/models/valid_acc.ubj" in shipped
 
 
-def test_table_kind_reproduces_the_rows(table: pd.DataFrame) -> None:
-    bench = jahs_gym.Benchmark("fashion_mnist", kind="table")
+def test_table_kind_reproduces_the_rows(task: str, table: pd.DataFrame) -> None:
+    bench = jahs_gym.Benchmark(task, kind="table")
     row = table[(table["seed"] == 0) & (table["epoch"] == 10)].iloc[0]
     cfg = {k: (row[k].item() if hasattr(row[k], "item") else row[k]) for k in
            ("Op1", "Op2", "Op3", "Op4", "Op5", "Op6", "Activation", "TrivialAugment", "Optimizer", "LearningRate",
@@ -141,22 +149,22 @@ def test_sb3_ppo_learns_on_the_default_env() -> None:
     assert env.action_space.contains(action)
 
 
-def test_shipped_speed_factors_cover_the_table(table: pd.DataFrame) -> None:
+def test_shipped_speed_factors_cover_the_table(task: str, table: pd.DataFrame) -> None:
     """kind='table', timings='corrected' divides by these: one per task, the spread the manifest reports."""
-    m = read_manifest(BUNDLE)
-    sf = pd.read_parquet(BUNDLE / m["table"]["speed_factors"]).set_index("task_id")
+    m = read_manifest(DATA_DIR / task)
+    sf = pd.read_parquet(DATA_DIR / task / m["table"]["speed_factors"]).set_index("task_id")
     assert set(sf.index) == set(table["task_id"]) and set(sf.columns) == {"cpu_runtime", "runtime", "latency"}
     for metric in sf.columns:
         p5_p95 = np.log(sf[metric].quantile([0.05, 0.95]).to_numpy())
         np.testing.assert_allclose(p5_p95, m["metrics"][metric]["speed_correction"]["factor_log_p5_p95"], atol=1e-3)
 
 
-def test_surrogate_keeps_the_top_of_the_table(table: pd.DataFrame) -> None:
+def test_surrogate_keeps_the_top_of_the_table(task: str, table: pd.DataFrame) -> None:
     """A refit whose test_acc forest flattens the best configs would raise every agent's regret floor."""
     from generation.datacard import top_of_table
 
-    top = top_of_table(BUNDLE, table)
-    assert top["label_best"] == read_manifest(BUNDLE)["table"]["best_test_acc"]
+    top = top_of_table(DATA_DIR / task, table)
+    assert top["label_best"] == read_manifest(DATA_DIR / task)["table"]["best_test_acc"]
     assert top["oracle_regret"] < 3.0  # the row rated best by valid_acc is near the table's best test label
     assert top["top_label"] - top["top_pred"] < 5.0 and top["pred_max"] <= top["label_best"] + 1.0
-    assert f"a regret of {top['oracle_regret']:.2f} points" in (BUNDLE / "DATA_CARD.md").read_text()
+    assert f"a regret of {top['oracle_regret']:.2f} points" in (DATA_DIR / task / "DATA_CARD.md").read_text()
