@@ -11,6 +11,7 @@ import pandas as pd
 
 from jahs_gym.bundle import Bundle, read_manifest
 from jahs_gym.fit import PARSIMONY_FLOOR
+from jahs_gym.protocol import NATIVE_PX
 from jahs_gym.space import all_fidelities, encode_frame, fidelity_id
 
 
@@ -82,7 +83,7 @@ def write_datacard(bundle: Path, table: Path, plan_tasks: int | None = None) -> 
         f"* epochs: {p.get('max_epochs')} (cosine schedule over {p.get('max_epochs')} epochs), "
         f"batch {p.get('batch_size')}, SGD momentum 0.9 Nesterov, random crop + flip, TrivialAugmentWide when the "
         "config asks",
-        f"* resolution: 0.25, 0.5, 1.0 of {28 if m['task'] in ('fashion_mnist', 'mnist') else 32} px", "",
+        f"* resolution: 0.25, 0.5, 1.0 of {NATIVE_PX.get(m['task'], 32)} px", "",
         "## Compute and data", "",
         f"* trained tasks: {m['table']['tasks']} ({m['table']['configs']} configs, {m['table']['rows']} epoch rows)"
         + (f" of {plan_tasks} planned" if plan_tasks else ""),
