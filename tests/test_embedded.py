@@ -168,3 +168,18 @@ def test_surrogate_keeps_the_top_of_the_table(task: str, table: pd.DataFrame) ->
     assert top["oracle_regret"] < 3.0  # the row rated best by valid_acc is near the table's best test label
     assert top["top_label"] - top["top_pred"] < 5.0 and top["pred_max"] <= top["label_best"] + 1.0
     assert f"a regret of {top['oracle_regret']:.2f} points" in (DATA_DIR / task / "DATA_CARD.md").read_text()
+
+
+def test_random_task_draws_between_the_embedded_tasks() -> None:
+    """A fresh install ships two tasks, so task='random' has a choice; each episode keeps its task's budget."""
+    assert {"fashion_mnist", "mnist"} <= set(TASKS)
+    env = gym.make("JAHS-v0", task="random")
+    seen = {}
+    for s in range(20):
+        _, info = env.reset(seed=s)
+        seen[info["task"]] = info["budget"]
+        _, _, _, _, info = env.step(env.action_space.sample())
+        assert info["task"] in TASKS
+    assert {"fashion_mnist", "mnist"} <= set(seen)
+    for t, budget in seen.items():
+        assert budget == read_manifest(DATA_DIR / t)["default_budget_s"]
