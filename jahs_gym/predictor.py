@@ -316,13 +316,15 @@ def load_forest(model_files: dict[str, Path], transforms: dict[str, str], bounds
                 n_features: int, backend: str | None = None, threads: int | None = None,
                 linear: dict[str, tuple[list[int], list[float]]] | None = None) -> ForestPredictor:
     """Parse XGBoost model files (JSON or UBJ) into one :class:`ForestPredictor`."""
+    models = {m: read_booster_json(f) for m, f in model_files.items()}
+    return ForestPredictor(models, transforms, bounds, n_features, backend, threads, linear)
+
+
+def read_booster_json(path: Path | str) -> dict:
+    """An XGBoost model file (JSON or UBJ) as its JSON document."""
     from xgboost import Booster
 
-    models = {}
-    for m, f in model_files.items():
-        b = Booster(model_file=str(f))
-        models[m] = json.loads(bytes(b.save_raw(raw_format="json")))
-    return ForestPredictor(models, transforms, bounds, n_features, backend, threads, linear)
+    return json.loads(bytes(Booster(model_file=str(path)).save_raw(raw_format="json")))
 
 
 def metric_bounds(names: Sequence[str], observed: dict[str, Sequence[float]]) -> dict[str, tuple[float, float]]:

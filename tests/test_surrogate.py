@@ -213,26 +213,22 @@ def test_c_walk_matches_numpy_on_odd_and_even_rows_and_groups(tiny_bundle: Path,
     The group counts (odd and even, 1 to 3 groups of 8) are made here from the tiny bundle's own trees, so they do not
     hang on how many trees the tiny fit happened to keep on this machine.
     """
-    from xgboost import Booster
-
     from jahs_gym import predictor
-    from jahs_gym.predictor import ForestPredictor
+    from jahs_gym.predictor import ForestPredictor, read_booster_json
     from jahs_gym.space import N_FEATURES
 
     if predictor._KERNEL is None:
         pytest.fail("the C kernel was not built by `pip install -e .` (setup.py)")
     b = Bundle(tiny_bundle)
     x = encode_frame(pd.read_parquet(tiny_table))
-    raws = [json.loads(bytes(Booster(model_file=str(f)).save_raw(raw_format="json")))
-            for f in b.model_files().values()]
+    raws = [read_booster_json(f) for f in b.model_files().values()]
     trees = [t for r in raws for t in r["learner"]["gradient_booster"]["model"]["trees"]]  # every metric's trees
     m, raw = b.metrics[0], raws[0]
     tr, bounds = b.transforms(), b.bounds()
     groups = set()
     for k in (1, 7, 8, 9, 16, 17, 24):
-        model = json.loads(json.dumps(raw))
-        model["learner"]["gradient_booster"]["model"]["trees"] = [trees[i % len(trees)] for i in range(k)]
-        c, ref = (ForestPredictor({m: model}, {m: tr[m]}, {m: bounds[m]}, N_FEATURES, backend)
+        raw["learner"]["gradient_booster"]["model"]["trees"] = [trees[i % len(trees)] for i in range(k)]
+        c, ref = (ForestPredictor({m: raw}, {m: tr[m]}, {m: bounds[m]}, N_FEATURES, backend)
                   for backend in ("c", "numpy"))
         assert c.n_trees == k
         groups.add(len(c.group_depth))
