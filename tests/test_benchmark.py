@@ -137,12 +137,14 @@ def test_random_sample_as_jahs_bench_201(tiny_data_env: str, kind: str) -> None:
     assert list(curve) == list(range(1, bench.max_epochs + 1))
 
 
-def test_cli(tiny_data_env: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli(tiny_data_env: str, tiny_bundle: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from jahs_gym.cli import main
 
     assert main(["tasks"]) == 0
     out = capsys.readouterr().out
     assert "fmnist_tiny" in out and "valid_acc" in out
+    best = pd.read_parquet(tiny_bundle / "table.parquet")["test_acc"].max()
+    assert f"regret reference (JAHS-v0): best test_acc {best:.2f}%" in out
     assert main(["query", "--task", tiny_data_env, "--N", "1", "--W", "4", "--resolution", "0.25"]) == 0
     res = json.loads(capsys.readouterr().out)
     assert 0 <= res["result"]["2"]["valid_acc"] <= 100
