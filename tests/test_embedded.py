@@ -24,8 +24,13 @@ def task(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture(scope="module")
-def table(task: str) -> pd.DataFrame:
-    return pd.read_parquet(DATA_DIR / task / "table.parquet")
+def folder(task: str) -> Path:
+    return DATA_DIR / task
+
+
+@pytest.fixture(scope="module")
+def table(folder: Path) -> pd.DataFrame:
+    return pd.read_parquet(folder / "table.parquet")
 
 
 def _disconnected(row: pd.Series) -> bool:
@@ -39,13 +44,13 @@ def _disconnected(row: pd.Series) -> bool:
     return 4 not in reach
 
 
-def test_manifest_matches_the_shipped_table(task: str, table: pd.DataFrame) -> None:
+def test_manifest_matches_the_shipped_table(task: str, folder: Path, table: pd.DataFrame) -> None:
     assert "fashion_mnist" in TASKS
-    m = read_manifest(DATA_DIR / task)
-    assert m["table"]["sha256"] == file_sha256(DATA_DIR / task / "table.parquet")
+    m = read_manifest(folder)
+    assert m["table"]["sha256"] == file_sha256(folder / "table.parquet")
     assert m["table"]["rows"] == len(table) and m["task"] == task
     assert m["protocol"]["n_train"] == 4096 and m["protocol"]["max_epochs"] == 10
-    assert (DATA_DIR / task / "DATA_CARD.md").exists() and m["compute"]["core_hours"] > 0
+    assert (folder / "DATA_CARD.md").exists() and m["compute"]["core_hours"] > 0
     assert set(table["host"]) and (table["torch_version"].str.len() > 0).all()  # real runs, with provenance
     va, rt = m["metrics"]["valid_acc"], m["metrics"]["cpu_runtime"]
     assert 0 < va["ceiling"]["r2"] < 1 and va["ceiling"]["runs"] >= 20  # noise ceilings from repeated seeds
@@ -149,25 +154,25 @@ def test_sb3_ppo_learns_on_the_default_env() -> None:
     assert env.action_space.contains(action)
 
 
-def test_shipped_speed_factors_cover_the_table(task: str, table: pd.DataFrame) -> None:
+def test_shipped_speed_factors_cover_the_table(folder: Path, table: pd.DataFrame) -> None:
     """kind='table', timings='corrected' divides by these: one per task, the spread the manifest reports."""
-    m = read_manifest(DATA_DIR / task)
-    sf = pd.read_parquet(DATA_DIR / task / m["table"]["speed_factors"]).set_index("task_id")
+    m = read_manifest(folder)
+    sf = pd.read_parquet(folder / m["table"]["speed_factors"]).set_index("task_id")
     assert set(sf.index) == set(table["task_id"]) and set(sf.columns) == {"cpu_runtime", "runtime", "latency"}
     for metric in sf.columns:
         p5_p95 = np.log(sf[metric].quantile([0.05, 0.95]).to_numpy())
         np.testing.assert_allclose(p5_p95, m["metrics"][metric]["speed_correction"]["factor_log_p5_p95"], atol=1e-3)
 
 
-def test_surrogate_keeps_the_top_of_the_table(task: str, table: pd.DataFrame) -> None:
+def test_surrogate_keeps_the_top_of_the_table(folder: Path, table: pd.DataFrame) -> None:
     """A refit whose test_acc forest flattens the best configs would raise every agent's regret floor."""
     from generation.datacard import top_of_table
 
-    top = top_of_table(DATA_DIR / task, table)
-    assert top["label_best"] == read_manifest(DATA_DIR / task)["table"]["best_test_acc"]
+    top = top_of_table(folder, table)
+    assert top["label_best"] == read_manifest(folder)["table"]["best_test_acc"]
     assert top["oracle_regret"] < 3.0  # the row rated best by valid_acc is near the table's best test label
     assert top["top_label"] - top["top_pred"] < 5.0 and top["pred_max"] <= top["label_best"] + 1.0
-    assert f"a regret of {top['oracle_regret']:.2f} points" in (DATA_DIR / task / "DATA_CARD.md").read_text()
+    assert f"a regret of {top['oracle_regret']:.2f} points" in (folder / "DATA_CARD.md").read_text()
 
 
 def test_random_task_draws_between_the_embedded_tasks() -> None:
