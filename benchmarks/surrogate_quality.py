@@ -212,7 +212,9 @@ def main(argv: list[str] | None = None) -> int:
         q = np.array([r[col] for r in rows])
         ceiling = ceilings[metric].get(key)
         n = needed(ns, q, goal) if len(rows) >= 3 else float("inf")
-        if ceiling is not None and goal > ceiling:
+        if q[-1] >= goal:
+            verdict = f"met on all {ns[-1]:,.0f} configs"
+        elif ceiling is not None and goal > ceiling:
             k = seeds_needed(df, metric, key, goal)
             verdict = (f"above the noise ceiling {ceiling:.3f} of single-run labels: more configs alone cannot reach "
                        "it; " + (f"labels averaging {k} seeds would lift the ceiling to it" if k else
