@@ -181,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     from agents.common import Protocol
-    from jahs_gym.bundle import load_bundle
+    from jahs_gym.bundle import best_test_acc, load_bundle
 
     names = [a.strip() for a in args.agents.split(",") if a.strip()]
     bad = [a for a in names if a not in AGENTS]
@@ -193,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
                         continuation=not args.no_continuation)
     budget = float(args.budget or bundle.manifest["default_budget_s"])
     table = bundle.manifest["table"]
-    best = float(table["best_test_acc"])
+    best = best_test_acc(bundle.manifest)
 
     comm = None
     try:

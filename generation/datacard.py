@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from jahs_gym.bundle import Bundle, read_manifest
+from jahs_gym.bundle import Bundle, best_test_acc, read_manifest
 from jahs_gym.fit import PARSIMONY_FLOOR
 from jahs_gym.protocol import NATIVE_PX
 from jahs_gym.space import all_fidelities, encode_frame, fidelity_id
@@ -53,7 +53,7 @@ def top_of_table(bundle: Path, df: pd.DataFrame, k: int = 10) -> dict[str, float
     valid, test = y[:, p.metrics.index("valid_acc")], y[:, p.metrics.index("test_acc")]
     ok = (df["status"] == "ok").to_numpy()
     ok = ok if ok.any() else np.ones(len(df), dtype=bool)  # as fit's best_test_acc: every row when none is ok
-    label_best = float(read_manifest(bundle, verify_files=False)["table"]["best_test_acc"])  # what regret uses
+    label_best = best_test_acc(read_manifest(bundle, verify_files=False))  # what regret uses
     last = np.flatnonzero(ok & (df["epoch"] == df["epoch"].max()).to_numpy())
     top = last[np.argsort(-df["test_acc"].to_numpy()[last], kind="stable")[:k]]
     pick = np.flatnonzero(ok)[np.argmax(valid[ok])]

@@ -89,6 +89,12 @@ def read_manifest(folder: Path | str, verify_files: bool = True) -> dict:
     return manifest
 
 
+def best_test_acc(manifest: dict) -> float:
+    """JAHS-v0's regret reference: the table's best test accuracy (manifests from before fit recorded it: the
+    test_acc forest's upper bound)."""
+    return float(manifest["table"].get("best_test_acc", manifest["metrics"]["test_acc"]["hi"]))
+
+
 def search_paths() -> list[Path]:
     """Folders searched for bundles: $JAHS_GYM_DATA (os.pathsep-separated) first, then the shipped data."""
     env = os.environ.get("JAHS_GYM_DATA", "")

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from jahs_gym.bundle import BundleError, installed_tasks, read_manifest
+from jahs_gym.bundle import BundleError, best_test_acc, installed_tasks, read_manifest
 
 
 def _tasks(args: argparse.Namespace) -> int:
@@ -25,9 +25,9 @@ def _tasks(args: argparse.Namespace) -> int:
         print(f"  protocol: {json.dumps(m['protocol'])}")
         print(f"  trained: {t['tasks']} tasks, {t['configs']} configs, {t['rows']} rows; "
               f"table shipped: {'yes' if t.get('file') else 'no'}; default budget {m['default_budget_s']:.0f} s")
-        if "best_test_acc" in t:
-            print(f"  regret reference (JAHS-v0): best test_acc {t['best_test_acc']:.2f}% "
-                  f"({t.get('best_test_acc_at', '?')}); best valid_acc {t.get('best_valid_acc', float('nan')):.2f}%")
+        valid = f"; best valid_acc {t['best_valid_acc']:.2f}%" if "best_valid_acc" in t else ""
+        print(f"  regret reference (JAHS-v0): best test_acc {best_test_acc(m):.2f}% "
+              f"({t.get('best_test_acc_at', 'the test_acc forest bound: an older manifest')}){valid}")
         if m.get("compute"):
             print(f"  compute: {json.dumps(m['compute'])}")
         print("  held-out (grouped K-fold); ceiling = a perfect predictor of the seed mean on single-run labels")

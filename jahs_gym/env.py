@@ -16,7 +16,7 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from jahs_gym.bundle import Bundle, installed_tasks, load_bundle
+from jahs_gym.bundle import Bundle, best_test_acc, installed_tasks, load_bundle
 from jahs_gym.space import (
     ACTIVATIONS,
     LR_RANGE,
@@ -60,7 +60,7 @@ class _Task:
         self.budget = float(budget if budget is not None else man["default_budget_s"])
         if not (self.budget > 0 and math.isfinite(self.budget)):
             raise ValueError(f"budget={budget!r} must be a positive number of simulated seconds")
-        self.best_test_acc = float(man["table"].get("best_test_acc", man["metrics"]["test_acc"]["hi"]))
+        self.best_test_acc = best_test_acc(man)
         self.noise_std = np.array([man.get("noise", {}).get(m, 0.0) for m in self.metrics])
         self.has_noise_model = bool(man.get("noise"))
         lo = np.array([bundle.bounds()[m][0] for m in OBS_METRICS])
