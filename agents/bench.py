@@ -181,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     from agents.common import Protocol
-    from jahs_gym.bundle import best_test_acc, load_bundle
+    from jahs_gym.bundle import load_bundle
 
     names = [a.strip() for a in args.agents.split(",") if a.strip()]
     bad = [a for a in names if a not in AGENTS]
@@ -191,9 +191,9 @@ def main(argv: list[str] | None = None) -> int:
     bundle = load_bundle(args.task)
     protocol = Protocol(task=args.task, budget=args.budget, max_steps=args.max_steps, noise=args.noise,
                         continuation=not args.no_continuation)
-    budget = float(args.budget or bundle.manifest["default_budget_s"])
-    table = bundle.manifest["table"]
-    best = best_test_acc(bundle.manifest)
+    budget = float(args.budget or bundle.manifest.default_budget_s)
+    table = bundle.manifest.table
+    best = bundle.manifest.best_test_acc
 
     comm = None
     try:
@@ -232,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     board = leaderboard(df)
     plot(df, budget, best, args.out / "anytime.png", args.task)
     header = (f"# JAHS-v0 leaderboard: {args.task}\n\n{args.seeds} seeds per agent; budget {budget:.0f} simulated s; "
-              f"regret = best test accuracy the task's data knows ({best:.2f}%, {table.get('best_test_acc_at', '')}) "
+              f"regret = best test accuracy the task's data knows ({best:.2f}%, {table.best_test_acc_at or ''}) "
               f"minus the incumbent's test accuracy; harness wall time {time.time() - t0:.0f} s.\n\n")
     md = header + board.to_markdown(floatfmt=".3f") if _has_tabulate() else header + board.to_string()
     (args.out / "leaderboard.md").write_text(md + "\n")

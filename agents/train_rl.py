@@ -41,8 +41,8 @@ def policy_stamp(algo: str, task: str, budget: float) -> dict:
     from jahs_gym.bundle import load_bundle
 
     bundle = load_bundle(task)
-    return {"algo": algo, "task": task, "table_sha256": bundle.manifest["table"]["sha256"],
-            "budget": float(budget or bundle.manifest["default_budget_s"])}
+    return {"algo": algo, "task": task, "table_sha256": bundle.manifest.table.sha256,
+            "budget": float(budget or bundle.manifest.default_budget_s)}
 
 
 def stale_policy(path: Path, stamp: dict) -> str | None:

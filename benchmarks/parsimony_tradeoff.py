@@ -34,8 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(Path(__file__).parent))
     from surrogate_speed import cycling, per_call, random_rows
 
+    from generation.fit import fit_bundle, parse_tolerance
     from jahs_gym.bundle import DATA_DIR, Bundle
-    from jahs_gym.fit import fit_bundle, parse_tolerance
 
     table = Path(args.table or DATA_DIR / "fashion_mnist" / "table.parquet")
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]

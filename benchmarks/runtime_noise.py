@@ -11,10 +11,10 @@ and prints the log std of their cpu_runtime (and wall runtime) ratio per bin; pe
 3. What that correction (the one ``fit_bundle`` applies) does to held-out quality, per timing metric.
    If the noise is the machine's state, the pairs' spread and the residual spread shrink.
 
-When a task was trained: ``jahs_gym.fit.task_times`` (its first epoch's ``epoch_started``; for shards from
+When a task was trained: ``generation.fit.task_times`` (its first epoch's ``epoch_started``; for shards from
 before that column existed, the time git added the shard, from the run's shard_dates.json written by
 ``python -m generation date-shards RUN_DIR``: coarse, commits landed every 10-60 minutes). The speed factor is
-``jahs_gym.fit.speed_factors``, the correction ``fit_bundle`` applies to the runtime labels.
+``generation.fit.speed_factors``, the correction ``fit_bundle`` applies to the runtime labels.
 
     python benchmarks/runtime_noise.py                    # data/runs/fashion_mnist, merged fresh
     python benchmarks/runtime_noise.py --run-dir data/runs/mnist --window 30
@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from jahs_gym.fit import SPEED_WINDOW_MIN
+from generation.fit import SPEED_WINDOW_MIN
 
 ROOT = Path(__file__).resolve().parents[1]
 BINS = (0.0, 5.0, 60.0, 600.0, np.inf)  # minutes apart
@@ -37,7 +37,7 @@ BINS = (0.0, 5.0, 60.0, 600.0, np.inf)  # minutes apart
 
 def task_table(df: pd.DataFrame) -> pd.DataFrame:
     """One row per dated task: its last epoch's labels, ``when`` (Unix seconds) and ``when_source``."""
-    from jahs_gym.fit import task_times
+    from generation.fit import task_times
 
     last = df.sort_values("epoch").groupby("task_id").last()
     when, source = task_times(df)
@@ -48,7 +48,7 @@ def task_table(df: pd.DataFrame) -> pd.DataFrame:
 def pair_table(tasks: pd.DataFrame) -> pd.DataFrame:
     """Seed pairs of finished tasks: minutes apart, same rank, log ratio of cpu_runtime and of wall runtime, and
     the difference of their speed-corrected residuals (``fixed``)."""
-    from jahs_gym.fit import seed_pair_frames
+    from generation.fit import seed_pair_frames
 
     a, b = seed_pair_frames(tasks[tasks["status"] == "ok"], ["when", "rank", "cpu_runtime", "runtime", "fixed"],
                             key=("config_id", "fidelity_id"))
@@ -74,8 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(Path(__file__).parent))
     from surrogate_quality import held_out_predictions
 
+    from generation.fit import LINEAR_FEATURES, task_speed_factors
     from generation.merge import merge
-    from jahs_gym.fit import LINEAR_FEATURES, task_speed_factors
 
     run_dir = Path(args.run_dir)
     df, _ = merge([run_dir])
@@ -113,7 +113,7 @@ def corrected_fit(df: pd.DataFrame, window: float) -> None:
     """3. What fit_bundle's correction does: held-out quality on the measured vs the corrected labels."""
     from surrogate_quality import held_out_predictions, speed_corrected
 
-    from jahs_gym.fit import LINEAR_FEATURES, SPEED_METRICS, noise_ceiling, quality
+    from generation.fit import LINEAR_FEATURES, SPEED_METRICS, noise_ceiling, quality
 
     print("3. held-out quality (grouped 5-fold, one fixed model) on measured -> speed-corrected labels; the "
           "ceilings of single-run labels; fidelities whose R2 rose")

@@ -3,7 +3,7 @@
 1. Noise ceiling: from the configs trained with two seeds, the seed-to-seed noise of each metric, and the
    R² and Kendall tau that a perfect predictor of the mean would score against single-run labels. Then the
    surrogate itself on those rows, scored against one seed's label and against the two seeds' mean.
-2. Linear base ablation: held-out cpu_runtime and latency quality with each of ``jahs_gym.fit.LINEAR_BASES``
+2. Linear base ablation: held-out cpu_runtime and latency quality with each of ``generation.fit.LINEAR_BASES``
    (MACs and parameters only, encoding v2's, or all of ``LINEAR_FEATURES``); and valid_acc
    with and without the cell's path features (n_paths .. param_free_path, encoding v4), on 3 fold seeds.
 3. Growth: for each share of the table's configs (grouped 5-fold by config, fixed XGBoost settings) it prints
@@ -17,7 +17,7 @@
     python benchmarks/surrogate_quality.py --table T.parquet
 
 The runtimes (cpu_runtime, runtime, latency) are scored against speed-corrected labels, the ones the shipped
-bundle fits (``jahs_gym.fit.fit_bundle``: the machine's drift over hours taken out); ``--raw-runtimes``
+bundle fits (``generation.fit.fit_bundle``: the machine's drift over hours taken out); ``--raw-runtimes``
 scores the measured labels.
 """
 
@@ -40,7 +40,7 @@ def held_out(df: pd.DataFrame, metric: str, transform: str, seed: int = 0,
 
     ``drop``: encoded features the trees do not see (an ablation).
     """
-    from jahs_gym.fit import quality
+    from generation.fit import quality
 
     d, pred = held_out_predictions(df, metric, transform, seed, linear, drop)
     return quality(d[metric].to_numpy(), pred)
@@ -51,12 +51,12 @@ def held_out_predictions(df: pd.DataFrame, metric: str, transform: str, seed: in
     """(the rows where ``metric`` is finite, their grouped 5-fold held-out predictions); see ``held_out``."""
     import xgboost as xgb
 
-    from jahs_gym.fit import grouped_folds, linear_apply, linear_fit
-    from jahs_gym.predictor import _inverse, forward_transform
+    from generation.fit import grouped_folds, linear_apply, linear_fit
     from jahs_gym.space import FEATURES, encode_frame
+    from jahs_gym.transforms import forward, inverse
 
     d = df[np.isfinite(df[metric])]
-    x, y = encode_frame(d), forward_transform(transform, d[metric].to_numpy())
+    x, y = encode_frame(d), forward(transform, d[metric].to_numpy())
     if drop:
         x = x.copy()
         x[:, [FEATURES.index(f) for f in drop]] = 0.0  # a constant column: never split on
@@ -71,7 +71,7 @@ def held_out_predictions(df: pd.DataFrame, metric: str, transform: str, seed: in
             base_tr, base_te = linear_apply(x[tr], coef, linear), linear_apply(x[te], coef, linear)
         bst = xgb.train(params, xgb.DMatrix(x[tr], label=y[tr] - base_tr), num_boost_round=200)
         pred[te] = bst.inplace_predict(x[te]) + base_te
-    return d, _inverse(transform, pred)
+    return d, inverse(transform, pred)
 
 
 def speed_corrected(df: pd.DataFrame, metrics: tuple[str, ...] | None = None,
@@ -79,7 +79,7 @@ def speed_corrected(df: pd.DataFrame, metrics: tuple[str, ...] | None = None,
     """``df`` with the timing ``metrics`` divided by fit_bundle's speed factors (the machine's drift taken out),
     from held-out predictions of the fixed model; and per metric (factor per task, rows, held-out predictions
     on the measured labels)."""
-    from jahs_gym.fit import LINEAR_FEATURES, SPEED_METRICS, SPEED_WINDOW_MIN, task_speed_factors
+    from generation.fit import LINEAR_FEATURES, SPEED_METRICS, SPEED_WINDOW_MIN, task_speed_factors
 
     out, parts = df.copy(), {}
     for m in metrics or SPEED_METRICS:
@@ -96,7 +96,7 @@ def against_seed_mean(df: pd.DataFrame, metric: str, transform: str, linear: tup
     Single-run labels carry the seed noise; the mean of two carries half its variance. A surrogate that
     predicts the mean well scores clearly higher against the mean than against either run.
     """
-    from jahs_gym.fit import quality, seed_pair_frames
+    from generation.fit import quality, seed_pair_frames
 
     d, pred = held_out_predictions(df, metric, transform, linear=linear)
     lo, hi = seed_pair_frames(d.assign(pred=pred), [metric, "pred"])
@@ -113,7 +113,7 @@ SEED_COUNTS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32)  # labels averaging this many s
 def seeds_needed(df: pd.DataFrame, metric: str, key: str, goal: float) -> int | None:
     """The fewest seeds per (config, fidelity) (of ``SEED_COUNTS``) whose averaged labels have a noise ceiling
     >= ``goal``; None if even the most do not."""
-    from jahs_gym.fit import noise_ceiling
+    from generation.fit import noise_ceiling
     from jahs_gym.metrics import BY_NAME
 
     for k in SEED_COUNTS:
@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--shares", default="0.25,0.5,0.75,1.0", help="shares of the configs to fit on")
     p.add_argument("--raw-runtimes", action="store_true",
                    help="score the runtimes against the measured labels, not the speed-corrected ones the shipped "
-                        "bundle fits (jahs_gym.fit.SPEED_METRICS; benchmarks/runtime_noise.py compares the two)")
+                        "bundle fits (generation.fit.SPEED_METRICS; benchmarks/runtime_noise.py compares the two)")
     p.add_argument("--plot", default=None, help="also draw the growth, ceilings and goals into this PNG "
                                                 "(needs matplotlib), e.g. docs/surrogate_quality_fashion_mnist.png")
     args = p.parse_args(argv)
@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     df = pd.read_parquet(args.table or DATA_DIR / "fashion_mnist" / "table.parquet")
     if "cpu_runtime" not in df.columns:
         raise SystemExit("the table predates cpu_runtime; merge it again with `python -m generation merge`")
-    from jahs_gym.fit import LINEAR_BASES, LINEAR_FEATURES, noise_ceiling, quality
+    from generation.fit import LINEAR_BASES, LINEAR_FEATURES, noise_ceiling, quality
     from jahs_gym.metrics import BY_NAME
 
     print(f"table: {df['task_id'].nunique()} tasks, {df['config_id'].nunique()} configs, {len(df)} rows")

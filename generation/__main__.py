@@ -8,7 +8,7 @@ from pathlib import Path
 
 
 def _tolerance(spec: str) -> float | dict[str, float]:
-    from jahs_gym.fit import parse_tolerance
+    from generation.fit import parse_tolerance
 
     try:
         return parse_tolerance(spec)
@@ -17,8 +17,8 @@ def _tolerance(spec: str) -> float | dict[str, float]:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from generation.fit import PARSIMONY_TOLERANCE
     from generation.plan import ORDERS
-    from jahs_gym.fit import PARSIMONY_TOLERANCE
 
     p = argparse.ArgumentParser(prog="python -m generation", description=__doc__,
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -142,8 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     elif args.cmd == "fit":
         import json
 
+        from generation.fit import fit_bundle
         from generation.merge import compute_summary
-        from jahs_gym.fit import fit_bundle
         protocol = None
         if args.run_dir is not None:
             protocol = json.loads((args.run_dir / "plan.json").read_text())["protocol"]

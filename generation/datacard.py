@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from jahs_gym.bundle import Bundle, best_test_acc, read_manifest
-from jahs_gym.fit import PARSIMONY_FLOOR
+from generation.fit import PARSIMONY_FLOOR
+from jahs_gym.bundle import Bundle, read_manifest
+from jahs_gym.manifest import Manifest, MetricEntry
 from jahs_gym.protocol import NATIVE_PX
 from jahs_gym.space import all_fidelities, encode_frame, fidelity_id
 
 
-def _hardware(compute: dict) -> str:
+def _hardware(compute: Mapping) -> str:
     """The machines the run recorded (machines.jsonl), or what is known without them."""
     machines = compute.get("machines")
     if not machines:
@@ -25,18 +27,18 @@ def _hardware(compute: dict) -> str:
                      f"{m['threads_per_rank']} torch thread(s)" for m in machines)
 
 
-def _ceiling(meta: dict, key: str) -> str:
-    c = meta.get("ceiling")
+def _ceiling(meta: MetricEntry, key: str) -> str:
+    c = meta.ceiling
     return f"{c[key]:.3f}" if c else "-"
 
 
-def _fit_space(meta: dict) -> str:
-    r2 = meta["quality"].get("r2_transformed")
-    return f"{r2:.3f} ({meta['transform']})" if r2 is not None else "-"
+def _fit_space(meta: MetricEntry) -> str:
+    r2 = meta.quality.get("r2_transformed")
+    return f"{r2:.3f} ({meta.transform})" if r2 is not None else "-"
 
 
-def _runs(manifest: dict) -> int:
-    return max((v.get("ceiling", {}).get("runs", 0) for v in manifest["metrics"].values()), default=0)
+def _runs(manifest: Manifest) -> int:
+    return max(((e.ceiling or {}).get("runs", 0) for e in manifest.metrics.values()), default=0)
 
 
 def top_of_table(bundle: Path, df: pd.DataFrame, k: int = 10) -> dict[str, float]:
@@ -53,7 +55,7 @@ def top_of_table(bundle: Path, df: pd.DataFrame, k: int = 10) -> dict[str, float
     valid, test = y[:, p.metrics.index("valid_acc")], y[:, p.metrics.index("test_acc")]
     ok = (df["status"] == "ok").to_numpy()
     ok = ok if ok.any() else np.ones(len(df), dtype=bool)  # as fit's best_test_acc: every row when none is ok
-    label_best = best_test_acc(read_manifest(bundle, verify_files=False))  # what regret uses
+    label_best = read_manifest(bundle, verify_files=False).best_test_acc  # what regret uses
     last = np.flatnonzero(ok & (df["epoch"] == df["epoch"].max()).to_numpy())
     top = last[np.argsort(-df["test_acc"].to_numpy()[last], kind="stable")[:k]]
     pick = np.flatnonzero(ok)[np.argmax(valid[ok])]
@@ -65,16 +67,16 @@ def top_of_table(bundle: Path, df: pd.DataFrame, k: int = 10) -> dict[str, float
 def write_datacard(bundle: Path, table: Path, plan_tasks: int | None = None) -> Path:
     m = read_manifest(bundle, verify_files=False)
     df = pd.read_parquet(table)
-    p = m["protocol"]
+    p = m.protocol.raw
     first = df[df["seed"] == 0].drop_duplicates("task_id")
     per_fid = first.groupby("fidelity_id").size()
     counts = {fidelity_id(*f): int(per_fid.get(fidelity_id(*f), 0)) for f in all_fidelities()}
     thin = [f for f, c in counts.items() if c < 20]
     last = df.sort_values("epoch").groupby("task_id").tail(1)
     status = last["status"].value_counts().to_dict()
-    c = m.get("compute") or {}
+    c = m.to_json().get("compute") or {}  # plain lists, as the card prints them
     lines = [
-        f"# Data card: {m['task']}", "",
+        f"# Data card: {m.task}", "",
         "Trained by jahs-gym's own pipeline (`python -m generation run`); nothing here is synthetic.", "",
         "## Protocol", "",
         f"* images: {p.get('n_train')} training (stratified subset of the official training split), "
@@ -83,20 +85,20 @@ def write_datacard(bundle: Path, table: Path, plan_tasks: int | None = None) -> 
         f"* epochs: {p.get('max_epochs')} (cosine schedule over {p.get('max_epochs')} epochs), "
         f"batch {p.get('batch_size')}, SGD momentum 0.9 Nesterov, random crop + flip, TrivialAugmentWide when the "
         "config asks",
-        f"* resolution: 0.25, 0.5, 1.0 of {NATIVE_PX.get(m['task'], 32)} px", "",
+        f"* resolution: 0.25, 0.5, 1.0 of {NATIVE_PX.get(m.task, 32)} px", "",
         "## Compute and data", "",
-        f"* trained tasks: {m['table']['tasks']} ({m['table']['configs']} configs, {m['table']['rows']} epoch rows)"
+        f"* trained tasks: {m.table.tasks} ({m.table.configs} configs, {m.table.rows} epoch rows)"
         + (f" of {plan_tasks} planned" if plan_tasks else ""),
         f"* status of the tasks: {json.dumps(status)}",
         f"* core-hours: {c.get('core_hours', '?')} wall, {c.get('cpu_core_hours', '?')} CPU (sums over tasks of "
         "training + evaluation seconds)",
         f"* hardware (as the runs recorded it when they started): {_hardware(c)}",
-        f"* hosts: {c.get('hosts', '?')}; torch {c.get('torch', '?')}; fitted with {json.dumps(m['versions'])}", "",
+        f"* hosts: {c.get('hosts', '?')}; torch {c.get('torch', '?')}; fitted with {json.dumps(dict(m.versions))}", "",
         "## Coverage: configs per (N, W, Resolution), first seeds", "",
         "| fidelity | configs |", "|---|---|",
         *[f"| {f} | {n} |" for f, n in counts.items()], "",
         f"Thinly covered (< 20 configs): {', '.join(thin) if thin else 'none'}.", "",
-        f"## Held-out quality (grouped {m['fit']['folds']}-fold by config)", "",
+        f"## Held-out quality (grouped {m.fit['folds']}-fold by config)", "",
         "The ceiling is what a perfect predictor of the seed mean would score against these single-run labels,",
         "given the seed-to-seed noise measured on the (config, fidelity) runs trained with two seeds "
         f"({_runs(m)} of them so far: an estimate).", "",
@@ -108,36 +110,37 @@ def write_datacard(bundle: Path, table: Path, plan_tasks: int | None = None) -> 
         "huge values (epoch-1 losses at high learning rates) weigh no more than the rest.", "",
         "| metric | R2 | R2 (fit space) | Kendall tau | MAE | trees | ceiling R2 | ceiling tau |",
         "|---|---|---|---|---|---|---|---|",
-        *[f"| {k} | {v['quality']['r2']:.3f} | {_fit_space(v)} | {v['quality']['kendall_tau']:.3f} | "
-          f"{v['quality']['mae']:.4g} | {v['n_trees']} | {_ceiling(v, 'r2')} | {_ceiling(v, 'kendall_tau')} |"
-          for k, v in m["metrics"].items()],
+        *[f"| {k} | {v.quality['r2']:.3f} | {_fit_space(v)} | {v.quality['kendall_tau']:.3f} | "
+          f"{v.quality['mae']:.4g} | {v.n_trees} | {_ceiling(v, 'r2')} | {_ceiling(v, 'kendall_tau')} |"
+          for k, v in m.metrics.items()],
         "",
     ]
     for metric in ("valid_acc", "cpu_runtime"):
-        byf = m["metrics"].get(metric, {}).get("quality_by_fidelity")
+        byf = m.metrics[metric].quality_by_fidelity if metric in m.metrics else None
         if byf:
             lines += [f"### {metric} per fidelity", "", "| fidelity | rows | R2 | tau |", "|---|---|---|---|",
                       *[f"| {f} | {q['n']} | {q['r2']:.3f} | {q['kendall_tau']:.3f} |" for f, q in byf.items()], ""]
-    speed = {k: v for k, v in m["metrics"].items() if "speed_correction" in v}
+    speed = {k: v.speed_correction for k, v in m.metrics.items() if v.speed_correction is not None}
     if speed:
-        sc = next(iter(speed.values()))["speed_correction"]
+        sc = next(iter(speed.values()))
         lines += ["## Runtime labels: the machine's speed taken out", "",
                   "This machine's speed drifts over hours, and a timing label carries that drift. Each task's",
                   "timings are divided by a speed factor: the median held-out residual (measured / predicted, a",
                   f"first fit) of the other configs' tasks started within {sc['window_min']:g} min of it, centred on",
                   "the median task. The surrogates predict these metrics at the run's median machine speed.",
-                  f"Tasks dated: {json.dumps(sc['dated'])} (shard_committed: the git commit that added the shard,",
+                  f"Tasks dated: {json.dumps(dict(sc['dated']))} (shard_committed: the git commit that added the "
+                  "shard,",
                   "for shards from before epoch_started was recorded: coarse).",
                   *(["The factors ship in speed_factors.parquet: Benchmark(kind='table', timings='corrected')",
-                     "answers the table's timings divided by them."] if m["table"].get("speed_factors") else []),
+                     "answers the table's timings divided by them."] if m.table.speed_factors else []),
                   "",
                   "| metric | factor log std | factor 5%-95% | R2 vs corrected | R2 vs measured labels |",
                   "|---|---|---|---|---|",
-                  *[f"| {k} | {v['speed_correction']['factor_log_std']:.3f} | "
-                    f"x{math.exp(v['speed_correction']['factor_log_p5_p95'][0]):.2f}-"
-                    f"x{math.exp(v['speed_correction']['factor_log_p5_p95'][1]):.2f} | {v['quality']['r2']:.3f} | "
-                    f"{v['quality']['r2_raw_labels']:.3f} |" for k, v in speed.items()], ""]
-    if {"valid_acc", "test_acc"} <= set(m["metrics"]):
+                  *[f"| {k} | {sc['factor_log_std']:.3f} | "
+                    f"x{math.exp(sc['factor_log_p5_p95'][0]):.2f}-"
+                    f"x{math.exp(sc['factor_log_p5_p95'][1]):.2f} | {m.metrics[k].quality['r2']:.3f} | "
+                    f"{m.metrics[k].quality['r2_raw_labels']:.3f} |" for k, sc in speed.items()], ""]
+    if {"valid_acc", "test_acc"} <= set(m.metrics):
         t = top_of_table(bundle, df)
         lines += ["## The top of the table, as the surrogate sees it", "",
                   f"JAHS-v0's regret is measured against the table's best test accuracy, {t['label_best']:.2f}%. "
@@ -147,9 +150,9 @@ def write_datacard(bundle: Path, table: Path, plan_tasks: int | None = None) -> 
                   f"row it rates best by valid_acc would leave an agent that picks it a regret of "
                   f"{t['oracle_regret']:.2f} points. Both move with each refit, and so do the leaderboard's "
                   "regrets: compare agents within one bundle.", ""]
-    pars = [(v["n_trees"], v["parsimony"]) for v in m["metrics"].values() if "parsimony" in v]
+    pars = [(v.n_trees, v.parsimony) for v in m.metrics.values() if v.parsimony is not None]
     if pars:
-        tols = {k: v["parsimony"]["tolerance"] for k, v in m["metrics"].items() if "parsimony" in v}
+        tols = {k: v.parsimony["tolerance"] for k, v in m.metrics.items() if v.parsimony is not None}
         common = max(set(tols.values()), key=list(tols.values()).count)
         others = ", ".join(f"{k} {t:.0%}" for k, t in tols.items() if t != common)
         lines += ["## Forest size", "", f"Each metric keeps the smallest forest within {common:.0%}"
@@ -158,7 +161,7 @@ def write_datacard(bundle: Path, table: Path, plan_tasks: int | None = None) -> 
                   f"(too small to matter): {sum(n for n, _ in pars)} trees in all; the best-RMSE forests would "
                   f"have {sum(p['trees_at_best'] for _, p in pars)}.", ""]
     lines += ["## Noise", "", "Seed noise (std of one run, from repeated seeds): "
-              + (", ".join(f"{k} {v:.3g}" for k, v in m["noise"].items()) or "no repeated seeds yet"), ""]
+              + (", ".join(f"{k} {v:.3g}" for k, v in m.noise.items()) or "no repeated seeds yet"), ""]
     out = bundle / "DATA_CARD.md"
     out.write_text("\n".join(lines))
     return out

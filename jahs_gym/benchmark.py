@@ -104,6 +104,11 @@ class Benchmark:
             if m in self._table.columns:
                 self._table[m] = self._table[m] / self._table["task_id"].map(sf[m]).fillna(1.0)
 
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["_predictor"] = None  # rebuilt lazily from the (pickled, re-verified) bundle
+        return state
+
     @property
     def predictor(self) -> Any:
         if self._predictor is None:

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from jahs_gym.bundle import BundleError, best_test_acc, installed_tasks, read_manifest
+from jahs_gym.bundle import BundleError, installed_tasks, read_manifest
 
 
 def _tasks(args: argparse.Namespace) -> int:
@@ -20,23 +20,23 @@ def _tasks(args: argparse.Namespace) -> int:
         except BundleError as e:
             print(f"{name}: BROKEN: {e}")
             continue
-        t = m["table"]
+        t = m.table
         print(f"{name}  ({folder})")
-        print(f"  protocol: {json.dumps(m['protocol'])}")
-        print(f"  trained: {t['tasks']} tasks, {t['configs']} configs, {t['rows']} rows; "
-              f"table shipped: {'yes' if t.get('file') else 'no'}; default budget {m['default_budget_s']:.0f} s")
-        valid = f"; best valid_acc {t['best_valid_acc']:.2f}%" if "best_valid_acc" in t else ""
-        print(f"  regret reference (JAHS-v0): best test_acc {best_test_acc(m):.2f}% "
-              f"({t.get('best_test_acc_at', 'the test_acc forest bound: an older manifest')}){valid}")
-        if m.get("compute"):
-            print(f"  compute: {json.dumps(m['compute'])}")
+        print(f"  protocol: {json.dumps(dict(m.protocol.raw))}")
+        print(f"  trained: {t.tasks} tasks, {t.configs} configs, {t.rows} rows; "
+              f"table shipped: {'yes' if t.file else 'no'}; default budget {m.default_budget_s:.0f} s")
+        valid = f"; best valid_acc {t.best_valid_acc:.2f}%" if t.best_valid_acc is not None else ""
+        print(f"  regret reference (JAHS-v0): best test_acc {m.best_test_acc:.2f}% "
+              f"({t.best_test_acc_at or 'the test_acc forest bound: an older manifest'}){valid}")
+        if m.compute:
+            print(f"  compute: {json.dumps(m.to_json()['compute'])}")
         print("  held-out (grouped K-fold); ceiling = a perfect predictor of the seed mean on single-run labels")
         print(f"  {'metric':<12} {'R2':>7} {'tau':>7} {'MAE':>10} {'trees':>6} {'ceil R2':>8} {'ceil tau':>8}")
-        for k, v in m["metrics"].items():
-            q, c = v["quality"], v.get("ceiling")
+        for k, e in m.metrics.items():
+            q, c = e.quality, e.ceiling
             ceil = f" {c['r2']:8.3f} {c['kendall_tau']:8.3f}" if c else f" {'-':>8} {'-':>8}"
             mark = f"  speed-corrected labels; measured R2 {q['r2_raw_labels']:.3f}" if "r2_raw_labels" in q else ""
-            print(f"  {k:<12} {q['r2']:7.3f} {q['kendall_tau']:7.3f} {q['mae']:10.4g} {v['n_trees']:6d}{ceil}{mark}")
+            print(f"  {k:<12} {q['r2']:7.3f} {q['kendall_tau']:7.3f} {q['mae']:10.4g} {e.n_trees:6d}{ceil}{mark}")
     return 0
 
 

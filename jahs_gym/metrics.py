@@ -72,7 +72,7 @@ FIDELITY_COLUMNS: dict[str, str] = {"N": "int", "W": "int", "Resolution": "float
 WHEN_COLUMNS: dict[str, str] = {"epoch_started": "float"}
 # optional (merge adds it from a run's shard_dates.json): for a task from before epoch_started was recorded,
 # the Unix time of the git commit that added its shard. An upper bound on when it ran, coarse (commits land
-# every 10-60 min); jahs_gym.fit.task_times falls back to it
+# every 10-60 min); generation.fit.task_times falls back to it
 OPTIONAL_COLUMNS: dict[str, str] = {"shard_committed": "float"}
 TABLE_COLUMNS: dict[str, str] = {**ID_COLUMNS, **CONFIG_COLUMNS, **FIDELITY_COLUMNS,
                                  **{m: "float" for m in METRIC_NAMES}, **WHEN_COLUMNS}

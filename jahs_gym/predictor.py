@@ -20,24 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from jahs_gym import transforms as tf
 from jahs_gym.metrics import BY_NAME
-
-
-def _inverse(transform: str, y: np.ndarray) -> np.ndarray:
-    if transform == "log":
-        return np.exp(y)
-    if transform == "log1p":
-        return np.expm1(y)
-    return y
-
-
-def forward_transform(transform: str, v: np.ndarray) -> np.ndarray:
-    if transform == "log":
-        return np.log(np.maximum(v, 1e-12))
-    if transform == "log1p":
-        return np.log1p(np.maximum(v, 0.0))
-    return v
-
 
 KERNEL_ABI = 2  # jg_abi() of the _forest.c these ctypes signatures match
 
@@ -185,9 +169,7 @@ class ForestPredictor:
                 self.zcoef[zidx.index(i), j] = c
         self.max_depth = int(self.group_depth.max()) if len(self.group_depth) else 0
         self.transforms = tuple(transforms[m] for m in self.metrics)
-        self._log = np.array([t == "log" for t in self.transforms])
-        self._log1p = np.array([t == "log1p" for t in self.transforms])
-        self._tcode = np.array([{"none": 0, "log": 1, "log1p": 2}[t] for t in self.transforms], dtype=np.int32)
+        self._tcode = np.array([tf.CODES[tf.check(t)] for t in self.transforms], dtype=np.int32)
         self.lo = np.array([bounds[m][0] for m in self.metrics], dtype=np.float64)
         self.hi = np.array([bounds[m][1] for m in self.metrics], dtype=np.float64)
         if backend is None:
@@ -198,20 +180,40 @@ class ForestPredictor:
         if backend not in ("c", "numpy"):
             raise ValueError(f"backend={backend!r}; allowed: 'c', 'numpy'")
         self.backend = backend
+        for a in (self.nodes, self.value, self.roots, self.tree_out, self.group_depth, self.base, self.zidx,
+                  self.zcoef, self._tcode, self.lo, self.hi):
+            a.flags.writeable = False  # shared read-only by every env, thread and copy
+        self._tree_onehot = None
+        self._bind()
+
+    def _bind(self) -> None:
+        """The raw addresses of the (read-only) forest arrays that the C kernel reads; never pickled."""
         self._forest_args = (self.nodes.ctypes.data, self.value.ctypes.data, self.roots.ctypes.data,
                              self.group_depth.ctypes.data, self.tree_out.ctypes.data, len(self.group_depth),
                              len(self.metrics))
         self._fin_ptrs = tuple(a.ctypes.data for a in (self._tcode, self.lo, self.hi))
-        self._one_args = (n_features, *self._forest_args, self.base.ctypes.data, self.zidx.ctypes.data,
+        self._one_args = (self.n_features, *self._forest_args, self.base.ctypes.data, self.zidx.ctypes.data,
                           self.zcoef.ctypes.data, len(self.zidx), *self._fin_ptrs)
+
+    # ownership: the forest is immutable, so copies share it; pickles carry the arrays, never addresses
+    def __deepcopy__(self, memo: dict) -> ForestPredictor:
+        return self
+
+    def __copy__(self) -> ForestPredictor:
+        return self
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        for k in ("_forest_args", "_fin_ptrs", "_one_args", "_tree_onehot"):
+            state.pop(k, None)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
         self._tree_onehot = None
-        # buffers of the env's hot path: encode into .x_buffer, call predict_buffer(), read .y_buffer (metric
-        # units) and .raw_buffer (the fitted space: before the inverse transforms and clipping)
-        self.x_buffer = np.zeros(n_features, dtype=np.float32)
-        self.y_buffer = np.zeros(len(self.metrics), dtype=np.float64)
-        self.raw_buffer = np.zeros(len(self.metrics), dtype=np.float64)
-        self._buf_args = (self.x_buffer.ctypes.data, *self._one_args, self.raw_buffer.ctypes.data,
-                          self.y_buffer.ctypes.data)
+        if self.backend == "c" and _KERNEL is None:
+            self.backend = "numpy"  # the unpickling process has no built kernel: same numbers, slower
+        self._bind()
 
     # ------------------------------------------------------------------------------------ raw
     def predict_raw(self, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
@@ -253,10 +255,10 @@ class ForestPredictor:
         if self.backend == "c" and raw.flags.c_contiguous and raw.dtype == np.float64:
             _KERNEL.jg_finish(raw.ctypes.data, raw.shape[0], raw.shape[1], *self._fin_ptrs)
             return raw
-        if self._log.any():
-            raw[:, self._log] = np.exp(raw[:, self._log])
-        if self._log1p.any():
-            raw[:, self._log1p] = np.expm1(raw[:, self._log1p])
+        for code, name in ((1, "log"), (2, "log1p")):
+            cols = self._tcode == code
+            if cols.any():
+                raw[:, cols] = tf.inverse(name, raw[:, cols])
         np.clip(raw, self.lo, self.hi, out=raw)
         return raw
 
@@ -264,17 +266,12 @@ class ForestPredictor:
         """Every metric for every row of the encoded X, in metric units, clipped to the bounds."""
         return self.finish(self.predict_raw(x))
 
-    def predict_buffer(self) -> np.ndarray:
-        """Predict the row held in ``x_buffer`` into ``y_buffer`` and ``raw_buffer`` (reused: copy what you keep)."""
-        if self.backend == "c":
-            _KERNEL.jg_predict_one(*self._buf_args)
-        else:
-            self.raw_buffer[:] = self.predict_raw(self.x_buffer[None, :])[0]
-            self.y_buffer[:] = self.finish(self.raw_buffer[None, :].copy())[0]
-        return self.y_buffer
+    def row_predictor(self) -> RowPredictor:
+        """A one-row predictor with buffers of its own (one per env: never share it between envs or threads)."""
+        return RowPredictor(self)
 
     def predict_one(self, x_row: np.ndarray) -> np.ndarray:
-        """One encoded row (float32, contiguous) -> a fresh (metrics,) array: the env's hot path."""
+        """One encoded row (float32, contiguous) -> a fresh (metrics,) array."""
         if self.backend == "c":
             if x_row.dtype != np.float32 or not x_row.flags.c_contiguous or x_row.shape != (self.n_features,):
                 x_row = np.ascontiguousarray(x_row, dtype=np.float32).reshape(self.n_features)
@@ -282,6 +279,36 @@ class ForestPredictor:
             _KERNEL.jg_predict_one(x_row.ctypes.data, *self._one_args, None, out.ctypes.data)
             return out
         return self.predict(np.asarray(x_row, dtype=np.float32).reshape(1, self.n_features))[0]
+
+
+class RowPredictor:
+    """One row at a time through a shared :class:`ForestPredictor`, into buffers this object owns.
+
+    Encode into ``x``, call :meth:`__call__`, read ``y`` (metric units, clipped) and ``raw`` (the fitted
+    space). Copies and pickles get buffers (and C addresses) of their own.
+    """
+
+    def __init__(self, forest: ForestPredictor) -> None:
+        self.forest = forest
+        self.x = np.zeros(forest.n_features, dtype=np.float32)
+        self.y = np.zeros(len(forest.metrics), dtype=np.float64)
+        self.raw = np.zeros(len(forest.metrics), dtype=np.float64)
+        self._args = (self.x.ctypes.data, *forest._one_args, self.raw.ctypes.data, self.y.ctypes.data)
+
+    def __call__(self) -> np.ndarray:
+        f = self.forest
+        if f.backend == "c":
+            _KERNEL.jg_predict_one(*self._args)
+        else:
+            self.raw[:] = f.predict_raw(self.x[None, :])[0]
+            self.y[:] = f.finish(self.raw[None, :].copy())[0]
+        return self.y
+
+    def __reduce__(self) -> tuple:
+        return (RowPredictor, (self.forest,))
+
+    def __deepcopy__(self, memo: dict) -> RowPredictor:
+        return RowPredictor(self.forest)
 
 
 class NaivePredictor:
@@ -308,7 +335,7 @@ class NaivePredictor:
                 idx, coef = self.linear[m]
                 y = y + coef[0] + x[:, idx].astype(np.float64) @ np.asarray(coef[1:])
             lo, hi = self.bounds[m]
-            cols.append(np.clip(_inverse(self.transforms[m], y), lo, hi))
+            cols.append(np.clip(tf.inverse(self.transforms[m], y), lo, hi))
         return np.stack(cols, axis=1)
 
 

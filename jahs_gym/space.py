@@ -324,6 +324,39 @@ def _path_features(ops: np.ndarray) -> np.ndarray:
 
 N_FEATURES = len(FEATURES)
 
+# Column offsets, computed once from FEATURES: reordering it moves them (never a silent mis-encoding), and a
+# feature that no offset below names (added to FEATURES but not encoded) fails at import.
+_COL: dict[str, int] = {name: i for i, name in enumerate(FEATURES)}
+
+
+def _cols(names: Any) -> slice | np.ndarray:
+    """The columns of ``names``: a slice where they are contiguous and in order (a view), else an index array."""
+    idx = [_COL[k] for k in names]
+    return slice(idx[0], idx[0] + len(idx)) if idx == list(range(idx[0], idx[0] + len(idx))) else np.array(idx)
+
+
+_OP_COLS = np.array([[_COL[f"{k}={op}"] for op in OPS] for k in OP_KEYS], dtype=np.intp)  # (edge, op)
+_COUNT_COLS = _cols(f"n_{op}" for op in OPS)
+_ACT_COLS = np.array([_COL[f"Activation={a}"] for a in ACTIVATIONS], dtype=np.intp)
+_TA, _LR, _WD, _N, _W, _RES, _EPOCH = (_COL[k] for k in (
+    "TrivialAugment", "log10_LearningRate", "log10_WeightDecay", "N", "W", "Resolution", "epoch"))
+_CONNECTED, _LIVE, _LIVE_C3, _LIVE_C1 = (_COL[k] for k in (
+    "connected", "live_edges", "live_nor_conv_3x3", "live_nor_conv_1x1"))
+_PATH_NAMES = ("n_paths", "path_max_convs", "path_min_convs", "param_free_path")
+_PATH_COLS = _cols(_PATH_NAMES)
+_MACS, _PARAMS, _ELEMS, _LAYERS = (_COL[k] for k in (
+    "log10_arch_MMACs", "log10_arch_Mparams", "log10_arch_Melems", "arch_layers"))
+# encode_one's positions, as Python ints
+_OP_ONE = tuple(tuple(int(c) for c in row) for row in _OP_COLS)
+_COUNT_ONE = tuple(_COL[f"n_{op}"] for op in OPS)
+_ACT_ONE = tuple(int(c) for c in _ACT_COLS)
+_GRAPH_ONE = (_CONNECTED, _LIVE, _LIVE_C3, _LIVE_C1, *(_COL[k] for k in _PATH_NAMES))
+_written = sorted([*_OP_COLS.ravel().tolist(), *_COUNT_ONE, *_ACT_ONE, _TA, _LR, _WD, _N, _W, _RES, _EPOCH,
+                   *_GRAPH_ONE, _MACS, _PARAMS, _ELEMS, _LAYERS])
+if _written != list(range(N_FEATURES)):
+    raise RuntimeError("jahs_gym.space: the encoders do not write every FEATURES column exactly once")
+del _written
+
 
 def encode_arrays(ops: np.ndarray, activation: np.ndarray, trivial_augment: np.ndarray,
                   learning_rate: np.ndarray, weight_decay: np.ndarray, n: np.ndarray, w: np.ndarray,
@@ -339,33 +372,29 @@ def encode_arrays(ops: np.ndarray, activation: np.ndarray, trivial_augment: np.n
     else:
         out[:rows] = 0.0
     r = np.arange(rows)[:, None]
-    out[r, np.arange(6) * len(OPS) + ops] = 1.0
-    out[:rows, 30:35] = out[:rows, :30].reshape(rows, 6, 5).sum(axis=1)
-    out[r[:, 0], 35 + np.asarray(activation, dtype=np.intp)] = 1.0
-    out[:rows, 38] = trivial_augment
-    out[:rows, 39] = np.log10(learning_rate)
-    out[:rows, 40] = np.log10(weight_decay)
-    out[:rows, 41] = n
-    out[:rows, 42] = w
-    out[:rows, 43] = resolution
-    out[:rows, 44] = epoch
+    out[r, _OP_COLS[np.arange(6), ops]] = 1.0
+    out[:rows, _COUNT_COLS] = out[:rows, _OP_COLS].sum(axis=1)
+    out[r[:, 0], _ACT_COLS[np.asarray(activation, dtype=np.intp)]] = 1.0
+    out[:rows, _TA] = trivial_augment
+    out[:rows, _LR] = np.log10(learning_rate)
+    out[:rows, _WD] = np.log10(weight_decay)
+    out[:rows, _N] = n
+    out[:rows, _W] = w
+    out[:rows, _RES] = resolution
+    out[:rows, _EPOCH] = epoch
     live = _live_edges(ops != _NONE)
-    out[:rows, 45] = live.any(axis=1)  # connected iff some edge lies on an input -> output path
-    out[:rows, 46] = live.sum(axis=1)
-    out[:rows, 47] = (live & (ops == _C3)).sum(axis=1)
-    out[:rows, 48] = (live & (ops == _C1)).sum(axis=1)
-    out[:rows, 49:53] = _path_features(ops)
+    out[:rows, _CONNECTED] = live.any(axis=1)  # connected iff some edge lies on an input -> output path
+    out[:rows, _LIVE] = live.sum(axis=1)
+    out[:rows, _LIVE_C3] = (live & (ops == _C3)).sum(axis=1)
+    out[:rows, _LIVE_C1] = (live & (ops == _C1)).sum(axis=1)
+    out[:rows, _PATH_COLS] = _path_features(ops)
     macs, params, elems, layers = _arch_size(ops, np.broadcast_to(n, rows), np.broadcast_to(w, rows),
                                              np.broadcast_to(resolution, rows))
-    out[:rows, 53] = np.log10(macs)
-    out[:rows, 54] = np.log10(params)
-    out[:rows, 55] = np.log10(elems)
-    out[:rows, 56] = layers
+    out[:rows, _MACS] = np.log10(macs)
+    out[:rows, _PARAMS] = np.log10(params)
+    out[:rows, _ELEMS] = np.log10(elems)
+    out[:rows, _LAYERS] = layers
     return out
-
-
-_ACT_AT = 35
-_OPS_N = len(OPS)
 
 
 def encode_one(out: np.ndarray, ops: Any, activation: int, trivial_augment: bool, learning_rate: float,
@@ -375,21 +404,29 @@ def encode_one(out: np.ndarray, ops: Any, activation: int, trivial_augment: bool
     Same values as :func:`encode_arrays`; the environments' hot path (one numpy assignment). The cell's
     and the network's features are memoised (at most 5^6 cells; bounded caches).
     """
-    prefix, graph, size_key = _cell_one(tuple(ops))
-    v = [*prefix, 0.0, 0.0, 0.0, 1.0 if trivial_augment else 0.0, math.log10(learning_rate),
-         math.log10(weight_decay), n, w, resolution, epoch, *graph, *_arch_one(*size_key, n, w, resolution)]
-    v[_ACT_AT + activation] = 1.0
+    cell, size_key = _cell_one(tuple(ops))
+    v = list(cell)
+    v[_ACT_ONE[activation]] = 1.0
+    v[_TA] = 1.0 if trivial_augment else 0.0
+    v[_LR] = math.log10(learning_rate)
+    v[_WD] = math.log10(weight_decay)
+    v[_N] = n
+    v[_W] = w
+    v[_RES] = resolution
+    v[_EPOCH] = epoch
+    v[_MACS], v[_PARAMS], v[_ELEMS], v[_LAYERS] = _arch_one(*size_key, n, w, resolution)
     out[:] = v
     return out
 
 
 @functools.lru_cache(maxsize=1 << 14)
-def _cell_one(ops: tuple[int, ...]) -> tuple[tuple[float, ...], tuple[float, ...], tuple[int, int, int, int]]:
-    """(one-hot ops + op counts, the cell-graph and path features, (k2_run, k2_all, n_conv, units))."""
-    v = [0.0] * _ACT_AT
+def _cell_one(ops: tuple[int, ...]) -> tuple[tuple[float, ...], tuple[int, int, int, int]]:
+    """(a full row holding the one-hot ops, op counts, cell-graph and path features, zeros elsewhere;
+    (k2_run, k2_all, n_conv, units))."""
+    v = [0.0] * N_FEATURES
     for i, o in enumerate(ops):
-        v[i * _OPS_N + o] = 1.0
-        v[30 + o] += 1.0
+        v[_OP_ONE[i][o]] = 1.0
+        v[_COUNT_ONE[o]] += 1.0
     o1, o2, o3, o4, o5, o6 = ops
     e1, e2, e3, e4, e5, e6 = o1 != _NONE, o2 != _NONE, o3 != _NONE, o4 != _NONE, o5 != _NONE, o6 != _NONE
     r2 = e1
@@ -425,8 +462,9 @@ def _cell_one(ops: tuple[int, ...]) -> tuple[tuple[float, ...], tuple[float, ...
     if e3:
         convs.append(k3)
     paths = (len(convs), max(convs), min(convs), 0.0 if all(convs) else 1.0) if convs else (0, 0, 0, 0.0)
-    graph = (1.0 if n_live else 0.0, n_live, c3, c1, *paths)
-    return tuple(v), graph, (k2_run, k2_all, n_conv, units)
+    for c, g in zip(_GRAPH_ONE, (1.0 if n_live else 0.0, n_live, c3, c1, *paths)):
+        v[c] = g
+    return tuple(v), (k2_run, k2_all, n_conv, units)
 
 
 @functools.lru_cache(maxsize=1 << 16)

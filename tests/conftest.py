@@ -52,7 +52,7 @@ def tiny_bundle(tiny_table: Path, tmp_path_factory: pytest.TempPathFactory) -> P
     """A bundle fitted on the tiny real table, in a folder named ``fmnist_tiny``."""
     import json
 
-    from jahs_gym.fit import fit_bundle
+    from generation.fit import fit_bundle
 
     root = tmp_path_factory.mktemp("bundles")
     plan = json.loads((tiny_table.parent / "plan.json").read_text())
@@ -100,7 +100,7 @@ def synthetic_table(n_configs: int = 120, epochs: int = 4, seed: int = 0) -> pd.
 
 @pytest.fixture(scope="session")
 def synthetic_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from jahs_gym.fit import fit_bundle
+    from generation.fit import fit_bundle
 
     root = tmp_path_factory.mktemp("synthetic")
     synthetic_table().to_parquet(root / "table.parquet")

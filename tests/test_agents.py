@@ -72,7 +72,7 @@ def test_harness_end_to_end(tiny_data_env: str, tmp_path: Path, capsys: pytest.C
 def test_regret_is_against_the_tables_best(tiny_data_env: str, tmp_path: Path) -> None:
     from jahs_gym.bundle import load_bundle
 
-    best = load_bundle(tiny_data_env).manifest["table"]["best_test_acc"]
+    best = load_bundle(tiny_data_env).manifest.table.best_test_acc
     rows = pd.DataFrame(run_one("random", 3, Protocol(task=tiny_data_env, budget=3.0), tmp_path))
     np.testing.assert_allclose(rows["regret"], best - rows["incumbent_test_acc"])
 

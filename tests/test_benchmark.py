@@ -101,7 +101,7 @@ def test_table_timings_are_measured_or_as_the_surrogate_fits_them(tiny_data_env:
     old = tmp_path / "old" / "fmnist_tiny"  # a bundle from before the factors were shipped
     shutil.copytree(tiny_bundle, old)
     (old / "speed_factors.parquet").unlink()
-    man = read_manifest(old, verify_files=False)
+    man = read_manifest(old, verify_files=False).to_json()
     man["table"]["speed_factors"] = None
     write_manifest(old, man)
     from jahs_gym import bundle

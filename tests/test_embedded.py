@@ -47,15 +47,15 @@ def _disconnected(row: pd.Series) -> bool:
 def test_manifest_matches_the_shipped_table(task: str, folder: Path, table: pd.DataFrame) -> None:
     assert "fashion_mnist" in TASKS
     m = read_manifest(folder)
-    assert m["table"]["sha256"] == file_sha256(folder / "table.parquet")
-    assert m["table"]["rows"] == len(table) and m["task"] == task
-    assert m["protocol"]["n_train"] == 4096 and m["protocol"]["max_epochs"] == 10
-    assert (folder / "DATA_CARD.md").exists() and m["compute"]["core_hours"] > 0
+    assert m.table.sha256 == file_sha256(folder / "table.parquet")
+    assert m.table.rows == len(table) and m.task == task
+    assert m.protocol.raw["n_train"] == 4096 and m.protocol.max_epochs == 10
+    assert (folder / "DATA_CARD.md").exists() and m.compute["core_hours"] > 0
     assert set(table["host"]) and (table["torch_version"].str.len() > 0).all()  # real runs, with provenance
-    va, rt = m["metrics"]["valid_acc"], m["metrics"]["cpu_runtime"]
-    assert 0 < va["ceiling"]["r2"] < 1 and va["ceiling"]["runs"] >= 20  # noise ceilings from repeated seeds
-    assert "r2_transformed" in rt["quality"] and "r2_transformed" not in va["quality"]
-    assert m["compute"]["machines"]  # the hardware the run recorded
+    va, rt = m.metrics["valid_acc"], m.metrics["cpu_runtime"]
+    assert 0 < va.ceiling["r2"] < 1 and va.ceiling["runs"] >= 20  # noise ceilings from repeated seeds
+    assert "r2_transformed" in rt.quality and "r2_transformed" not in va.quality
+    assert m.compute["machines"]  # the hardware the run recorded
 
 
 def test_accuracy_rises_with_epochs(table: pd.DataFrame) -> None:
@@ -131,7 +131,7 @@ def test_table_kind_reproduces_the_rows(task: str, table: pd.DataFrame) -> None:
 
 
 def test_env_docstring_doctest_runs() -> None:
-    import jahs_gym.env as mod
+    import jahs_gym.envs.jahs as mod
 
     failures, tried = doctest.testmod(mod, optionflags=doctest.ELLIPSIS)
     assert tried >= 3 and failures == 0
@@ -157,11 +157,11 @@ def test_sb3_ppo_learns_on_the_default_env() -> None:
 def test_shipped_speed_factors_cover_the_table(folder: Path, table: pd.DataFrame) -> None:
     """kind='table', timings='corrected' divides by these: one per task, the spread the manifest reports."""
     m = read_manifest(folder)
-    sf = pd.read_parquet(folder / m["table"]["speed_factors"]).set_index("task_id")
+    sf = pd.read_parquet(folder / m.table.speed_factors).set_index("task_id")
     assert set(sf.index) == set(table["task_id"]) and set(sf.columns) == {"cpu_runtime", "runtime", "latency"}
     for metric in sf.columns:
         p5_p95 = np.log(sf[metric].quantile([0.05, 0.95]).to_numpy())
-        np.testing.assert_allclose(p5_p95, m["metrics"][metric]["speed_correction"]["factor_log_p5_p95"], atol=1e-3)
+        np.testing.assert_allclose(p5_p95, m.metrics[metric].speed_correction["factor_log_p5_p95"], atol=1e-3)
 
 
 def test_surrogate_keeps_the_top_of_the_table(folder: Path, table: pd.DataFrame) -> None:
@@ -169,7 +169,7 @@ def test_surrogate_keeps_the_top_of_the_table(folder: Path, table: pd.DataFrame)
     from generation.datacard import top_of_table
 
     top = top_of_table(folder, table)
-    assert top["label_best"] == read_manifest(folder)["table"]["best_test_acc"]
+    assert top["label_best"] == read_manifest(folder).table.best_test_acc
     assert top["oracle_regret"] < 3.0  # the row rated best by valid_acc is near the table's best test label
     assert top["top_label"] - top["top_pred"] < 5.0 and top["pred_max"] <= top["label_best"] + 1.0
     assert f"a regret of {top['oracle_regret']:.2f} points" in (folder / "DATA_CARD.md").read_text()
@@ -187,4 +187,4 @@ def test_random_task_draws_between_the_embedded_tasks() -> None:
         assert info["task"] in TASKS
     assert {"fashion_mnist", "mnist"} <= set(seen)
     for t, budget in seen.items():
-        assert budget == read_manifest(DATA_DIR / t)["default_budget_s"]
+        assert budget == read_manifest(DATA_DIR / t).default_budget_s

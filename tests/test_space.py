@@ -17,6 +17,7 @@ from jahs_gym.space import (
     Fidelity,
     SpaceError,
     encode,
+    encode_arrays,
     encode_frame,
     encode_one,
     sample_config,
@@ -114,6 +115,44 @@ def test_encodings_agree() -> None:
                    c.LearningRate, c.WeightDecay, f.N, f.W, f.Resolution, f.epoch)
         np.testing.assert_allclose(buf, row, rtol=1e-6)
     assert 0 < x[:, FEATURES.index("connected")].mean() < 1
+
+
+def test_encode_one_and_arrays_agree_and_columns_land_where_features_say() -> None:
+    rng = np.random.default_rng(7)
+    rows = 400
+    ops = rng.integers(0, len(OPS), size=(rows, 6))
+    act = rng.integers(0, len(ACTIVATIONS), size=rows)
+    ta = rng.integers(0, 2, size=rows)
+    lr = np.exp(rng.uniform(np.log(1e-3), 0.0, size=rows))
+    wd = np.exp(rng.uniform(np.log(1e-5), np.log(1e-2), size=rows))
+    n, w = rng.choice([1, 3, 5], size=rows), rng.choice([4, 8, 16], size=rows)
+    res, epoch = rng.choice([0.25, 0.5, 1.0], size=rows), rng.integers(1, 201, size=rows)
+    x = encode_arrays(ops, act, ta.astype(np.float32), lr, wd, n, w, res, epoch)
+    assert x.shape == (rows, len(FEATURES))
+    buf = np.zeros(len(FEATURES), dtype=np.float32)
+    col = {name: i for i, name in enumerate(FEATURES)}
+    for i in range(rows):
+        encode_one(buf, ops[i].tolist(), int(act[i]), bool(ta[i]), float(lr[i]), float(wd[i]), int(n[i]), int(w[i]),
+                   float(res[i]), int(epoch[i]))
+        np.testing.assert_allclose(buf, x[i], rtol=1e-6, err_msg=f"row {i}")
+    for name, want in [("epoch", epoch), ("N", n), ("W", w), ("Resolution", res), ("TrivialAugment", ta),
+                       ("log10_LearningRate", np.log10(lr)), ("log10_WeightDecay", np.log10(wd))]:
+        np.testing.assert_allclose(x[:, col[name]], want.astype(np.float32), rtol=1e-6, err_msg=name)
+    for e, k in enumerate(OP_KEYS):
+        for o, op in enumerate(OPS):
+            assert (x[:, col[f"{k}={op}"]] == (ops[:, e] == o)).all(), f"{k}={op}"
+    for o, op in enumerate(OPS):
+        assert (x[:, col[f"n_{op}"]] == (ops == o).sum(axis=1)).all(), f"n_{op}"
+    for a, name in enumerate(ACTIVATIONS):
+        assert (x[:, col[f"Activation={name}"]] == (act == a)).all(), name
+    # one row by hand: Op3=avg_pool_3x3, Mish, epoch 17 at N=5, W=16, Resolution 0.25
+    encode_one(buf, [0, 1, OPS.index("avg_pool_3x3"), 2, 3, 0], ACTIVATIONS.index("Mish"), True, 0.01, 1e-4,
+               5, 16, 0.25, 17)
+    assert buf[col["Op3=avg_pool_3x3"]] == 1.0 and buf[col["Op3=skip_connect"]] == 0.0
+    assert buf[col["Activation=Mish"]] == 1.0 and buf[col["Activation=ReLU"]] == 0.0
+    assert (buf[col["epoch"]], buf[col["N"]], buf[col["W"]], buf[col["Resolution"]]) == (17, 5, 16, 0.25)
+    assert buf[col["log10_LearningRate"]] == np.float32(-2.0) and buf[col["log10_WeightDecay"]] == np.float32(-4.0)
+    assert buf[col["TrivialAugment"]] == 1.0
 
 
 @pytest.mark.parametrize(("ops", "connected", "live", "conv3", "paths"), [

@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from generation.fit import LINEAR_BASES, choose_linear, grouped_folds, kendall_tau, noise_ceiling, noise_model, quality
 from jahs_gym.bundle import Bundle, BundleError, read_manifest, write_manifest
-from jahs_gym.fit import LINEAR_BASES, choose_linear, grouped_folds, kendall_tau, noise_ceiling, noise_model, quality
 from jahs_gym.metrics import SchemaError, validate_table
 from jahs_gym.space import FEATURES, encode_frame
 from tests.conftest import SYNTHETIC_METRICS
@@ -59,12 +59,12 @@ def test_noise_ceiling_recovers_the_seed_noise(log: bool) -> None:
     assert 0.5 < c["kendall_tau"] < 1.0
     # one seed only: no estimate
     assert noise_ceiling(rows[0], "m", "log" if log else "none") == {"pairs": 0, "runs": 0}
-    assert noise_model(rows[0], ["m"]) == {}
+    assert noise_model(rows[0], {"m": "none"}) == {}
     gap = [r.copy() for r in rows]
     gap[0].loc[:99, "m"] = np.nan  # a metric one seed lacks (a diverged loss) pairs nothing, never the other seed
     assert noise_ceiling(pd.concat(gap), "m", "log" if log else "none")["pairs"] == 300
-    if not log:  # the bundle's noise figure is the same estimate
-        assert noise_model(pd.concat(rows), ["m"])["m"] == pytest.approx(c["sigma"])
+    # the bundle's noise figure is the same estimate, in the same (fitted) space
+    assert noise_model(pd.concat(rows), {"m": "log" if log else "none"})["m"] == pytest.approx(c["sigma"])
 
 
 def test_choose_linear_takes_the_base_the_target_needs() -> None:
@@ -82,7 +82,7 @@ def test_choose_linear_takes_the_base_the_target_needs() -> None:
 
 
 def test_parsimony_floor_keeps_few_trees_for_a_nearly_exact_target() -> None:
-    from jahs_gym.fit import choose_params
+    from generation.fit import choose_params
 
     rng = np.random.default_rng(0)
     x = rng.uniform(-2.0, 2.0, (600, len(FEATURES)))
@@ -200,9 +200,10 @@ def test_fast_predictor_equals_xgboost(tiny_bundle: Path, tiny_table: Path, back
     one = b.predictor(backend=backend).predict_one(x[3])
     np.testing.assert_allclose(one, naive[3], rtol=1e-4, atol=1e-9)
     p = b.predictor(backend=backend)  # the env's hot path: metric units and the fitted space, one call
-    p.x_buffer[:] = x[5]
-    np.testing.assert_allclose(p.predict_buffer(), naive[5], rtol=1e-4, atol=1e-9)
-    np.testing.assert_allclose(p.raw_buffer, p.predict_raw(x[5:6])[0], rtol=1e-6, atol=1e-9)
+    rows = p.row_predictor()
+    rows.x[:] = x[5]
+    np.testing.assert_allclose(rows(), naive[5], rtol=1e-4, atol=1e-9)
+    np.testing.assert_allclose(rows.raw, p.predict_raw(x[5:6])[0], rtol=1e-6, atol=1e-9)
     lo, hi = np.array([b.bounds()[m] for m in b.metrics]).T
     assert (fast >= lo).all() and (fast <= hi).all()
 
@@ -279,7 +280,7 @@ def _drift(t: np.ndarray) -> np.ndarray:
 
 
 def test_speed_factors_recover_a_drift_without_the_tasks_own_config() -> None:
-    from jahs_gym.fit import speed_factors
+    from generation.fit import speed_factors
 
     rng = np.random.default_rng(0)
     n = 600
@@ -303,7 +304,7 @@ def test_speed_factors_recover_a_drift_without_the_tasks_own_config() -> None:
 
 
 def test_task_times_fall_back_to_the_shard_commit() -> None:
-    from jahs_gym.fit import task_times
+    from generation.fit import task_times
 
     df = pd.DataFrame({"task_id": ["a", "a", "b", "b", "c"], "epoch_started": [5.0, 9.0, np.nan, np.nan, np.nan],
                        "shard_committed": [np.nan, np.nan, 100.0, 100.0, np.nan]})
@@ -315,7 +316,7 @@ def test_task_times_fall_back_to_the_shard_commit() -> None:
 
 
 def test_fit_divides_runtime_labels_by_the_machine_speed(tmp_path: Path) -> None:
-    from jahs_gym.fit import fit_bundle, task_times
+    from generation.fit import fit_bundle, task_times
     from tests.conftest import synthetic_table
 
     df = synthetic_table(n_configs=240, epochs=3, seed=3)
@@ -335,7 +336,7 @@ def test_fit_divides_runtime_labels_by_the_machine_speed(tmp_path: Path) -> None
 
 
 def test_fit_with_zero_tolerance_keeps_the_best_rmse_forest(tmp_path: Path) -> None:
-    from jahs_gym.fit import fit_bundle
+    from generation.fit import fit_bundle
     from tests.conftest import synthetic_table
 
     synthetic_table(n_configs=60, epochs=2).to_parquet(tmp_path / "t.parquet")
@@ -346,7 +347,7 @@ def test_fit_with_zero_tolerance_keeps_the_best_rmse_forest(tmp_path: Path) -> N
 
 
 def test_parse_tolerance_reads_a_number_or_metric_pairs() -> None:
-    from jahs_gym.fit import PARSIMONY_TOLERANCE, parse_tolerance, tolerance_for
+    from generation.fit import PARSIMONY_TOLERANCE, parse_tolerance, tolerance_for
 
     assert parse_tolerance("0.02") == 0.02
     per = parse_tolerance("cpu_runtime=0, runtime=0")
@@ -361,7 +362,7 @@ def test_parse_tolerance_reads_a_number_or_metric_pairs() -> None:
 
 
 def test_fit_takes_a_tolerance_per_metric(tmp_path: Path) -> None:
-    from jahs_gym.fit import fit_bundle
+    from generation.fit import fit_bundle
     from tests.conftest import synthetic_table
 
     synthetic_table(n_configs=60, epochs=2).to_parquet(tmp_path / "t.parquet")

@@ -21,9 +21,9 @@ import pandas as pd
 
 from jahs_gym.bundle import FORMAT_VERSION, file_sha256, write_manifest
 from jahs_gym.metrics import BY_NAME, SURROGATE_METRICS, validate_table
-from jahs_gym.predictor import _inverse, forward_transform
 from jahs_gym.protocol import Protocol
 from jahs_gym.space import ENCODING, FEATURES, encode_frame
+from jahs_gym.transforms import check, forward, inverse
 
 # Candidate hyperparameters; `trials` of them are tried (in this order) per metric.
 CANDIDATES: tuple[dict[str, Any], ...] = (
@@ -232,8 +232,8 @@ def _seed_pairs(df: pd.DataFrame, metric: str, transform: str = "none") -> tuple
     """``metric`` (in ``transform`` space) of the rows trained with two seeds: (lowest seed's, highest seed's,
     how many (config, fidelity) runs the finite pairs come from); same config, fidelity and epoch."""
     lo, hi = seed_pair_frames(df, [metric])
-    a = forward_transform(transform, lo[metric].to_numpy(float))
-    b = forward_transform(transform, hi[metric].to_numpy(float))
+    a = forward(transform, lo[metric].to_numpy(float))
+    b = forward(transform, hi[metric].to_numpy(float))
     ok = np.isfinite(a) & np.isfinite(b)
     runs = int(lo.index.droplevel("epoch")[ok].nunique()) if len(lo) else 0
     return a[ok], b[ok], runs
@@ -287,11 +287,13 @@ def speed_factors(when: pd.Series, residual: pd.Series, config: pd.Series,
     return out
 
 
-def noise_model(df: pd.DataFrame, metrics: list[str]) -> dict[str, float]:
-    """Per-metric seed noise: std of (seed a - seed b) / sqrt(2) over repeated (config, fidelity, epoch)."""
+def noise_model(df: pd.DataFrame, transforms: Mapping[str, str]) -> dict[str, float]:
+    """Per-metric seed noise in the metric's fitted space (``Metric.transform``: additive for accuracies,
+    multiplicative for times): std of (seed a - seed b) / sqrt(2) over repeated (config, fidelity, epoch).
+    The manifest records it with ``noise_space: "fitted"``; JAHS-v0 adds it to the forest's raw outputs."""
     out = {}
-    for m in metrics:
-        a, b, _ = _seed_pairs(df, m)
+    for m, transform in transforms.items():
+        a, b, _ = _seed_pairs(df, m, check(transform))
         if len(a):
             out[m] = float(np.sqrt(np.mean((a - b) ** 2) / 2))
     return out
@@ -307,21 +309,22 @@ def noise_ceiling(df: pd.DataFrame, metric: str, transform: str = "none", draws:
     ceiling shrinks the table's values to the variance the truth has (measured variance minus noise
     variance) and scores draws of truth + noise against the truth. An estimate: as good as ``runs`` allows.
     """
+    check(transform)
     if seeds < 1:
         raise ValueError(f"seeds={seeds}: labels average at least 1 seed")
     a, b, runs = _seed_pairs(df, metric, transform)
     if len(a) < 5:
         return {"pairs": len(a), "runs": runs}
     sigma = float(np.sqrt(np.mean((a - b) ** 2) / 2))
-    ty = forward_transform(transform, df[metric].to_numpy())
+    ty = forward(transform, df[metric].to_numpy())
     ty = ty[np.isfinite(ty)]
     mean, var = float(ty.mean()), float(ty.var())
     t_true = mean + (ty - mean) * math.sqrt(max(0.0, 1.0 - sigma ** 2 / var)) if var > 0 else ty
-    truth = _inverse(transform, t_true)
+    truth = inverse(transform, t_true)
     rng = np.random.default_rng(seed)
     r2, tau = [], []
     for _ in range(draws):
-        q = quality(_inverse(transform, t_true + rng.normal(0.0, sigma / math.sqrt(seeds), len(ty))), truth)
+        q = quality(inverse(transform, t_true + rng.normal(0.0, sigma / math.sqrt(seeds), len(ty))), truth)
         r2.append(q["r2"])
         tau.append(q["kendall_tau"])
     return {"pairs": len(a), "runs": runs, "sigma": sigma, "r2": float(np.mean(r2)),
@@ -418,7 +421,7 @@ def fit_bundle(table: Path | str, out: Path | str, folds: int = 5, trials: int =
         tol = tolerance_for(tolerance, m)
         ok = np.isfinite(df[m].to_numpy())
         y_measured = df[m].to_numpy()
-        y = forward_transform(spec.transform, y_measured)
+        y = forward(spec.transform, y_measured)
         use_linear = spec.transform == "log"
         speed = None
         if m in SPEED_METRICS and speed_window_min is not None and spec.transform == "log" and when.notna().any():
@@ -426,19 +429,19 @@ def fit_bundle(table: Path | str, out: Path | str, folds: int = 5, trials: int =
             factor = task_speed_factors(df, y - first, speed_window_min, when)
             y = y - df["task_id"].map(factor).fillna(0.0).to_numpy()
             factors[m] = factor
-            dfc[m] = _inverse(spec.transform, y)
+            dfc[m] = inverse(spec.transform, y)
             speed = {"window_min": speed_window_min, "tasks": int(len(factor)), "dated": dated,
                      "factor_log_std": round(float(factor.std()), 4),
                      "factor_log_p5_p95": [round(float(v), 4) for v in factor.quantile([0.05, 0.95])]}
         y_raw = dfc[m].to_numpy()
         pred = held_out(y, ok, use_linear, trials, tol)
         held = ok & np.isfinite(pred)
-        p_raw = np.clip(_inverse(spec.transform, pred[held]), spec.lo, spec.hi)
+        p_raw = np.clip(inverse(spec.transform, pred[held]), spec.lo, spec.hi)
         q = quality(y_raw[held], p_raw)
         if speed is not None:  # the same predictions against the labels as measured (machine drift left in)
             q["r2_raw_labels"] = quality(y_measured[held], p_raw)["r2"]
         if spec.transform != "none":  # heavy tails (a few huge losses) dominate the raw R2; this one they do not
-            q["r2_transformed"] = quality(y[held], forward_transform(spec.transform, p_raw))["r2"]
+            q["r2_transformed"] = quality(y[held], forward(spec.transform, p_raw))["r2"]
         by_fid = {}
         if m in ("valid_acc", "cpu_runtime"):  # where the data is thin, quality is too: per-fidelity figures
             fids = df["fidelity_id"].to_numpy()[held]
@@ -487,7 +490,8 @@ def fit_bundle(table: Path | str, out: Path | str, folds: int = 5, trials: int =
                   **_best(df),
                   "status_counts": {k: int(v) for k, v in
                                     df.groupby("task_id")["status"].last().value_counts().items()}},
-        "noise": noise_model(dfc, metrics),
+        "noise": noise_model(dfc, {m: BY_NAME[m].transform for m in metrics}),
+        "noise_space": "fitted",
         "default_budget_s": default_budget(dfc),
         "fit": {"folds": folds, "trials": trials, "seed": seed, "max_trees": max_trees,
                 "seconds": round(time.time() - t0, 1),

@@ -1,0 +1,417 @@
+"""A bundle's ``manifest.json`` as a typed, frozen :class:`Manifest`; reading, checking and writing it.
+
+:meth:`Manifest.from_json` is the one place that checks a manifest's format version (migrating the older
+formats it can) and structure; :func:`read_manifest` adds what needs the bundle folder: the manifest's size,
+its own sha256, the encoding, that every path stays inside the folder, and the sha256 of every file.
+Fields a reader does not need typed (``compute``, ``fit``, ``versions``, a metric's ``params``) stay
+reachable through the frozen ``raw`` mappings; :meth:`Manifest.to_json` gives the dict back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from types import MappingProxyType
+from typing import Any
+
+FORMAT_VERSION = 1
+NOISE_SPACES = ("metric", "fitted")  # what a manifest's noise stds are in: metric units (older fits) or fitted space
+MAX_MANIFEST_BYTES = 16 << 20  # a manifest.json over this is refused before it is parsed
+_SELF = "manifest_sha256"
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+# format_version -> a function taking a manifest of that version to the next; the formats read by migrating
+_MIGRATIONS: dict[int, Callable[[dict], dict]] = {}
+
+
+class BundleError(RuntimeError):
+    """A bundle that is missing, corrupted or of another format."""
+
+
+def file_sha256(path: Path | str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _freeze(v: Any) -> Any:
+    if isinstance(v, Mapping):
+        return MappingProxyType({k: _freeze(x) for k, x in v.items()})
+    if isinstance(v, (list, tuple)):
+        return tuple(_freeze(x) for x in v)
+    return v
+
+
+def _thaw(v: Any) -> Any:
+    if isinstance(v, Mapping):
+        return {k: _thaw(x) for k, x in v.items()}
+    if isinstance(v, tuple):
+        return [_thaw(x) for x in v]
+    return v
+
+
+def _empty() -> Mapping[str, Any]:
+    return MappingProxyType({})
+
+
+@dataclass(frozen=True)
+class LinearBase:
+    """A metric's linear base in encoded features: ``coef`` is [intercept, one coefficient per feature]."""
+
+    features: tuple[str, ...]
+    coef: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class MetricEntry:
+    """One surrogate metric: its model file, fitted transform and bounds, and what the fit recorded."""
+
+    name: str
+    file: str
+    transform: str
+    lo: float
+    hi: float
+    unit: str | None = None
+    quality: Mapping[str, Any] = field(default_factory=_empty, repr=False)
+    n_trees: int | None = None
+    linear: LinearBase | None = field(default=None, repr=False)
+    speed_correction: Mapping[str, Any] | None = field(default=None, repr=False)
+    ceiling: Mapping[str, Any] | None = field(default=None, repr=False)
+    parsimony: Mapping[str, Any] | None = field(default=None, repr=False)
+    quality_by_fidelity: Mapping[str, Any] | None = field(default=None, repr=False)
+    raw: Mapping[str, Any] = field(default_factory=_empty, repr=False)
+
+
+@dataclass(frozen=True)
+class Encoding:
+    name: str
+    features: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ProtocolInfo:
+    """The run's protocol as recorded (``raw``: the :class:`jahs_gym.protocol.Protocol` fields it had)."""
+
+    max_epochs: int
+    task: str | None = None
+    raw: Mapping[str, Any] = field(default_factory=_empty, repr=False)
+
+
+@dataclass(frozen=True)
+class TableInfo:
+    """The training table: checksum, where it ships (``file``, ``speed_factors``: None when not shipped)."""
+
+    sha256: str | None = None
+    file: str | None = None
+    speed_factors: str | None = None
+    best_test_acc: float | None = None
+    best_valid_acc: float | None = None
+    best_test_acc_at: str | None = None
+    rows: int | None = None
+    tasks: int | None = None
+    configs: int | None = None
+    raw: Mapping[str, Any] = field(default_factory=_empty, repr=False)
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A checked bundle manifest. Build it with :meth:`from_json` (or :func:`read_manifest`)."""
+
+    format_version: int
+    task: str
+    protocol: ProtocolInfo
+    encoding: Encoding = field(repr=False)
+    metrics: Mapping[str, MetricEntry]
+    table: TableInfo
+    default_budget_s: float
+    files: Mapping[str, str] = field(repr=False)
+    digest: str
+    noise: Mapping[str, float] = field(default_factory=_empty, repr=False)
+    noise_space: str = "metric"  # "fitted": std in the surrogate's fitted space; "metric": units (older fits)
+    compute: Mapping[str, Any] = field(default_factory=_empty, repr=False)
+    fit: Mapping[str, Any] = field(default_factory=_empty, repr=False)
+    versions: Mapping[str, Any] = field(default_factory=_empty, repr=False)
+    created: str | None = None
+    raw: Mapping[str, Any] = field(default_factory=_empty, repr=False)
+
+    @property
+    def best_test_acc(self) -> float:
+        """JAHS-v0's regret reference: the table's best test accuracy (manifests from before fit recorded it:
+        the test_acc forest's upper bound)."""
+        if self.table.best_test_acc is not None:
+            return self.table.best_test_acc
+        if "test_acc" in self.metrics:
+            return self.metrics["test_acc"].hi
+        raise BundleError(f"the {self.task} manifest records no best test accuracy (table.best_test_acc) "
+                          "and has no test_acc metric to bound it")
+
+    @property
+    def speed_corrected(self) -> bool:
+        return any(e.speed_correction is not None for e in self.metrics.values())
+
+    def to_json(self) -> dict[str, Any]:
+        """The manifest as a plain (mutable, fresh) dict, as :func:`write_manifest` takes it."""
+        return _thaw(self.raw)
+
+    # legacy read-only string-key access for callers not moved to the attributes yet; returns copies
+    def __getitem__(self, key: str) -> Any:
+        return _thaw(self.raw[key])
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return _thaw(self.raw[key]) if key in self.raw else default
+
+    @classmethod
+    def from_json(cls, data: Any, folder: Path | str | None = None) -> Manifest:
+        """Check ``data`` (a parsed manifest.json) and build the manifest; raise :class:`BundleError` naming the
+        bad field and what is allowed. With ``folder``, every path must also stay inside it (nothing opened)."""
+        where = f"{Path(folder) / 'manifest.json'}" if folder is not None else "manifest"
+        v = _Validator(where)
+        data = _migrate(v.obj(data, "the manifest"), where)
+        from jahs_gym.metrics import BY_NAME
+        from jahs_gym.transforms import TRANSFORMS
+
+        files = v.obj(data.get("files"), "files", "a dict of relative path -> 64-hex sha256")
+        for rel, h in files.items():
+            if not isinstance(rel, str) or not rel or not isinstance(h, str) or not _HEX64.fullmatch(h):
+                v.fail(f"files[{rel!r}]", f"is {h!r}", "a dict of relative path -> 64-hex sha256 (lowercase)")
+        digest = data.get(_SELF)
+        if not isinstance(digest, str) or not _HEX64.fullmatch(digest):
+            v.fail(_SELF, f"is {digest!r}", "a 64-hex sha256 (write_manifest adds it)")
+        task = v.text(data.get("task"), "task")
+        enc = v.obj(data.get("encoding"), "encoding", "a dict with name (str) and features (list of str)")
+        feats = enc.get("features")
+        if not isinstance(feats, list) or not all(isinstance(f, str) for f in feats):
+            v.fail("encoding.features", f"is {type(feats).__name__}", "a list of feature names (str)")
+        encoding = Encoding(v.text(enc.get("name"), "encoding.name"), tuple(feats))
+        proto = v.obj(data.get("protocol"), "protocol", "a dict with max_epochs (int >= 1)")
+        me = proto.get("max_epochs")
+        if not _is_int(me) or me < 1:
+            v.fail("protocol.max_epochs", f"is {me!r}", "an integer >= 1")
+        ptask = proto.get("task")
+        protocol = ProtocolInfo(me, v.text(ptask, "protocol.task") if ptask is not None else None, _freeze(proto))
+
+        raw_metrics = v.obj(data.get("metrics"), "metrics", f"a non-empty dict of metric names {list(BY_NAME)}")
+        if not raw_metrics:
+            v.fail("metrics", "is empty", f"a non-empty dict of metric names {list(BY_NAME)}")
+        metrics = {}
+        for name, e in raw_metrics.items():
+            if name not in BY_NAME:
+                v.fail(f"metrics[{name!r}]", "is not a known metric", f"one of {list(BY_NAME)}")
+            metrics[name] = _metric(v, name, e, files, encoding, TRANSFORMS)
+
+        t = v.obj(data.get("table", {}), "table", "a dict (sha256, file, speed_factors, best_test_acc, ...)")
+        tsha = t.get("sha256")
+        if tsha is not None and not (isinstance(tsha, str) and _HEX64.fullmatch(tsha)):
+            v.fail("table.sha256", f"is {tsha!r}", "a 64-hex sha256")
+        tfile, sf = v.opt_str(t.get("file"), "table.file"), v.opt_str(t.get("speed_factors"), "table.speed_factors")
+        if tfile is not None and tsha is None:
+            v.fail("table.sha256", "is missing", "the shipped table's 64-hex sha256")
+        for key, rel in (("table.file", tfile), ("table.speed_factors", sf)):
+            if rel is not None and rel not in files:
+                v.fail(key, f"{rel!r} is not listed in files", "a file the manifest lists (and checksums)")
+        table = TableInfo(tsha, tfile, sf, v.opt_num(t.get("best_test_acc"), "table.best_test_acc"),
+                          v.opt_num(t.get("best_valid_acc"), "table.best_valid_acc"),
+                          v.opt_str(t.get("best_test_acc_at"), "table.best_test_acc_at"),
+                          *(v.opt_int(t.get(k), f"table.{k}") for k in ("rows", "tasks", "configs")), _freeze(t))
+
+        budget = data.get("default_budget_s")
+        if not _is_num(budget) or not (budget > 0 and math.isfinite(budget)):
+            v.fail("default_budget_s", f"is {budget!r}", "a positive finite number of simulated seconds")
+        noise = v.obj(data.get("noise", {}), "noise", "a dict metric -> finite std >= 0")
+        for m, s in noise.items():
+            if m not in BY_NAME:
+                v.fail(f"noise[{m!r}]", "is not a known metric", f"one of {list(BY_NAME)}")
+            if not _is_num(s) or not (math.isfinite(s) and s >= 0):
+                v.fail(f"noise[{m!r}]", f"is {s!r}", "a finite std >= 0")
+        noise_space = data.get("noise_space", "metric")
+        if noise_space not in NOISE_SPACES:
+            v.fail("noise_space", f"is {noise_space!r}", f"one of {list(NOISE_SPACES)}")
+        extras = {k: v.obj(data.get(k) or {}, k, "a dict or null") for k in ("compute", "fit", "versions")}
+
+        if folder is not None:  # every path the manifest names stays inside the folder: checked, not opened
+            root = Path(folder).resolve()
+            for key, rel in [*((f"files[{r!r}]", r) for r in files),
+                             *((f"metrics[{m!r}].file", e.file) for m, e in metrics.items()),
+                             ("table.file", tfile), ("table.speed_factors", sf)]:
+                if rel is not None:
+                    _inside(v, root, key, rel)
+
+        return cls(data["format_version"], task, protocol, encoding, MappingProxyType(metrics), table,
+                   float(budget), MappingProxyType(dict(files)), digest,
+                   MappingProxyType({m: float(s) for m, s in noise.items()}), noise_space,
+                   *(_freeze(extras[k]) for k in ("compute", "fit", "versions")),
+                   v.opt_str(data.get("created"), "created"), _freeze(data))
+
+
+def _metric(v: _Validator, name: str, e: Any, files: dict, encoding: Encoding, transforms: tuple) -> MetricEntry:
+    key = f"metrics[{name!r}]"
+    e = v.obj(e, key, "a dict with file, transform, lo, hi")
+    f = v.text(e.get("file"), f"{key}.file")
+    if f not in files:
+        v.fail(f"{key}.file", f"{f!r} is not listed in files", "a file the manifest lists (and checksums)")
+    tr = e.get("transform")
+    if tr not in transforms:
+        v.fail(f"{key}.transform", f"is {tr!r}", f"one of {list(transforms)}")
+    lo, hi = e.get("lo"), e.get("hi")
+    for b, x in (("lo", lo), ("hi", hi)):
+        if not _is_num(x) or not math.isfinite(x):
+            v.fail(f"{key}.{b}", f"is {x!r}", "a finite number")
+    if lo > hi:
+        v.fail(f"{key}.lo", f"{lo!r} is above hi {hi!r}", "lo <= hi")
+    lin = None
+    if e.get("linear") is not None:
+        raw = v.obj(e["linear"], f"{key}.linear", "a dict with features (list of str) and coef (list of numbers)")
+        fs, coef = raw.get("features"), raw.get("coef")
+        if not isinstance(fs, list) or not all(isinstance(x, str) and x in encoding.features for x in fs):
+            v.fail(f"{key}.linear.features", f"is {fs!r}", "a list of the encoding's feature names")
+        if (not isinstance(coef, list) or len(coef) != len(fs) + 1
+                or not all(_is_num(c) and math.isfinite(c) for c in coef)):
+            v.fail(f"{key}.linear.coef", f"is {coef!r}", "a list of finite numbers: intercept + one per feature")
+        lin = LinearBase(tuple(fs), tuple(float(c) for c in coef))
+    opt = {k: (_freeze(v.obj(e[k], f"{key}.{k}", "a dict")) if e.get(k) is not None else None)
+           for k in ("speed_correction", "ceiling", "parsimony", "quality_by_fidelity")}
+    return MetricEntry(name, f, tr, float(lo), float(hi), v.opt_str(e.get("unit"), f"{key}.unit"),
+                       _freeze(v.obj(e.get("quality", {}), f"{key}.quality", "a dict")),
+                       v.opt_int(e.get("n_trees"), f"{key}.n_trees"), lin, **opt, raw=_freeze(e))
+
+
+def _is_int(x: Any) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _is_num(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+class _Validator:
+    def __init__(self, where: str) -> None:
+        self.where = where
+
+    def fail(self, key: str, problem: str, allowed: str) -> None:
+        raise BundleError(f"{self.where}: {key} {problem}; allowed: {allowed}")
+
+    def obj(self, x: Any, key: str, allowed: str = "a dict") -> dict:
+        if not isinstance(x, dict):
+            self.fail(key, f"is a {type(x).__name__}", allowed)
+        return x
+
+    def text(self, x: Any, key: str) -> str:
+        if not isinstance(x, str):
+            self.fail(key, f"is {x!r}", "a string")
+        return x
+
+    def opt_str(self, x: Any, key: str) -> str | None:
+        return None if x is None else self.text(x, key)
+
+    def opt_num(self, x: Any, key: str) -> float | None:
+        if x is not None and not (_is_num(x) and math.isfinite(x)):
+            self.fail(key, f"is {x!r}", "a finite number or null")
+        return None if x is None else float(x)
+
+    def opt_int(self, x: Any, key: str) -> int | None:
+        if x is not None and not _is_int(x):
+            self.fail(key, f"is {x!r}", "an integer or null")
+        return x
+
+
+def _inside(v: _Validator, root: Path, key: str, rel: str) -> None:
+    """``rel`` must name a path inside ``root``: relative, no ``..``, no symlink leading out."""
+    if PurePosixPath(rel).is_absolute() or Path(rel).is_absolute():
+        v.fail(key, f"{rel!r} is an absolute path", "a path relative to the bundle folder")
+    if ".." in PurePosixPath(rel).parts or ".." in Path(rel).parts:
+        v.fail(key, f"{rel!r} climbs out with '..'", "a path inside the bundle folder")
+    if not (root / rel).resolve().is_relative_to(root):
+        v.fail(key, f"{rel!r} resolves outside the bundle folder (a symlink?)", "a path inside the bundle folder")
+
+
+def _migrate(data: dict, where: str) -> dict:
+    """``data`` in the current format: migrated from an older one this jahs-gym knows, else refused."""
+    version = data.get("format_version")
+    while _is_int(version) and version in _MIGRATIONS:
+        data = _MIGRATIONS[version](data)
+        version = data.get("format_version")
+    if not _is_int(version) or version != FORMAT_VERSION:
+        readable = sorted({FORMAT_VERSION, *_MIGRATIONS})
+        raise BundleError(f"{where}: format_version {version!r} is not supported (this jahs-gym reads "
+                          f"{FORMAT_VERSION}; allowed: {readable})")
+    return data
+
+
+def _canonical(manifest: Mapping) -> bytes:
+    return json.dumps({k: v for k, v in manifest.items() if k != _SELF}, sort_keys=True).encode()
+
+
+def write_manifest(folder: Path, manifest: Mapping | Manifest) -> Path:
+    """Add the sha256 of every file in ``folder`` (except the manifest) and of the manifest itself."""
+    folder = Path(folder)
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.name != "manifest.json")
+    manifest = manifest.to_json() if isinstance(manifest, Manifest) else dict(manifest)
+    manifest["files"] = {p.relative_to(folder).as_posix(): file_sha256(p) for p in files}
+    manifest[_SELF] = hashlib.sha256(_canonical(manifest)).hexdigest()
+    path = folder / "manifest.json"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(manifest, indent=1))
+    os.replace(tmp, path)
+    return path
+
+
+def read_manifest(folder: Path | str, verify_files: bool = True) -> Manifest:
+    """Read and verify a bundle's manifest; raise :class:`BundleError` naming the first problem."""
+    from jahs_gym.space import ENCODING, FEATURES
+
+    folder = Path(folder)
+    path = folder / "manifest.json"
+    fix = (f"reinstall jahs-gym (pip install --force-reinstall jahs-gym) or refit the bundle with "
+           f"`python -m generation fit TABLE -o {folder}`")
+    if not path.exists():
+        raise BundleError(f"{folder} is not a bundle: manifest.json is missing; {fix}")
+    size = path.stat().st_size
+    if size > MAX_MANIFEST_BYTES:
+        raise BundleError(f"{path} is {size} bytes, over the {MAX_MANIFEST_BYTES} a manifest may have; {fix}")
+    with open(path, "rb") as fh:
+        text = fh.read(MAX_MANIFEST_BYTES + 1)
+    if len(text) > MAX_MANIFEST_BYTES:  # grew since stat
+        raise BundleError(f"{path} is over the {MAX_MANIFEST_BYTES} bytes a manifest may have; {fix}")
+    try:
+        data = json.loads(text.decode())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise BundleError(f"{path} is not valid JSON ({e}); {fix}") from None
+    if not isinstance(data, dict):
+        raise BundleError(f"{path} is not a JSON object; {fix}")
+    try:
+        _migrate(data, str(path))
+    except BundleError as e:
+        raise BundleError(f"{e}; {fix}") from None
+    if data.get(_SELF) != hashlib.sha256(_canonical(data)).hexdigest():
+        raise BundleError(f"{path} was modified after it was written (its {_SELF} does not match); {fix}")
+    enc = data.get("encoding")  # another encoding first: the refit is the fix, whatever else differs
+    if isinstance(enc, dict) and (enc.get("name") != ENCODING or enc.get("features") != list(FEATURES)):
+        if (folder / "table.parquet").exists():  # the bundle ships its table: refit from it
+            fix = (f"refit it from its own table: `python -m generation fit {folder / 'table.parquet'} "
+                   f"-o {folder}-refit --ship-table`, then use {folder}-refit")
+        raise BundleError(f"{path}: encoding {enc.get('name')!r} differs from this jahs-gym's {ENCODING!r}; {fix}")
+    m = Manifest.from_json(data, folder)
+    if verify_files:
+        for rel, digest in m.files.items():
+            f = folder / rel
+            if not f.exists():
+                raise BundleError(f"{folder}: file {rel} listed in the manifest is missing; {fix}")
+            if file_sha256(f) != digest:
+                raise BundleError(f"{folder}: file {rel} is corrupted (sha256 mismatch); {fix}")
+        if m.table.file and file_sha256(folder / m.table.file) != m.table.sha256:
+            raise BundleError(f"{folder}: {m.table.file} is not the table the bundle was fitted on; {fix}")
+    return m
+
+
+def best_test_acc(manifest: Manifest | Mapping) -> float:
+    """JAHS-v0's regret reference (:attr:`Manifest.best_test_acc`); also takes a manifest dict."""
+    if isinstance(manifest, Manifest):
+        return manifest.best_test_acc
+    return float(manifest["table"].get("best_test_acc", manifest["metrics"]["test_acc"]["hi"]))
