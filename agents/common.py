@@ -9,7 +9,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from jahs_gym.env import JAHSEnv
+from jahs_gym.envs import JAHSEnv
 from jahs_gym.space import ACTIVATIONS, N_VALUES, OP_KEYS, RESOLUTIONS, W_VALUES, Config, sample_config
 
 FULL = (5, 16, 1.0)  # full fidelity (N, W, Resolution)

@@ -34,25 +34,15 @@ def time_steps(env: gym.Env, actions: list, min_time: float = 0.5) -> float:
             return dt / n
 
 
-class _NaiveAdapter:
-    """Gives the naive predictor the fast predictor's interface (buffers, predict, lo, hi, metrics)."""
+class _NaiveRows:
+    """The naive per-metric predictor behind the interface of the env's own row predictor (x, raw, y, call)."""
 
-    def __init__(self, naive: Any, fast: Any) -> None:
-        self.naive, self.metrics, self.lo, self.hi = naive, fast.metrics, fast.lo, fast.hi
-        self.transforms = fast.transforms
-        self.x_buffer = np.zeros_like(fast.x_buffer)
-        self.raw_buffer = np.zeros_like(fast.raw_buffer)
+    def __init__(self, naive: Any, rows: Any) -> None:
+        self.naive, self.x, self.raw, self.y = naive, rows.x, rows.raw, rows.y
 
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        return self.naive.predict(x)
-
-    def predict_buffer(self) -> np.ndarray:
-        from jahs_gym.predictor import forward_transform
-
-        y = self.naive.predict(self.x_buffer[None, :])[0]
-        # the fitted space, as ForestPredictor.raw_buffer (of the clipped y: the observation clips anyway)
-        self.raw_buffer[:] = [forward_transform(t, v) for t, v in zip(self.transforms, y)]
-        return y
+    def __call__(self) -> np.ndarray:
+        self.y[:] = self.naive.predict(self.x[None, :])[0]
+        return self.y
 
 
 class _Help(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
@@ -67,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     import jahs_gym  # noqa: F401
-    from jahs_gym.env import JAHSEnv, JAHSVectorEnv
+    from jahs_gym.envs import JAHSEnv, JAHSVectorEnv
 
     jahs = JAHSEnv(task=args.task, budget=1e12, max_steps=100)
     cart = gym.make("CartPole-v1").unwrapped
@@ -80,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         tj.append(time_steps(jahs, ja))
         tc.append(time_steps(cart, ca))
     tj_m, tc_m = float(np.median(tj)), float(np.median(tc))
-    print(f"task {args.task}: {jahs.task.predictor.n_trees} trees, backend {jahs.task.predictor.backend}")
+    print(f"task {args.task}: {jahs.task.forest.n_trees} trees, backend {jahs.task.forest.backend}")
     print(f"single step: JAHS-v0 {tj_m * 1e6:.1f} us | CartPole-v1 {tc_m * 1e6:.1f} us | "
           f"ratio {tj_m / tc_m:.2f}x CartPole (goal <= 5x, stretch <= 3x)")
 
@@ -99,8 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"vector env, {n} sub-envs: {tv_m * 1e3:.2f} ms a step = {n / tv_m:,.0f} env steps/s (goal >= 100,000)")
 
     naive_env = JAHSEnv(task=args.task, budget=1e12, max_steps=100)
-    fast = naive_env.task.predictor
-    naive_env.task.predictor = _NaiveAdapter(naive_env.task.bundle.naive_predictor(fast.metrics), fast)
+    naive = naive_env.task.bundle.naive_predictor(naive_env.task.metrics)
+    naive_env.core._rows = _NaiveRows(naive, naive_env.core._rows)
     tn = []
     for _ in range(max(1, args.rounds // 2)):
         tn.append(time_steps(naive_env, ja[:50], min_time=0.3))

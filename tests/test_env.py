@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import jahs_gym  # noqa: F401  (registers JAHS-v0)
-from jahs_gym.env import OBS_KEYS, JAHSEnv, JAHSVectorEnv
+from jahs_gym.envs import OBS_KEYS, JAHSEnv, JAHSVectorEnv
 
 TYPES = [(a, o) for a in ("multidiscrete", "discrete", "box", "dict") for o in ("box", "dict")]
 
@@ -66,11 +66,11 @@ def test_observation_holds_no_test_accuracy(tiny_data_env: str) -> None:
 
 
 @pytest.mark.parametrize(("action_type", "bad", "needle"), [
-    ("multidiscrete", np.zeros(13, dtype=np.int64), r"shape \(13,\); expected \(14,\)"),
-    ("multidiscrete", np.full(14, 9, dtype=np.int64), r"action\[0\]=9 is out of range; allowed: 0..4"),
-    ("multidiscrete", np.zeros(14, dtype=np.float32), "dtype float32; expected integers"),
-    ("box", np.full(14, np.nan, dtype=np.float32), "NaN at index 0"),
-    ("box", np.full(14, 1.5, dtype=np.float32), r"action\[0\]=1.5 is out of range; allowed: \[-1, 1\]"),
+    ("multidiscrete", np.zeros(13, dtype=np.int64), r"has shape \(13,\) and dtype int64; expected \(14,\) integers"),
+    ("multidiscrete", np.full(14, 9, dtype=np.int64), r"action\[0\]=9 \(Op1\) is out of range; allowed: 0..4"),
+    ("multidiscrete", np.zeros(14, dtype=np.float32), r"dtype float32; expected \(14,\) integers"),
+    ("box", np.full(14, np.nan, dtype=np.float32), r"action\[0\]=nan \(Op1\) is NaN"),
+    ("box", np.full(14, 1.5, dtype=np.float32), r"action\[0\]=1.5 \(Op1\) is out of range; allowed: floats in \[-1, 1"),
     ("discrete", 256, r"action 256 is out of range; allowed: 0..255"),
     ("discrete", 1.5, "must be an integer arm index"),
     ("dict", {"Op1": 0}, "action keys"),
@@ -131,7 +131,8 @@ def test_continuation_charges_only_extra_epochs(tiny_data_env: str) -> None:
 
 @pytest.mark.parametrize("reward", ["improvement", "accuracy_per_cost", "multiobjective"])
 def test_rewards(tiny_data_env: str, reward: str) -> None:
-    env = JAHSEnv(task=tiny_data_env, reward=reward, reward_weights={"latency": 0.5})
+    weights = {"latency": 0.5} if reward == "multiobjective" else None
+    env = JAHSEnv(task=tiny_data_env, reward=reward, reward_weights=weights)
     env.reset(seed=0)
     _, r, _, _, info = env.step(env.action_space.sample())
     if reward == "improvement":
@@ -185,7 +186,7 @@ def test_vector_env_matches_single_envs(tiny_data_env: str, action_type: str) ->
 def test_vector_env_rejects_bad_actions(tiny_data_env: str) -> None:
     vec = JAHSVectorEnv(num_envs=2, task=tiny_data_env)
     vec.reset(seed=0)
-    with pytest.raises(ValueError, match=r"actions\[1, 13\]=10 is out of range"):
+    with pytest.raises(ValueError, match=r"actions\[1, 13\]=10 \(epoch\) is out of range"):
         a = np.zeros((2, 14), dtype=np.int64)
         a[1, 13] = 10
         vec.step(a)
@@ -217,7 +218,7 @@ def test_random_task_draws_among_installed_bundles(tiny_data_env: str) -> None:
     assert {"fmnist_tiny", "fashion_mnist"} <= names
     vec = JAHSVectorEnv(num_envs=16, task="random")
     vec.reset(seed=0)
-    assert len(set(vec._task_of.tolist())) > 1
+    assert len(set(vec.core.task_of.tolist())) > 1
     vec.step(vec.action_space.sample())
 
 
@@ -236,19 +237,27 @@ def test_noise_needs_a_noise_model(tiny_bundle: Path, tmp_path: Path, monkeypatc
     monkeypatch.setenv("JAHS_GYM_DATA", str(tmp_path))
     bundle.load_bundle.cache_clear()
     JAHSEnv(task="quiet")
-    with pytest.raises(ValueError, match=r"noise=True, but the bundle\(s\) \['quiet'\] have no noise model"):
+    with pytest.raises(ValueError, match=r"noise=True, but the bundle\(s\) \['quiet'\] have no seed-noise model"):
         JAHSEnv(task="quiet", noise=True)
     bundle.load_bundle.cache_clear()
 
 
-def test_the_three_normalisations_agree(tiny_data_env: str) -> None:
-    """The step's observation from fitted-space outputs, the noisy path's from metric values, the vector env's."""
+def test_observation_is_the_documented_normalisation(tiny_data_env: str) -> None:
+    """Metric entries are (f(v) - f(lo)) / (f(hi) - f(lo)) clipped to [0, 1], f the surrogate's fitted transform."""
+    from jahs_gym import transforms as tf
+    from jahs_gym.envs import OBS_METRICS
+
     env = JAHSEnv(task=tiny_data_env)
     env.reset(seed=0)
-    task, pred = env.task, env.task.predictor
+    bounds, fitted = env.task.bundle.bounds(), env.task.bundle.transforms()
     for _ in range(20):
-        env.step(env.action_space.sample())
-        y = pred.y_buffer.copy()
-        want = task.normalise(y)
-        np.testing.assert_allclose(task.normalise_raw(pred.raw_buffer.tolist()), want, atol=1e-9)
-        np.testing.assert_allclose(task.normalise_list(y.tolist()), want, atol=1e-12)
+        obs, _, term, trunc, info = env.step(env.action_space.sample())
+        if info["over_budget"]:
+            break
+        for k, m in enumerate(OBS_METRICS):
+            f = fitted[m]
+            lo, hi = tf.forward_scalar(f, bounds[m][0]), tf.forward_scalar(f, bounds[m][1])
+            want = min(max((tf.forward_scalar(f, info["metrics"][m]) - lo) / (hi - lo), 0.0), 1.0)
+            assert obs[k] == pytest.approx(want, abs=1e-6), m
+        if term or trunc:
+            env.reset()

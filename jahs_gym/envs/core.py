@@ -1,0 +1,326 @@
+"""The episode core of JAHS-v0: N budget-limited optimisation episodes stepped together.
+
+:class:`Episodes` holds every episode's state and applies the episode rules once: budget and
+continuation accounting, the incumbent, seed noise, the observation (by named slots), the reward and the
+info. ``JAHSEnv`` runs it with N = 1 on Python scalars, ``JAHSVectorEnv`` with N sub-environments on numpy
+arrays (:mod:`jahs_gym.envs.xp`); the same code, the same numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+
+from jahs_gym.envs import noise as nz
+from jahs_gym.envs.codec import C_EPOCH, COMPONENT_DTYPES, COMPONENTS, ActionCodec
+from jahs_gym.envs.rewards import REWARDS, StepView, call_user_reward
+from jahs_gym.envs.tasks import OBS_KEYS, OBS_METRICS, SLOT, EnvTask
+from jahs_gym.envs.xp import Array, Scalar
+from jahs_gym.space import ACTIVATIONS, OP_KEYS, encode_arrays, encode_one
+
+_N_METRIC_SLOTS = len(OBS_METRICS)
+_S_INC, _S_BUDGET, _S_STEPS, _S_COST = (SLOT[k] for k in ("incumbent_valid_acc", "budget_used", "steps_used",
+                                                          "step_cost"))
+if (_S_INC, _S_BUDGET, _S_STEPS, _S_COST) != tuple(range(_S_INC, _S_INC + 4)):
+    raise ImportError("the observation's state slots must be contiguous, in this order")
+CONFIG_KEYS = (*OP_KEYS, "Activation", "TrivialAugment", "Optimizer", "LearningRate", "WeightDecay")
+
+
+class Episodes:
+    """State and rules of ``n`` episodes; ``vector=False`` keeps one episode's state in Python scalars."""
+
+    def __init__(self, n: int, vector: bool, tasks: list[EnvTask], codec: ActionCodec, max_steps: int,
+                 reward: str | Callable, weights: Mapping[str, float], cost_weight: float, continuation: bool,
+                 noise: bool, record: bool = False) -> None:
+        self.n, self.vector, self.xp = n, vector, (Array if vector else Scalar)
+        self.tasks, self.codec, self.max_steps = tasks, codec, max_steps
+        self.reward, self.weights, self.cost_weight = reward, dict(weights), cost_weight
+        self.continuation, self.noise, self.record = continuation, noise, record
+        first = tasks[0]
+        self.metrics = first.metrics
+        c = first.col
+        self.c_runtime, self.c_valid, self.c_test = c["cpu_runtime"], c["valid_acc"], c["test_acc"]
+        # per-task constants gathered per episode in the vector back end
+        self._grid = np.stack([t.epoch_grid for t in tasks])
+        self._budgets = np.array([t.budget for t in tasks])
+        self._best = np.array([t.best_test_acc for t in tasks])
+        self._noise_std = np.array([t.noise_std if t.noise_std is not None else [0.0] * len(self.metrics)
+                                    for t in tasks])
+        self._rows = None if vector else tasks[0].forest.row_predictor()  # buffers of this env's own
+        self._row_task: EnvTask | None = tasks[0]
+        if vector:
+            self.task_of = np.zeros(n, dtype=np.int64)
+            self.key = np.zeros(n, dtype=np.uint64)
+            self.cum, self.steps = np.zeros(n), np.zeros(n, dtype=np.int64)
+            self.inc_valid, self.inc_test = np.zeros(n), np.zeros(n)
+            self.has_inc = np.zeros(n, dtype=bool)
+            self.inc_cols = [np.zeros(n, dtype=d) for d in COMPONENT_DTYPES]
+            self.inc_epoch = np.zeros(n, dtype=np.int64)
+            self.obs = np.zeros((n, len(OBS_KEYS)), dtype=np.float32)
+        self.trained: list[dict] = [{} for _ in range(n)]
+        self.history: list[list] = [[] for _ in range(n)]  # (cumulative cost, incumbent valid acc), if recording
+        self.last: list[dict | None] = [None] * n
+
+    # ownership: a copy or an unpickled core gets buffers of its own; the tasks' forests are shared read-only
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["_rows"] = None
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        if not self.vector:
+            self._rows = self._row_task.forest.row_predictor()
+
+    # ---------------------------------------------------------------------------------- reset
+    def reset(self, i: int, task_index: int, key: int) -> None:
+        """Start episode ``i`` afresh on task ``task_index`` with noise key ``key``."""
+        if self.vector:
+            self.task_of[i], self.key[i] = task_index, key
+            self.cum[i] = self.steps[i] = self.inc_valid[i] = self.inc_test[i] = 0
+            self.has_inc[i] = False
+            self.obs[i] = 0.0
+            for col in self.inc_cols:
+                col[i] = 0
+            self.inc_epoch[i] = 0
+        else:
+            task = self.tasks[task_index]
+            self.task_index, self.key = task_index, key
+            if task is not self._row_task:
+                self._rows, self._row_task = task.forest.row_predictor(), task
+            self.cum, self.steps, self.inc_valid, self.inc_test, self.has_inc = 0.0, 0, 0.0, 0.0, False
+            self.inc_cols, self.inc_epoch = [0] * len(COMPONENTS), 0
+            self._inc_info: dict | None = None
+            self.obs = [0.0] * len(OBS_KEYS)
+        self.trained[i] = {}
+        self.history[i] = []
+        self.last[i] = None
+
+    def task(self, i: int = 0) -> EnvTask:
+        return self.tasks[int(self.task_of[i]) if self.vector else self.task_index]
+
+    # ------------------------------------------------------------------------------ prediction
+    def _epochs(self, ei: Any) -> Any:
+        return self._grid[self.task_of, ei] if self.vector else self.tasks[self.task_index].epoch_grid_list[ei]
+
+    def _predict(self, cols: list, epoch: Any, live: Any) -> tuple[Any, Any]:
+        """(metrics, raw) of every live evaluation, in the env's metric order: metrics in their units and the
+        forest's fitted-space outputs (noise included). Lists of floats, or (n, metrics) arrays (zeros where
+        not live)."""
+        if not self.vector:
+            rows = self._rows
+            encode_one(rows.x, tuple(cols[:6]), *cols[6:13], epoch)
+            rows()
+            if not self.noise:
+                return rows.y.tolist(), rows.raw.tolist()
+            raw = rows.raw[None, :].copy()
+            y = self._noisy(raw, [np.asarray([c]) for c in cols], np.asarray([self.key], dtype=np.uint64),
+                            self._noise_std[self.task_index], self.tasks[self.task_index])
+            return y[0].tolist(), raw[0].tolist()
+        y, raw = np.zeros((self.n, len(self.metrics))), np.zeros((self.n, len(self.metrics)))
+        for t_idx, task in enumerate(self.tasks):
+            sel = live & (self.task_of == t_idx) if len(self.tasks) > 1 else live
+            if not sel.any():
+                continue
+            sc = [c[sel] for c in cols]
+            x = encode_arrays(np.stack(sc[:6], axis=1), *sc[6:13], epoch[sel])
+            r = task.forest.predict_raw(x)
+            if self.noise:
+                y[sel] = self._noisy(r, sc, self.key[sel], self._noise_std[t_idx], task)
+            else:
+                y[sel] = task.forest.finish(r.copy())
+            raw[sel] = r
+        return y, raw
+
+    @staticmethod
+    def _noisy(raw: np.ndarray, cols: list, keys: np.ndarray, std: np.ndarray, task: EnvTask) -> np.ndarray:
+        """Add the run's normals times the seed-noise std to the fitted-space outputs ``raw`` (in place); return
+        the noisy metrics."""
+        raw += nz.normals(nz.run_hash(keys, cols), raw.shape[1]) * std
+        return task.forest.finish(raw.copy())
+
+    # ------------------------------------------------------------------------------ continuation
+    def _run_key(self, cols: list, i: int) -> tuple:
+        if self.vector:
+            return tuple(c[i].item() for c in cols[:13])
+        return tuple(cols[:13])
+
+    def _charge(self, cols: list, epoch: Any, runtime: Any, live: Any) -> Any:
+        """Cost of each live evaluation: its runtime, or with continuation only the epochs not trained yet."""
+        if not self.continuation:
+            return runtime
+        cost = runtime.copy() if self.vector else runtime
+        for i in (np.flatnonzero(live) if self.vector else (0,)):
+            prev = self.trained[i].get(self._run_key(cols, i))
+            if prev is not None:
+                e, rt = (epoch[i], runtime[i]) if self.vector else (epoch, runtime)
+                c = 0.0 if e <= prev[0] else max(rt - prev[1], 0.0)
+                if self.vector:
+                    cost[i] = c
+                else:
+                    cost = c
+        return cost
+
+    def _remember(self, cols: list, epoch: Any, runtime: Any, ok: Any) -> None:
+        for i in (np.flatnonzero(ok) if self.vector else ((0,) if ok else ())):
+            key = self._run_key(cols, i)
+            e, rt = (int(epoch[i]), float(runtime[i])) if self.vector else (epoch, runtime)
+            prev = self.trained[i].get(key)
+            if prev is None or e > prev[0]:
+                self.trained[i][key] = (e, rt)
+
+    # ---------------------------------------------------------------------------------- step
+    def step(self, cols: list, live: Any = True) -> tuple[Any, Any, Any, Any, dict]:
+        """Apply decoded actions to the live episodes: (observation, reward, terminated, truncated, info)."""
+        xp = self.xp
+        epoch = self._epochs(cols[C_EPOCH])
+        y, raw = self._predict(cols, epoch, live)
+        runtime = xp.col(y, self.c_runtime)
+        cost = self._charge(cols, epoch, runtime, live)
+        budget = self._budgets[self.task_of] if self.vector else self.tasks[self.task_index].budget
+        over = live & (self.cum + cost > budget)
+        ok = live & xp.logical_not(over)
+        if self.continuation:
+            self._remember(cols, epoch, runtime, ok)
+        valid, test = xp.col(y, self.c_valid), xp.col(y, self.c_test)
+        prev_inc = self.inc_valid
+        better = ok & (xp.logical_not(self.has_inc) | (valid > prev_inc))
+        self.inc_valid = xp.where(better, valid, prev_inc)
+        self.inc_test = xp.where(better, test, self.inc_test)
+        self.has_inc = self.has_inc | better
+        self.inc_cols = xp.where_cols(better, cols, self.inc_cols)
+        self.inc_epoch = xp.where(better, epoch, self.inc_epoch)
+        self.cum = xp.where(ok, self.cum + cost, self.cum)
+        self.steps = self.steps + live
+        norm = self._normalise(raw, ok)
+        reward = self._reward(valid, cost, budget, prev_inc, norm, y, ok)
+        obs = self.obs
+        xp.put(obs, 0, _N_METRIC_SLOTS, ok, norm)
+        xp.put(obs, _S_INC, _S_COST + 1, ok, [self.inc_valid / 100.0, xp.minimum(self.cum / budget, 1.0),
+                                              xp.minimum(self.steps / self.max_steps, 1.0),
+                                              xp.minimum(cost / budget, 1.0)])
+        xp.put(obs, _S_STEPS, _S_STEPS + 1, live, xp.minimum(self.steps / self.max_steps, 1.0))
+        terminated = over | (ok & (self.cum >= budget))
+        truncated = live & (self.steps >= self.max_steps) & xp.logical_not(terminated)
+        info = self._info(cols, epoch, y, cost, budget, over, ok, live, better)
+        if self.record:
+            self._record(ok, cost, valid)
+        return obs, reward, terminated, truncated, info
+
+    def _normalise(self, y: Any, ok: Any) -> Any:
+        if not self.vector:
+            return self.tasks[self.task_index].normalise_one(y) if ok else None
+        if len(self.tasks) == 1:
+            return self.tasks[0].normalise(y)
+        out = np.zeros((self.n, _N_METRIC_SLOTS))
+        for t_idx, task in enumerate(self.tasks):
+            sel = self.task_of == t_idx
+            if sel.any():
+                out[sel] = task.normalise(y[sel])
+        return out
+
+    def _reward(self, valid: Any, cost: Any, budget: Any, prev_inc: Any, norm: Any, y: Any, ok: Any) -> Any:
+        xp = self.xp
+        if callable(self.reward):
+            return self._user_reward(y, cost, budget, prev_inc, ok)
+        if not self.vector and not ok:
+            return 0.0
+        view = StepView(valid, cost, budget, self.inc_valid, prev_inc, self.cum, self.steps, self.max_steps, norm,
+                        self.cost_weight, self.weights)
+        return xp.where(ok, REWARDS[self.reward](view, xp), 0.0)
+
+    def _user_reward(self, y: Any, cost: Any, budget: Any, prev_inc: Any, ok: Any) -> Any:
+        out = np.zeros(self.n) if self.vector else 0.0
+        for i in (np.flatnonzero(ok) if self.vector else ((0,) if ok else ())):
+            at = self._getter(i)
+            metrics = dict(zip(self.metrics, (y[i].tolist() if self.vector else y)))
+            state = {"budget": at(budget), "cost": at(cost), "cumulative_cost": at(self.cum),
+                     "incumbent_valid_acc": at(self.inc_valid), "previous_incumbent_valid_acc": at(prev_inc),
+                     "step": at(self.steps), "max_steps": self.max_steps}
+            r = call_user_reward(self.reward, metrics, state)
+            if self.vector:
+                out[i] = r
+            else:
+                out = r
+        return out
+
+    # ---------------------------------------------------------------------------------- info
+    def _info(self, cols: list, epoch: Any, y: Any, cost: Any, budget: Any, over: Any, ok: Any, live: Any,
+              better: Any) -> dict:
+        xp = self.xp
+        best = self._best[self.task_of] if self.vector else self.tasks[self.task_index].best_test_acc
+        info = {"task": self._task_names(), "budget": budget, "cost": cost, "cumulative_cost": self.cum,
+                "over_budget": over, "best_test_acc": best,
+                "config": _config(cols, self.vector), "fidelity": _fidelity(cols, epoch),
+                "incumbent_valid_acc": self.inc_valid, "incumbent_test_acc": self.inc_test,
+                "regret": xp.nan_unless(self.has_inc, best - self.inc_test)}
+        if self.vector:
+            info["valid_acc"] = np.where(ok, y[:, self.c_valid], np.nan)
+            info["test_acc"] = np.where(ok, y[:, self.c_test], np.nan)
+            info["metrics"] = {m: np.where(ok, y[:, j], np.nan) for j, m in enumerate(self.metrics)}
+            info["incumbent"] = {**_config(self.inc_cols, True), **_fidelity(self.inc_cols, self.inc_epoch)}
+            return _vector_info(info, live, ok, self.has_inc)
+        if ok:
+            info["valid_acc"], info["test_acc"] = y[self.c_valid], y[self.c_test]
+            info["metrics"] = dict(zip(self.metrics, y))
+        if better:
+            self._inc_info = {**info["config"], **info["fidelity"]}
+        info["incumbent"] = dict(self._inc_info) if self.has_inc else None
+        return info
+
+    def _task_names(self) -> Any:
+        if self.vector:
+            return np.array([t.name for t in self.tasks], dtype=object)[self.task_of]
+        return self.tasks[self.task_index].name
+
+    def reset_info(self, i: Any) -> dict:
+        """What ``reset`` tells about episode(s) ``i``: task, budget, epoch grid (arrays in the vector back end)."""
+        if self.vector:
+            return {"task": self._task_names()[i], "budget": self._budgets[self.task_of[i]],
+                    "epoch_grid": self._grid[self.task_of[i]]}
+        task = self.tasks[self.task_index]
+        return {"task": task.name, "budget": task.budget, "epoch_grid": list(task.epoch_grid_list)}
+
+    def _getter(self, i: int) -> Callable[[Any], Any]:
+        """Episode ``i``'s Python value of a per-episode quantity."""
+        return (lambda v: v[i].item()) if self.vector else (lambda v: v)
+
+    def _record(self, ok: Any, cost: Any, valid: Any) -> None:
+        for i in (np.flatnonzero(ok) if self.vector else ((0,) if ok else ())):
+            at = self._getter(i)
+            self.history[i].append((at(self.cum), at(self.inc_valid), at(valid), at(cost)))
+
+
+def _config(cols: list, vector: bool) -> dict:
+    act = _ACTIVATIONS[cols[6]] if vector else ACTIVATIONS[cols[6]]
+    sgd = np.full(len(cols[6]), "SGD", dtype=object) if vector else "SGD"
+    return {"Op1": cols[0], "Op2": cols[1], "Op3": cols[2], "Op4": cols[3], "Op5": cols[4], "Op6": cols[5],
+            "Activation": act, "TrivialAugment": cols[7], "Optimizer": sgd, "LearningRate": cols[8],
+            "WeightDecay": cols[9]}
+
+
+_ACTIVATIONS = np.asarray(ACTIVATIONS, dtype=object)
+
+
+def _fidelity(cols: list, epoch: Any) -> dict:
+    return {"N": cols[10], "W": cols[11], "Resolution": cols[12], "epoch": epoch}
+
+
+# info keys revealed only for evaluations within the budget, and only once there is an incumbent
+_REVEALED = ("valid_acc", "test_acc", "metrics")
+_INCUMBENT = ("incumbent",)  # the single env's None; regret is NaN until there is an incumbent
+
+
+def _vector_info(info: dict, live: np.ndarray, ok: np.ndarray, has_inc: np.ndarray) -> dict:
+    """Gymnasium's vector info: arrays (copies) with a ``_key`` mask of the sub-environments that have the key."""
+    out: dict[str, Any] = {}
+    for k, v in info.items():
+        mask = ok if k in _REVEALED else (live & has_inc) if k in _INCUMBENT else live
+        if isinstance(v, dict):
+            out[k] = {**{kk: np.array(vv, copy=True) for kk, vv in v.items()}, **{f"_{kk}": mask for kk in v}}
+        else:
+            out[k] = np.array(v, copy=True)
+        out[f"_{k}"] = mask
+    return out

@@ -1,0 +1,338 @@
+"""JAHS-v0: one budget-limited joint architecture + hyperparameter search run as a Gymnasium episode.
+
+:class:`JAHSEnv` is the environment, :class:`JAHSVectorEnv` its native vector twin. Both are thin
+adapters over one episode core (:mod:`jahs_gym.envs.core`), so they give the same numbers for the same
+seeds and actions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+from gymnasium.utils import seeding
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
+
+from jahs_gym.envs import render as rd
+from jahs_gym.envs.codec import BOX_DIMS, ActionCodec
+from jahs_gym.envs.core import Episodes
+from jahs_gym.envs.rewards import check_reward
+from jahs_gym.envs.tasks import OBS_KEYS, EnvTask, resolve_tasks
+
+OBSERVATION_TYPES = ("box", "dict")
+RENDER_MODES = ["ansi", "rgb_array"]
+
+
+def _obs_space(observation_type: str) -> spaces.Space:
+    if observation_type not in OBSERVATION_TYPES:
+        raise ValueError(f"observation_type={observation_type!r} is not allowed; allowed: {list(OBSERVATION_TYPES)}")
+    if observation_type == "box":
+        return spaces.Box(0.0, 1.0, (len(OBS_KEYS),), np.float32)
+    return spaces.Dict({k: spaces.Box(0.0, 1.0, (1,), np.float32) for k in OBS_KEYS})
+
+
+def _positive_int(name: str, v: Any) -> int:
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+        raise ValueError(f"{name}={v!r} must be a positive integer")
+    return int(v)
+
+
+def _build(task: str, budget: Any, max_steps: Any, action_type: str, observation_type: str, reward: Any,
+           cost_weight: Any, reward_weights: Any, continuation: Any, noise: Any, n_lr: int, n_wd: int, n_epochs: int,
+           n_arms: int, arm_seed: int, render_mode: Any, n: int, vector: bool) -> tuple[Episodes, ActionCodec]:
+    """Validate the arguments (one ValueError naming the bad one) and make the episode core."""
+    max_steps = _positive_int("max_steps", max_steps)
+    if render_mode is not None and render_mode not in RENDER_MODES:
+        raise ValueError(f"render_mode={render_mode!r} is not allowed; allowed: {RENDER_MODES} or None")
+    for name, v in (("continuation", continuation), ("noise", noise)):
+        if not isinstance(v, (bool, np.bool_)):
+            raise ValueError(f"{name}={v!r} must be True or False")
+    weights, cost_weight = check_reward(reward, reward_weights, cost_weight)
+    _obs_space(observation_type)
+    codec = ActionCodec(action_type, n_lr, n_wd, n_epochs, n_arms, arm_seed)
+    tasks: list[EnvTask] = []
+    for name in resolve_tasks(task):
+        tasks.append(EnvTask(name, codec.n_epochs, budget, tasks[0].metrics if tasks else None))
+    lacking = [t.name for t in tasks if noise and t.noise_std is None]
+    if lacking:
+        raise ValueError(f"noise=True, but the bundle(s) {lacking} have no seed-noise model in the surrogate's "
+                         "fitted space (no repeated seeds, or fitted by an older jahs-gym); use noise=False or refit: "
+                         "`python -m generation fit TABLE -o FOLDER`")
+    core = Episodes(n, vector, tasks, codec, max_steps, reward, weights, cost_weight, bool(continuation),
+                    bool(noise), record=render_mode is not None)
+    return core, codec
+
+
+class JAHSEnv(gym.Env):
+    """
+    ## Description
+
+    One episode is one budget-limited optimisation run of joint architecture and hyperparameter
+    search in the JAHS-Bench-201 space. Each step trains (simulated, by surrogates fitted on learning
+    curves our MPI pipeline really trained) one configuration at one fidelity and reveals its
+    predicted metrics; simulated training time is charged to a budget.
+
+    ## Action Space
+
+    ``action_type="multidiscrete"`` (default; PPO, A2C): ``MultiDiscrete([5]*6 + [3, 2, n_lr, n_wd, 3, 3, 3,
+    n_epochs])``: Op1..Op6 (skip_connect, none, nor_conv_3x3, nor_conv_1x1, avg_pool_3x3), Activation
+    (ReLU, Hardswish, Mish), TrivialAugment, LearningRate on a log grid of ``n_lr`` values in [1e-3, 1],
+    WeightDecay on a log grid of ``n_wd`` values in [1e-5, 1e-2], N (1, 3, 5), W (4, 8, 16), Resolution
+    (0.25, 0.5, 1.0) and an index into ``epoch_grid`` (every epoch when ``n_epochs`` >= the task's max
+    epochs, else log-spaced).
+
+    ``"discrete"`` (DQN, bandits): ``Discrete(n_arms)``, a fixed pool of (config, fidelity, epochs) arms
+    drawn with ``arm_seed``. ``"box"`` (SAC, TD3): ``Box(-1, 1, (14,), float32)`` in the order above,
+    each entry decoded to the nearest valid value (LearningRate and WeightDecay continuously, log scale).
+    ``"dict"``: the same entries by name (Discrete indices; LearningRate and WeightDecay as Box(1,); a
+    float32 value within 1e-6 of a bound is clamped to it).
+    An invalid action (outside the space, NaN, wrong shape or dtype) raises one ``ValueError``.
+
+    ## Observation Space
+
+    ``Box(0, 1, (12,), float32)``, or by name with ``observation_type="dict"``. A metric entry is
+    ``(f(v) - f(lo)) / (f(hi) - f(lo))`` clipped to [0, 1], with ``f`` the metric's transform (log for
+    cpu_runtime, latency, size_MB, FLOPS; log1p for losses; none for accuracies) and ``lo``, ``hi`` the
+    range of the task's training table. Test accuracy never enters the observation.
+
+    | Num | Name                | Meaning                                               |
+    |-----|---------------------|-------------------------------------------------------|
+    | 0   | valid_acc           | this evaluation's validation accuracy                 |
+    | 1   | train_acc           | its training accuracy                                 |
+    | 2   | valid_loss          | its validation loss                                   |
+    | 3   | train_loss          | its training loss                                     |
+    | 4   | cpu_runtime         | simulated seconds to train and evaluate it (the cost) |
+    | 5   | latency             | forward seconds per image                             |
+    | 6   | size_MB             | parameters (millions)                                 |
+    | 7   | FLOPS               | MFLOPs per image                                      |
+    | 8   | incumbent_valid_acc | best validation accuracy so far / 100                 |
+    | 9   | budget_used         | fraction of the budget spent                          |
+    | 10  | steps_used          | fraction of ``max_steps`` taken                       |
+    | 11  | step_cost           | this step's cost / budget                             |
+
+    The timings (cpu_runtime, latency) are what the training machine measured at its median speed (see
+    the task's DATA_CARD.md): they rank configurations, their scale is that machine's.
+
+    ## Rewards
+
+    ``"improvement"`` (default): gain of the incumbent's validation accuracy (in [0, 1] units) minus
+    ``cost_weight * cost / budget``. ``"accuracy_per_cost"``: ``valid_acc / 100 * (budget / max_steps) /
+    cost``, clipped to [0, 10] (1 = full accuracy at the average per-step share of the budget).
+    ``"multiobjective"``: ``w_accuracy * valid_acc / 100 - w_latency * latency_obs - w_size * size_obs``
+    with ``reward_weights`` (the latency and size observation entries, on the episode's own task's scale).
+    Or any callable ``(metrics, state) -> float`` where ``metrics`` are this evaluation's predicted metrics
+    (test accuracy included) and ``state`` holds budget, cost, cumulative_cost, incumbent_valid_acc,
+    previous_incumbent_valid_acc, step and max_steps; it must return a finite number.
+
+    ## Starting State
+
+    Nothing evaluated: metric entries 0, budget and steps unused.
+
+    ## Episode End
+
+    Terminated when an evaluation does not fit into the remaining budget (it is not revealed; reward
+    0; ``info["over_budget"]`` is True) or the budget is used up exactly. Truncated after ``max_steps``
+    steps (unless terminated on that step). With ``continuation=True`` a config already trained at the
+    same (N, W, Resolution) is charged only for the extra epochs (freeze-thaw); asking for fewer epochs
+    than already trained is free.
+
+    ## Noise
+
+    ``noise=True`` draws each training run's seed noise from the bundle's noise model (the spread of runs
+    trained with two seeds, in the surrogate's fitted space): a run is a (config, N, W, Resolution), its
+    noise is fixed for the episode (a hash of the run and a key drawn from ``self.np_random`` at reset),
+    so the same action returns the same noisy curve again and continuation extends that curve.
+
+    ## Info
+
+    ``task``, ``budget``, ``cost``, ``cumulative_cost``, ``over_budget``, ``best_test_acc`` (the regret
+    reference), ``config`` and ``fidelity`` of the evaluation, ``incumbent_valid_acc``,
+    ``incumbent_test_acc``, ``regret`` (the reference minus the incumbent's test accuracy; NaN before the
+    first evaluation), ``incumbent`` (config and fidelity, or None); for an evaluation within the budget
+    also ``valid_acc``, ``test_acc`` and ``metrics`` (every predicted metric).
+
+    ## Arguments
+
+    ``task`` ("fashion_mnist", an installed task, a bundle folder, or "random": one installed task per
+    episode), ``budget`` (simulated seconds; default from the bundle's manifest, about 100
+    mid-fidelity evaluations), ``max_steps`` (100), ``action_type``, ``observation_type``, ``reward``,
+    ``cost_weight`` (0.1), ``reward_weights`` (multiobjective only), ``continuation`` (False), ``noise``
+    (False), ``n_lr`` (8), ``n_wd`` (8), ``n_epochs`` (10), ``n_arms`` (256), ``arm_seed`` (0),
+    ``render_mode`` (None, "ansi": a line of text, "rgb_array": a 96 x 160 frame of the incumbent's
+    anytime curve and the last evaluation).
+
+    Copies (``copy.deepcopy``), pickles (also into a fresh process) and envs in other threads give the
+    same numbers as a fresh env with the same seed; the surrogate's forest is shared read-only.
+
+    >>> import gymnasium as gym, jahs_gym
+    >>> env = gym.make("JAHS-v0")
+    >>> obs, info = env.reset(seed=0)
+    >>> obs.shape, info["task"]
+    ((12,), 'fashion_mnist')
+    >>> obs, reward, terminated, truncated, info = env.step(env.action_space.sample())
+    >>> type(reward), 0 <= info["valid_acc"] <= 100, "test_acc" in info
+    (<class 'float'>, True, True)
+
+    ## Version History
+
+    * v0: first release (surrogates fitted on jahs-gym's own training runs).
+    """
+
+    metadata = {"render_modes": RENDER_MODES, "render_fps": 4}
+
+    def __init__(self, task: str = "fashion_mnist", budget: float | None = None, max_steps: int = 100,
+                 action_type: str = "multidiscrete", observation_type: str = "box",
+                 reward: str | Callable[[dict, dict], float] = "improvement", cost_weight: float = 0.1,
+                 reward_weights: Mapping[str, float] | None = None, continuation: bool = False, noise: bool = False,
+                 n_lr: int = 8, n_wd: int = 8, n_epochs: int = 10, n_arms: int = 256, arm_seed: int = 0,
+                 render_mode: str | None = None) -> None:
+        self.core, self.codec = _build(task, budget, max_steps, action_type, observation_type, reward, cost_weight,
+                                       reward_weights, continuation, noise, n_lr, n_wd, n_epochs, n_arms, arm_seed,
+                                       render_mode, 1, vector=False)
+        self.action_space = self.codec.space
+        self.observation_type = observation_type
+        self.observation_space = _obs_space(observation_type)
+        self.render_mode = render_mode
+        self.max_steps = self.core.max_steps
+        self.core.reset(0, 0, 0)
+        self._over = False
+
+    @property
+    def task(self) -> Any:
+        """The current episode's task (predictor, budget, epoch grid, regret reference)."""
+        return self.core.task()
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict]:
+        super().reset(seed=seed)
+        _check_options(options)
+        self.core.reset(0, *_draw_episode(self.np_random, len(self.core.tasks)))
+        self._over = False
+        return self._observation(), self.core.reset_info(0)
+
+    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict]:
+        _, reward, terminated, truncated, info = self.core.step(self.codec.decode(action))
+        self._over = info["over_budget"]
+        return self._observation(), float(reward), bool(terminated), bool(truncated), info
+
+    def _observation(self) -> Any:
+        if self.observation_type == "box":
+            return np.array(self.core.obs, dtype=np.float32)
+        return {k: np.array([v], dtype=np.float32) for k, v in zip(OBS_KEYS, self.core.obs)}
+
+    def render(self) -> str | np.ndarray | None:
+        return _render(self.render_mode, self.core, 0, self._over)
+
+    def decode(self, action: Any) -> dict[str, Any]:
+        """The config and fidelity that ``action`` asks for, as a JAHS-Bench-201 dict (for people)."""
+        c = self.codec.decode(action)
+        from jahs_gym.envs.core import _config, _fidelity
+
+        return {**_config(c, False), **_fidelity(c, self.task.epoch_grid_list[c[-1]])}
+
+
+class JAHSVectorEnv(VectorEnv):
+    """``num_envs`` JAHS-v0 episodes stepped together with one batched surrogate call per task a step.
+
+    Same arguments as :class:`JAHSEnv` plus ``num_envs``; the same episode core, so sub-environment
+    ``i`` after ``reset(seed=s)`` gives what ``JAHSEnv`` gives after ``reset(seed=s + i)`` for the same
+    actions (``reset(seed=[s0, s1, ...])`` seeds each one). Autoreset is Gymnasium's next-step mode:
+    the step after an episode ends resets that sub-environment (its action is ignored; reward 0).
+    ``info`` has the single env's keys as arrays, each with a ``_key`` mask of the sub-environments
+    that have it (nested dicts for ``config``, ``fidelity``, ``metrics`` and ``incumbent``).
+    """
+
+    metadata = {"autoreset_mode": AutoresetMode.NEXT_STEP, "render_modes": RENDER_MODES}
+
+    def __init__(self, num_envs: int = 1, task: str = "fashion_mnist", budget: float | None = None,
+                 max_steps: int = 100, action_type: str = "multidiscrete", observation_type: str = "box",
+                 reward: str | Callable[[dict, dict], float] = "improvement", cost_weight: float = 0.1,
+                 reward_weights: Mapping[str, float] | None = None, continuation: bool = False, noise: bool = False,
+                 n_lr: int = 8, n_wd: int = 8, n_epochs: int = 10, n_arms: int = 256, arm_seed: int = 0,
+                 render_mode: str | None = None) -> None:
+        self.num_envs = _positive_int("num_envs", num_envs)
+        self.core, self.codec = _build(task, budget, max_steps, action_type, observation_type, reward, cost_weight,
+                                       reward_weights, continuation, noise, n_lr, n_wd, n_epochs, n_arms, arm_seed,
+                                       render_mode, self.num_envs, vector=True)
+        self.single_action_space = self.codec.space
+        self.action_space = batch_space(self.single_action_space, self.num_envs)
+        self.observation_type = observation_type
+        self.single_observation_space = _obs_space(observation_type)
+        self.observation_space = batch_space(self.single_observation_space, self.num_envs)
+        self.render_mode = render_mode
+        self.max_steps = self.core.max_steps
+        self._rngs: list[np.random.Generator] | None = None
+        self._done = np.zeros(self.num_envs, dtype=bool)
+        self._over = np.zeros(self.num_envs, dtype=bool)
+
+    def reset(self, *, seed: int | list[int | None] | None = None,
+              options: dict[str, Any] | None = None) -> tuple[Any, dict]:
+        _check_options(options)
+        n = self.num_envs
+        if seed is None:
+            seeds: list = [None] * n
+        elif isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
+            seeds = [int(seed) + i for i in range(n)]
+        elif isinstance(seed, (list, tuple)) and len(seed) == n:
+            seeds = list(seed)
+        else:
+            raise ValueError(f"seed={seed!r} must be None, an int (sub-env i gets seed + i) or a list of "
+                             f"{n} ints or None")
+        if seed is not None or self._rngs is None:
+            self._rngs = [seeding.np_random(s)[0] for s in seeds]
+            self._np_random, self._np_random_seed = self._rngs[0], seeds[0] if seeds[0] is not None else -1
+        for i in range(n):
+            self.core.reset(i, *_draw_episode(self._rngs[i], len(self.core.tasks)))
+        self._done[:] = False
+        self._over[:] = False
+        return self._observation(), self.core.reset_info(np.arange(n))
+
+    def step(self, actions: Any) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict]:
+        if self._rngs is None:
+            raise gym.error.ResetNeeded("call reset() before step()")
+        cols = self.codec.decode_batch(actions, self.num_envs)
+        resetting = self._done
+        for i in np.flatnonzero(resetting):
+            self.core.reset(int(i), *_draw_episode(self._rngs[i], len(self.core.tasks)))
+        _, reward, terminated, truncated, info = self.core.step(cols, ~resetting)
+        self._done = terminated | truncated
+        self._over = info["over_budget"] & info["_over_budget"]
+        return self._observation(), np.asarray(reward, dtype=np.float64), terminated, truncated, info
+
+    def _observation(self) -> Any:
+        obs = self.core.obs
+        if self.observation_type == "box":
+            return obs.copy()
+        return {k: obs[:, i:i + 1].copy() for i, k in enumerate(OBS_KEYS)}
+
+    def render(self) -> tuple | None:
+        if self.render_mode is None:
+            return None
+        return tuple(_render(self.render_mode, self.core, i, bool(self._over[i])) for i in range(self.num_envs))
+
+
+def _draw_episode(rng: np.random.Generator, n_tasks: int) -> tuple[int, int]:
+    """(task index, noise key) of a new episode, drawn in this order from the episode's generator."""
+    t = int(rng.integers(n_tasks)) if n_tasks > 1 else 0
+    return t, int(rng.integers(0, 2**63 - 1))
+
+
+def _check_options(options: Any) -> None:
+    if options:
+        raise ValueError(f"reset(options={options!r}): JAHS-v0 takes no reset options; pass None")
+
+
+def _render(mode: str | None, core: Episodes, i: int, over: bool) -> Any:
+    if mode is None:
+        return None
+    budget = core.task(i).budget
+    if mode == "ansi":
+        steps = int(core.steps[i]) if core.vector else core.steps
+        return rd.text(core.history[i], steps, budget, over)
+    return rd.frame(core.history[i], budget)
+
+
+__all__ = ["BOX_DIMS", "JAHSEnv", "JAHSVectorEnv"]
