@@ -37,11 +37,13 @@ def parse(argv: list[str] | None = None) -> Args:
 
 
 def policy_stamp(algo: str, task: str, budget: float) -> dict:
-    """What a saved policy was trained for: algorithm, task, the bundle's table checksum and the budget."""
+    """What a saved policy was trained for: algorithm, task, the bundle (table checksum and manifest digest: a
+    refit changes what the env answers) and the budget."""
     from jahs_gym.bundle import load_bundle
 
     bundle = load_bundle(task)
     return {"algo": algo, "task": task, "table_sha256": bundle.manifest.table.sha256,
+            "bundle_digest": bundle.manifest.digest,
             "budget": float(budget or bundle.manifest.default_budget_s)}
 
 

@@ -16,6 +16,16 @@ def _tolerance(spec: str) -> float | dict[str, float]:
         raise argparse.ArgumentTypeError(str(err)) from None
 
 
+def _non_negative(spec: str) -> int:
+    try:
+        v = int(spec)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{spec!r} is not an integer") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"{v} is negative; allowed: 0 or more")
+    return v
+
+
 def _parser() -> argparse.ArgumentParser:
     from generation.fit import PARSIMONY_TOLERANCE
     from generation.plan import ORDERS
@@ -96,6 +106,9 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--speed-window", type=float, default=20.0,
                    help="minutes either side of a task whose other tasks' held-out residuals give its machine "
                         "speed factor (cpu_runtime, runtime, latency labels are divided by it); 0: no correction")
+    f.add_argument("--optimum-rows", type=_non_negative, default=1_000_000,
+                   help="random rows of the search for the surrogate's optimum (JAHS-v0's regret reference; "
+                        "then hill climbing from the best 100: generation/optimum.py)")
     return p
 
 
@@ -152,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         m = fit_bundle(args.table, args.out, folds=args.folds, trials=args.trials, compute=compute,
                        ship_table=args.ship_table, protocol=protocol,
                        speed_window_min=args.speed_window if args.speed_window > 0 else None,
-                       tolerance=args.parsimony)
+                       tolerance=args.parsimony, optimum_rows=args.optimum_rows)
         from generation.datacard import write_datacard
         from jahs_gym.bundle import read_manifest, write_manifest
         n_plan = len(json.loads((args.run_dir / "plan.json").read_text())["tasks"]) if args.run_dir else None

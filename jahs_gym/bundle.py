@@ -20,7 +20,6 @@ from jahs_gym.manifest import (  # noqa: F401  (re-exported: the manifest's home
     Manifest,
     MetricEntry,
     _canonical,
-    best_test_acc,
     file_sha256,
     read_manifest,
     write_manifest,
@@ -87,7 +86,15 @@ class Bundle:
         return self.manifest.speed_corrected
 
     def bounds(self) -> dict[str, tuple[float, float]]:
+        """The range each metric showed in the training table (the observation's scale; never an output clip)."""
         return {m: (e.lo, e.hi) for m, e in self.manifest.metrics.items()}
+
+    def output_bounds(self) -> dict[str, tuple[float, float]]:
+        """What each metric can physically be (accuracies 0-100, times and sizes >= 0): predictions are clipped
+        to these, never to the table's range, which would pile the best predictions up at its maximum."""
+        from jahs_gym.metrics import BY_NAME
+
+        return {m: (BY_NAME[m].lo, BY_NAME[m].hi) for m in self.manifest.metrics}
 
     def transforms(self) -> dict[str, str]:
         return {m: e.transform for m, e in self.manifest.metrics.items()}
@@ -112,7 +119,7 @@ class Bundle:
         from jahs_gym.predictor import NaivePredictor
 
         files = self.model_files(metrics)
-        return NaivePredictor(files, self.transforms(), self.bounds(), self.linear(tuple(files)))
+        return NaivePredictor(files, self.transforms(), self.output_bounds(), self.linear(tuple(files)))
 
     def linear(self, metrics: tuple[str, ...]) -> dict[str, tuple[list[int], list[float]]]:
         """metric -> (feature indices, [intercept, coefs]) of the metrics that have a linear base."""
@@ -142,7 +149,7 @@ def _predictor(folder: Path, digest: str, metrics: tuple[str, ...], backend: str
     from jahs_gym.space import N_FEATURES
 
     b = Bundle(folder)
-    bounds, tr = b.bounds(), b.transforms()
+    bounds, tr = b.output_bounds(), b.transforms()
     return load_forest(b.model_files(metrics), {m: tr[m] for m in metrics}, {m: bounds[m] for m in metrics},
                        N_FEATURES, backend, linear=b.linear(metrics))
 

@@ -135,6 +135,7 @@ class Manifest:
     digest: str
     noise: Mapping[str, float] = field(default_factory=_empty, repr=False)
     noise_space: str = "metric"  # "fitted": std in the surrogate's fitted space; "metric": units (older fits)
+    optimum: Mapping[str, Any] = field(default_factory=_empty, repr=False)  # generation.optimum.optimum_record
     compute: Mapping[str, Any] = field(default_factory=_empty, repr=False)
     fit: Mapping[str, Any] = field(default_factory=_empty, repr=False)
     versions: Mapping[str, Any] = field(default_factory=_empty, repr=False)
@@ -142,15 +143,20 @@ class Manifest:
     raw: Mapping[str, Any] = field(default_factory=_empty, repr=False)
 
     @property
-    def best_test_acc(self) -> float:
-        """JAHS-v0's regret reference: the table's best test accuracy (manifests from before fit recorded it:
-        the test_acc forest's upper bound)."""
-        if self.table.best_test_acc is not None:
-            return self.table.best_test_acc
-        if "test_acc" in self.metrics:
-            return self.metrics["test_acc"].hi
-        raise BundleError(f"the {self.task} manifest records no best test accuracy (table.best_test_acc) "
-                          "and has no test_acc metric to bound it")
+    def regret_reference(self) -> float:
+        """JAHS-v0's regret reference: the highest test accuracy the surrogate predicts anywhere in the env's
+        query space (``optimum``, searched by ``generation.optimum`` when the bundle was fitted)."""
+        ref = self.optimum.get("test_acc", {}).get("value")
+        if ref is None:
+            raise BundleError(f"the {self.task} bundle records no surrogate optimum (fitted by an older jahs-gym), "
+                              "so regret has no reference; refit it: `python -m generation fit TABLE -o FOLDER`")
+        return float(ref)
+
+    @property
+    def full_fidelity_cost_s(self) -> float | None:
+        """Mean predicted cost of one full-fidelity evaluation (the JAHS-Bench-201 protocol's budget unit)."""
+        v = self.optimum.get("full_fidelity_cost_s")
+        return None if v is None else float(v)
 
     @property
     def speed_corrected(self) -> bool:
@@ -159,13 +165,6 @@ class Manifest:
     def to_json(self) -> dict[str, Any]:
         """The manifest as a plain (mutable, fresh) dict, as :func:`write_manifest` takes it."""
         return _thaw(self.raw)
-
-    # legacy read-only string-key access for callers not moved to the attributes yet; returns copies
-    def __getitem__(self, key: str) -> Any:
-        return _thaw(self.raw[key])
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return _thaw(self.raw[key]) if key in self.raw else default
 
     @classmethod
     def from_json(cls, data: Any, folder: Path | str | None = None) -> Manifest:
@@ -245,7 +244,7 @@ class Manifest:
 
         return cls(data["format_version"], task, protocol, encoding, MappingProxyType(metrics), table,
                    float(budget), MappingProxyType(dict(files)), digest,
-                   MappingProxyType({m: float(s) for m, s in noise.items()}), noise_space,
+                   MappingProxyType({m: float(s) for m, s in noise.items()}), noise_space, _optimum(v, data),
                    *(_freeze(extras[k]) for k in ("compute", "fit", "versions")),
                    v.opt_str(data.get("created"), "created"), _freeze(data))
 
@@ -410,8 +409,15 @@ def read_manifest(folder: Path | str, verify_files: bool = True) -> Manifest:
     return m
 
 
-def best_test_acc(manifest: Manifest | Mapping) -> float:
-    """JAHS-v0's regret reference (:attr:`Manifest.best_test_acc`); also takes a manifest dict."""
-    if isinstance(manifest, Manifest):
-        return manifest.best_test_acc
-    return float(manifest["table"].get("best_test_acc", manifest["metrics"]["test_acc"]["hi"]))
+def _optimum(v: _Validator, data: dict) -> Mapping[str, Any]:
+    opt = v.obj(data.get("optimum", {}), "optimum", "a dict (test_acc, valid_acc, method, full_fidelity_cost_s)")
+    for m in ("test_acc", "valid_acc"):
+        if m in opt:
+            e = v.obj(opt[m], f"optimum[{m!r}]", "a dict with value, config, fidelity")
+            x = e.get("value")
+            if not _is_num(x) or not 0.0 <= x <= 100.0:
+                v.fail(f"optimum[{m!r}].value", f"is {x!r}", "an accuracy in [0, 100]")
+    c = opt.get("full_fidelity_cost_s")
+    if c is not None and (not _is_num(c) or not (math.isfinite(c) and c > 0)):
+        v.fail("optimum.full_fidelity_cost_s", f"is {c!r}", "a positive finite number of seconds")
+    return _freeze(opt)

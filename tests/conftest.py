@@ -57,7 +57,7 @@ def tiny_bundle(tiny_table: Path, tmp_path_factory: pytest.TempPathFactory) -> P
     root = tmp_path_factory.mktemp("bundles")
     plan = json.loads((tiny_table.parent / "plan.json").read_text())
     fit_bundle(tiny_table, root / "fmnist_tiny", folds=3, trials=1, ship_table=True, protocol=plan["protocol"],
-               progress=False, max_trees=60)
+               progress=False, max_trees=60, optimum_rows=20_000)
     return root / "fmnist_tiny"
 
 

@@ -22,11 +22,15 @@ def _no_wall(rows: list[dict]) -> list[dict]:
 def test_every_agent_runs_a_short_episode(tiny_data_env: str, agent: str, tmp_path: Path) -> None:
     if agent == "optuna_tpe":
         pytest.importorskip("optuna")
-    proto = Protocol(task=tiny_data_env, budget=3.0, max_steps=40)
+    from jahs_gym.bundle import load_bundle
+
+    # a few mean full-fidelity evaluations (full-fidelity agents: random, evolution), many cheap ones
+    budget = 4 * load_bundle(tiny_data_env).manifest.full_fidelity_cost_s
+    proto = Protocol(task=tiny_data_env, budget=budget, max_steps=40)
     rows = run_one(agent, 0, proto, tmp_path)
     assert rows, f"{agent} evaluated nothing"
     df = pd.DataFrame(rows)
-    assert (df["cumulative_cost"].diff().dropna() >= 0).all() and df["cumulative_cost"].max() <= 3.0
+    assert (df["cumulative_cost"].diff().dropna() >= 0).all() and df["cumulative_cost"].max() <= budget
     assert (df["incumbent_valid_acc"].diff().dropna() >= 0).all()
     assert _no_wall(rows) == _no_wall(run_one(agent, 0, proto, tmp_path))  # same seed, same episode
 
@@ -49,19 +53,28 @@ def test_rl_agents_train_and_evaluate(tiny_data_env: str, tmp_path: Path) -> Non
         assert rows and _no_wall(rows) == _no_wall(again)
 
 
+def _budget(task: str, evaluations: float = 4) -> str:
+    """A budget of a few mean full-fidelity evaluations (random search evaluates at full fidelity only)."""
+    from jahs_gym.bundle import load_bundle
+
+    return str(evaluations * load_bundle(task).manifest.full_fidelity_cost_s)
+
+
 def test_harness_end_to_end(tiny_data_env: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "out"
     argv = ["--task", tiny_data_env, "--agents", "random,successive_halving,ucb", "--seeds", "2", "--workers", "2",
-            "--budget", "3", "--out", str(out)]
+            "--budget", _budget(tiny_data_env), "--out", str(out)]
     assert main(argv) == 0
     text = capsys.readouterr().out
-    assert "best test accuracy the task's data knows" in text and "successive_halving" in text
+    assert "the surrogate's optimum test accuracy" in text and "successive_halving" in text
+    assert "Pairwise tests" in text and "Holm" in text
     df = pd.read_parquet(out / "results.parquet")
     assert list(df.columns) == list(RESULT_COLUMNS)
     assert set(df["agent"]) == {"random", "successive_halving", "ucb"} and set(df["seed"]) == {0, 1}
     assert (out / "anytime.png").stat().st_size > 10_000 and (out / "leaderboard.md").exists()
-    board = leaderboard(df)
-    assert list(board["rank"]) == [1, 2, 3] and (board["seeds"] == 2).all()
+    board, pairs = leaderboard(df)
+    assert list(board["rank"]) == [1, 2, 3] and (board["seeds"] == 2).all() and len(pairs) == 3
+    assert board["avg_rank"].between(1, 3).all()
     out2 = tmp_path / "again"
     assert main(argv[:-1] + [str(out2), "--workers", "1"]) == 0
     again = pd.read_parquet(out2 / "results.parquet")
@@ -69,12 +82,48 @@ def test_harness_end_to_end(tiny_data_env: str, tmp_path: Path, capsys: pytest.C
     assert main(["--task", tiny_data_env, "--agents", "random,alphazero"]) == 2
 
 
-def test_regret_is_against_the_tables_best(tiny_data_env: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("argv", [["--agents", ""], ["--seeds", "0"], ["--seeds", "-2"], ["--budget", "-5"],
+                                  ["--budget", "0"], ["--budget", "nan"], ["--task", "nope"],
+                                  ["--protocol", "jahs", "--budget", "3"], ["--rl-timesteps", "0"]])
+def test_harness_refuses_bad_arguments(tiny_data_env: str, tmp_path: Path, argv: list[str]) -> None:
+    full = ["--task", tiny_data_env, "--agents", "random", "--out", str(tmp_path)]
+    for i in range(0, len(argv), 2):  # the bad value replaces the default one
+        if argv[i] in full:
+            full[full.index(argv[i]) + 1] = argv[i + 1]
+        else:
+            full += argv[i:i + 2]
+    try:
+        rc = main(full)
+    except SystemExit as e:  # argparse: "error: argument --seeds: ..."
+        rc = e.code
+    assert rc == 2 and not (tmp_path / "results.parquet").exists()
+
+
+def test_jahs_protocol(tiny_data_env: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from jahs_gym.bundle import load_bundle
 
-    best = load_bundle(tiny_data_env).manifest.table.best_test_acc
+    unit = load_bundle(tiny_data_env).manifest.full_fidelity_cost_s
+    out = tmp_path / "jahs"
+    assert main(["--task", tiny_data_env, "--agents", "random,successive_halving", "--seeds", "3", "--workers", "1",
+                 "--protocol", "jahs", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert f"budget 100 mean full-fidelity evaluations ({100 * unit:.0f} simulated s" in text
+    df = pd.read_parquet(out / "results.parquet")
+    assert df["cumulative_cost"].max() <= 100 * unit + 1e-6
+    # random search at full fidelity spends the budget on about 100 evaluations of that mean cost
+    rnd = df[df["agent"] == "random"].groupby("seed")["cumulative_cost"].max()
+    assert (rnd > 50 * unit).all()
+
+
+def test_regret_is_against_the_surrogates_optimum(tiny_data_env: str, tmp_path: Path) -> None:
+    from jahs_gym.bundle import load_bundle
+
+    man = load_bundle(tiny_data_env).manifest
+    best = man.regret_reference
+    assert best == man.optimum["test_acc"]["value"] and best >= man.optimum["test_acc"]["random_best"]
     rows = pd.DataFrame(run_one("random", 3, Protocol(task=tiny_data_env, budget=3.0), tmp_path))
     np.testing.assert_allclose(rows["regret"], best - rows["incumbent_test_acc"])
+    assert (rows["regret"] >= 0).all()
 
 
 @pytest.mark.slow
@@ -87,14 +136,14 @@ def test_harness_under_mpiexec(tiny_data_env: str, tmp_path: Path) -> None:
     mpiexec = shutil.which("mpiexec") or str(Path(sys.executable).with_name("mpiexec"))
     out = tmp_path / "mpi"
     r = subprocess.run([mpiexec, "-n", "2", sys.executable, "-m", "agents.bench", "--task", tiny_data_env, "--agents",
-                        "random,ucb", "--seeds", "3", "--budget", "3", "--out", str(out)],
+                        "random,ucb", "--seeds", "3", "--budget", _budget(tiny_data_env), "--out", str(out)],
                        capture_output=True, text=True, timeout=300, env=dict(os.environ))
     assert r.returncode == 0, r.stderr[-2000:]
     df = pd.read_parquet(out / "results.parquet")
     assert set(zip(df["agent"], df["seed"])) == {(a, s) for a in ("random", "ucb") for s in range(3)}
     single = tmp_path / "single"
-    assert main(["--task", tiny_data_env, "--agents", "random,ucb", "--seeds", "3", "--budget", "3", "--workers", "1",
-                 "--out", str(single)]) == 0
+    assert main(["--task", tiny_data_env, "--agents", "random,ucb", "--seeds", "3", "--budget", _budget(tiny_data_env),
+                 "--workers", "1", "--out", str(single)]) == 0
     pd.testing.assert_frame_equal(df.drop(columns="wall_s"),
                                   pd.read_parquet(single / "results.parquet").drop(columns="wall_s"))
 

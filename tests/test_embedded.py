@@ -168,10 +168,13 @@ def test_surrogate_keeps_the_top_of_the_table(folder: Path, table: pd.DataFrame)
     """A refit whose test_acc forest flattens the best configs would raise every agent's regret floor."""
     from generation.datacard import top_of_table
 
+    man = read_manifest(folder)
     top = top_of_table(folder, table)
-    assert top["label_best"] == read_manifest(folder).table.best_test_acc
-    assert top["oracle_regret"] < 3.0  # the row rated best by valid_acc is near the table's best test label
-    assert top["top_label"] - top["top_pred"] < 5.0 and top["pred_max"] <= top["label_best"] + 1.0
+    assert top["label_best"] == man.table.best_test_acc
+    # the row rated best by valid_acc is within a few points of the floor that the valid optimum itself leaves
+    floor = man.regret_reference - man.optimum["valid_acc"]["test_acc"]
+    assert 0 <= top["oracle_regret"] < floor + 3.0
+    assert top["top_label"] - top["top_pred"] < 5.0 and top["pred_max"] <= top["label_best"] + 3.0
     assert f"a regret of {top['oracle_regret']:.2f} points" in (folder / "DATA_CARD.md").read_text()
 
 

@@ -57,7 +57,7 @@ def test_observation_holds_no_test_accuracy(tiny_data_env: str) -> None:
     env.reset(seed=0)
     obs, _, _, _, info = env.step(env.action_space.sample())
     assert tuple(obs) == OBS_KEYS and "test_acc" not in obs
-    assert 0 <= info["test_acc"] <= 100 and info["regret"] == pytest.approx(info["best_test_acc"]
+    assert 0 <= info["test_acc"] <= 100 and info["regret"] == pytest.approx(info["regret_reference"]
                                                                              - info["incumbent_test_acc"])
     assert obs["valid_acc"][0] == pytest.approx(min(max((info["valid_acc"] - env.task.bundle.bounds()["valid_acc"][0])
                                                         / (env.task.bundle.bounds()["valid_acc"][1]

@@ -56,7 +56,9 @@ def test_shipped_bundles_round_trip(task: str) -> None:
     assert m.task == task and m.format_version == FORMAT_VERSION and m.digest == data[_SELF]
     assert m.protocol.max_epochs == data["protocol"]["max_epochs"] == Bundle(folder).max_epochs
     assert m.default_budget_s == data["default_budget_s"] and dict(m.noise) == data["noise"]
-    assert m.best_test_acc == data["table"]["best_test_acc"] and m.table.file == "table.parquet"
+    assert m.table.best_test_acc == data["table"]["best_test_acc"] and m.table.file == "table.parquet"
+    assert m.regret_reference == data["optimum"]["test_acc"]["value"] and m.noise_space == "fitted"
+    assert m.full_fidelity_cost_s == data["optimum"]["full_fidelity_cost_s"] > 0
     e = m.metrics["cpu_runtime"]
     assert (e.file, e.transform, e.lo, e.hi) == tuple(data["metrics"]["cpu_runtime"][k]
                                                       for k in ("file", "transform", "lo", "hi"))
@@ -76,15 +78,37 @@ def test_manifest_is_frozen() -> None:
         m.noise["test_acc"] = 0.0  # type: ignore[index]
     with pytest.raises(TypeError):
         m.metrics["valid_acc"].quality_by_fidelity["N1-W4-R1"]["r2"] = 1.0  # type: ignore[index]
+    with pytest.raises(TypeError):
+        m.optimum["test_acc"]["value"] = 100.0  # type: ignore[index]
+    with pytest.raises(TypeError):
+        m["task"]  # type: ignore[index]  # no string-key access: typed attributes only
     d = m.to_json()
-    d["table"]["best_test_acc"] = 0.0  # a fresh copy: the manifest is untouched
-    assert m.best_test_acc > 0
+    d["optimum"]["test_acc"]["value"] = 0.0  # a fresh copy: the manifest is untouched
+    assert m.regret_reference > 0
 
 
-def test_older_manifest_falls_back_to_the_test_acc_bound(bundle: Path) -> None:
+def test_a_manifest_without_a_surrogate_optimum_has_no_regret_reference(bundle: Path) -> None:
     data = _raw(bundle)
-    del data["table"]["best_test_acc"]
-    assert Manifest.from_json(data).best_test_acc == data["metrics"]["test_acc"]["hi"]
+    del data["optimum"]
+    m = Manifest.from_json(data)
+    with pytest.raises(BundleError, match="records no surrogate optimum .* refit it"):
+        _ = m.regret_reference
+    assert m.full_fidelity_cost_s is None
+
+
+@pytest.mark.parametrize(("path", "value", "needle"), [
+    (("optimum", "test_acc", "value"), 101.0, r"optimum\['test_acc'\]\.value"),
+    (("optimum", "full_fidelity_cost_s"), -1.0, r"optimum\.full_fidelity_cost_s"),
+    (("noise_space",), "bits", r"noise_space"),
+])
+def test_bad_optimum_and_noise_space_are_refused(bundle: Path, path: tuple, value: object, needle: str) -> None:
+    data = _raw(bundle)
+    d = data
+    for k in path[:-1]:
+        d = d[k]
+    d[path[-1]] = value
+    with pytest.raises(BundleError, match=needle):
+        Manifest.from_json(data)
 
 
 def test_version_mismatch_is_refused(bundle: Path, monkeypatch: pytest.MonkeyPatch) -> None:

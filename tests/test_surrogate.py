@@ -96,7 +96,7 @@ def test_parsimony_floor_keeps_few_trees_for_a_nearly_exact_target() -> None:
 
 
 def test_synthetic_fit_learns_the_known_function(synthetic_bundle: Path) -> None:
-    m = read_manifest(synthetic_bundle)
+    m = read_manifest(synthetic_bundle).to_json()
     assert list(m["metrics"]) == SYNTHETIC_METRICS
     assert m["metrics"]["valid_acc"]["quality"]["r2"] > 0.8
     assert m["metrics"]["valid_acc"]["quality"]["kendall_tau"] > 0.6
@@ -204,7 +204,7 @@ def test_fast_predictor_equals_xgboost(tiny_bundle: Path, tiny_table: Path, back
     rows.x[:] = x[5]
     np.testing.assert_allclose(rows(), naive[5], rtol=1e-4, atol=1e-9)
     np.testing.assert_allclose(rows.raw, p.predict_raw(x[5:6])[0], rtol=1e-6, atol=1e-9)
-    lo, hi = np.array([b.bounds()[m] for m in b.metrics]).T
+    lo, hi = np.array([b.output_bounds()[m] for m in b.metrics]).T
     assert (fast >= lo).all() and (fast <= hi).all()
 
 
@@ -225,7 +225,7 @@ def test_c_walk_matches_numpy_on_odd_and_even_rows_and_groups(tiny_bundle: Path,
     raws = [read_booster_json(f) for f in b.model_files().values()]
     trees = [t for r in raws for t in r["learner"]["gradient_booster"]["model"]["trees"]]  # every metric's trees
     m, raw = b.metrics[0], raws[0]
-    tr, bounds = b.transforms(), b.bounds()
+    tr, bounds = b.transforms(), b.output_bounds()
     groups = set()
     for k in (1, 7, 8, 9, 16, 17, 24):
         raw["learner"]["gradient_booster"]["model"]["trees"] = [trees[i % len(trees)] for i in range(k)]
@@ -269,7 +269,7 @@ def test_threaded_batches_equal_xgboost(tiny_bundle: Path) -> None:
     x = encode(sample_configs(n, 0), fids)
     naive = b.naive_predictor().predict(x)
     for threads in (1, 2, 3):
-        fast = load_forest(b.model_files(), b.transforms(), b.bounds(), N_FEATURES, threads=threads,
+        fast = load_forest(b.model_files(), b.transforms(), b.output_bounds(), N_FEATURES, threads=threads,
                            linear=b.linear(b.metrics)).predict(x)
         np.testing.assert_allclose(fast, naive, rtol=1e-4, atol=1e-9)
 

@@ -45,7 +45,7 @@ class Episodes:
         # per-task constants gathered per episode in the vector back end
         self._grid = np.stack([t.epoch_grid for t in tasks])
         self._budgets = np.array([t.budget for t in tasks])
-        self._best = np.array([t.best_test_acc for t in tasks])
+        self._best = np.array([t.regret_reference for t in tasks])
         self._noise_std = np.array([t.noise_std if t.noise_std is not None else [0.0] * len(self.metrics)
                                     for t in tasks])
         self._rows = None if vector else tasks[0].forest.row_predictor()  # buffers of this env's own
@@ -54,7 +54,7 @@ class Episodes:
             self.task_of = np.zeros(n, dtype=np.int64)
             self.key = np.zeros(n, dtype=np.uint64)
             self.cum, self.steps = np.zeros(n), np.zeros(n, dtype=np.int64)
-            self.inc_valid, self.inc_test = np.zeros(n), np.zeros(n)
+            self.inc_valid, self.inc_test, self.inc_test_clean = np.zeros(n), np.zeros(n), np.zeros(n)
             self.has_inc = np.zeros(n, dtype=bool)
             self.inc_cols = [np.zeros(n, dtype=d) for d in COMPONENT_DTYPES]
             self.inc_epoch = np.zeros(n, dtype=np.int64)
@@ -79,7 +79,7 @@ class Episodes:
         """Start episode ``i`` afresh on task ``task_index`` with noise key ``key``."""
         if self.vector:
             self.task_of[i], self.key[i] = task_index, key
-            self.cum[i] = self.steps[i] = self.inc_valid[i] = self.inc_test[i] = 0
+            self.cum[i] = self.steps[i] = self.inc_valid[i] = self.inc_test[i] = self.inc_test_clean[i] = 0
             self.has_inc[i] = False
             self.obs[i] = 0.0
             for col in self.inc_cols:
@@ -91,6 +91,7 @@ class Episodes:
             if task is not self._row_task:
                 self._rows, self._row_task = task.forest.row_predictor(), task
             self.cum, self.steps, self.inc_valid, self.inc_test, self.has_inc = 0.0, 0, 0.0, 0.0, False
+            self.inc_test_clean = 0.0
             self.inc_cols, self.inc_epoch = [0] * len(COMPONENTS), 0
             self._inc_info: dict | None = None
             self.obs = [0.0] * len(OBS_KEYS)
@@ -105,21 +106,23 @@ class Episodes:
     def _epochs(self, ei: Any) -> Any:
         return self._grid[self.task_of, ei] if self.vector else self.tasks[self.task_index].epoch_grid_list[ei]
 
-    def _predict(self, cols: list, epoch: Any, live: Any) -> tuple[Any, Any]:
-        """(metrics, raw) of every live evaluation, in the env's metric order: metrics in their units and the
-        forest's fitted-space outputs (noise included). Lists of floats, or (n, metrics) arrays (zeros where
-        not live)."""
+    def _predict(self, cols: list, epoch: Any, live: Any) -> tuple[Any, Any, Any]:
+        """(metrics, raw, clean) of every live evaluation, in the env's metric order: metrics in their units and
+        the forest's fitted-space outputs (noise included), and the noise-free metrics. Lists of floats, or
+        (n, metrics) arrays (zeros where not live)."""
         if not self.vector:
             rows = self._rows
             encode_one(rows.x, tuple(cols[:6]), *cols[6:13], epoch)
             rows()
             if not self.noise:
-                return rows.y.tolist(), rows.raw.tolist()
+                y = rows.y.tolist()
+                return y, rows.raw.tolist(), y
             raw = rows.raw[None, :].copy()
             y = self._noisy(raw, [np.asarray([c]) for c in cols], np.asarray([self.key], dtype=np.uint64),
                             self._noise_std[self.task_index], self.tasks[self.task_index])
-            return y[0].tolist(), raw[0].tolist()
+            return y[0].tolist(), raw[0].tolist(), rows.y.tolist()
         y, raw = np.zeros((self.n, len(self.metrics))), np.zeros((self.n, len(self.metrics)))
+        clean = np.zeros((self.n, len(self.metrics))) if self.noise else y
         for t_idx, task in enumerate(self.tasks):
             sel = live & (self.task_of == t_idx) if len(self.tasks) > 1 else live
             if not sel.any():
@@ -128,11 +131,12 @@ class Episodes:
             x = encode_arrays(np.stack(sc[:6], axis=1), *sc[6:13], epoch[sel])
             r = task.forest.predict_raw(x)
             if self.noise:
+                clean[sel] = task.forest.finish(r.copy())
                 y[sel] = self._noisy(r, sc, self.key[sel], self._noise_std[t_idx], task)
             else:
                 y[sel] = task.forest.finish(r.copy())
             raw[sel] = r
-        return y, raw
+        return y, raw, clean
 
     @staticmethod
     def _noisy(raw: np.ndarray, cols: list, keys: np.ndarray, std: np.ndarray, task: EnvTask) -> np.ndarray:
@@ -176,7 +180,7 @@ class Episodes:
         """Apply decoded actions to the live episodes: (observation, reward, terminated, truncated, info)."""
         xp = self.xp
         epoch = self._epochs(cols[C_EPOCH])
-        y, raw = self._predict(cols, epoch, live)
+        y, raw, clean = self._predict(cols, epoch, live)
         runtime = xp.col(y, self.c_runtime)
         cost = self._charge(cols, epoch, runtime, live)
         budget = self._budgets[self.task_of] if self.vector else self.tasks[self.task_index].budget
@@ -189,6 +193,7 @@ class Episodes:
         better = ok & (xp.logical_not(self.has_inc) | (valid > prev_inc))
         self.inc_valid = xp.where(better, valid, prev_inc)
         self.inc_test = xp.where(better, test, self.inc_test)
+        self.inc_test_clean = xp.where(better, xp.col(clean, self.c_test), self.inc_test_clean)
         self.has_inc = self.has_inc | better
         self.inc_cols = xp.where_cols(better, cols, self.inc_cols)
         self.inc_epoch = xp.where(better, epoch, self.inc_epoch)
@@ -250,12 +255,12 @@ class Episodes:
     def _info(self, cols: list, epoch: Any, y: Any, cost: Any, budget: Any, over: Any, ok: Any, live: Any,
               better: Any) -> dict:
         xp = self.xp
-        best = self._best[self.task_of] if self.vector else self.tasks[self.task_index].best_test_acc
+        best = self._best[self.task_of] if self.vector else self.tasks[self.task_index].regret_reference
         info = {"task": self._task_names(), "budget": budget, "cost": cost, "cumulative_cost": self.cum,
-                "over_budget": over, "best_test_acc": best,
+                "over_budget": over, "regret_reference": best,
                 "config": _config(cols, self.vector), "fidelity": _fidelity(cols, epoch),
                 "incumbent_valid_acc": self.inc_valid, "incumbent_test_acc": self.inc_test,
-                "regret": xp.nan_unless(self.has_inc, best - self.inc_test)}
+                "regret": xp.nan_unless(self.has_inc, best - self.inc_test_clean)}
         if self.vector:
             info["valid_acc"] = np.where(ok, y[:, self.c_valid], np.nan)
             info["test_acc"] = np.where(ok, y[:, self.c_test], np.nan)

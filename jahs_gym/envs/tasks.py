@@ -63,7 +63,7 @@ class EnvTask:
                 math.isfinite(b) and b > 0):
             raise ValueError(f"budget={budget!r} must be a positive, finite number of simulated seconds")
         self.budget = float(b)
-        self.best_test_acc = man.best_test_acc
+        self.regret_reference = man.regret_reference  # the surrogate's own optimum test accuracy
         self.noise_std = noise_std(bundle, metrics)
         # observation: (f(y) - f(lo)) / (f(hi) - f(lo)) clipped to [0, 1], with f the transform the surrogate was
         # fitted in (so f(y) is the forest's raw output) and lo, hi the range of the bundle's table

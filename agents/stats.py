@@ -1,0 +1,109 @@
+"""Which leaderboard differences are real: average ranks, paired Wilcoxon signed-rank tests, Holm's correction.
+
+Agents are compared on their final regret over the seeds they share (each seed is one episode, the same
+task and protocol for every agent, so the comparison is paired). The Wilcoxon signed-rank test here is
+exact (zero differences dropped, tied absolute differences given their mean rank, the null distribution of
+the signed-rank sum enumerated over the 2^n sign patterns by dynamic programming): no normal approximation
+and no SciPy needed. Holm's step-down correction keeps the family-wise error rate at ``alpha`` over all pairs.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pandas as pd
+
+ALPHA = 0.05
+
+
+def _midranks(a: np.ndarray) -> np.ndarray:
+    """Ranks 1..n of ``a`` with tied values given their mean rank."""
+    order = np.argsort(a, kind="stable")
+    ranks = np.empty(len(a))
+    s = a[order]
+    i = 0
+    while i < len(s):
+        j = i
+        while j + 1 < len(s) and s[j + 1] == s[i]:
+            j += 1
+        ranks[order[i:j + 1]] = (i + j) / 2 + 1
+        i = j + 1
+    return ranks
+
+
+def wilcoxon_signed_rank(d: np.ndarray) -> tuple[float, float]:
+    """(W+, exact two-sided p) of paired differences ``d`` (zeros dropped; p = 1 when none is left)."""
+    d = np.asarray(d, dtype=np.float64)
+    d = d[d != 0]
+    if len(d) == 0:
+        return 0.0, 1.0
+    r2 = np.round(2 * _midranks(np.abs(d))).astype(np.int64)  # midranks are multiples of 1/2
+    w2 = int(r2[d > 0].sum())
+    counts = np.zeros(int(r2.sum()) + 1)
+    counts[0] = 1.0
+    for r in r2:  # the distribution of the sum of a random subset of the ranks (each sign equally likely)
+        counts[r:] = counts[r:] + counts[:-r].copy() if r > 0 else counts * 2
+    prob = counts / counts.sum()
+    lower, upper = prob[:w2 + 1].sum(), prob[w2:].sum()
+    return w2 / 2, float(min(1.0, 2 * min(lower, upper)))
+
+
+def holm(p: list[float]) -> list[float]:
+    """Holm-adjusted p-values (same order as ``p``)."""
+    m = len(p)
+    order = np.argsort(p, kind="stable")
+    adj = np.empty(m)
+    running = 0.0
+    for k, i in enumerate(order):
+        running = max(running, min(1.0, (m - k) * p[i]))
+        adj[i] = running
+    return adj.tolist()
+
+
+def final_regrets(df: pd.DataFrame) -> pd.DataFrame:
+    """(seed x agent) final regret of each episode (the last revealed evaluation's regret)."""
+    last = df.sort_values("step").groupby(["agent", "seed"])["regret"].last()
+    return last.unstack("agent")
+
+
+def pairwise(final: pd.DataFrame, alpha: float = ALPHA) -> pd.DataFrame:
+    """One row per pair of agents: seeds shared, mean difference (a - b), W+, p, Holm-adjusted p, verdict."""
+    rows = []
+    for a, b in itertools.combinations(final.columns, 2):
+        both = final[[a, b]].dropna()
+        d = (both[a] - both[b]).to_numpy()
+        w, p = wilcoxon_signed_rank(d)
+        rows.append({"a": a, "b": b, "seeds": len(both), "mean_diff": float(d.mean()) if len(d) else np.nan,
+                     "W+": w, "p": p})
+    out = pd.DataFrame(rows, columns=["a", "b", "seeds", "mean_diff", "W+", "p"])
+    out["p_holm"] = holm(out["p"].tolist()) if len(out) else []
+    out["significant"] = out["p_holm"] < alpha
+    return out
+
+
+def average_ranks(final: pd.DataFrame) -> pd.Series:
+    """Each agent's rank (1 = lowest regret, ties share the mean rank) averaged over the seeds every agent ran."""
+    common = final.dropna()
+    if common.empty:
+        return pd.Series(np.nan, index=final.columns)
+    ranks = np.array([_midranks(row) for row in common.to_numpy()])
+    return pd.Series(ranks.mean(axis=0), index=final.columns)
+
+
+def beats(pairs: pd.DataFrame) -> dict[str, list[str]]:
+    """agent -> the agents it has significantly lower final regret than (Holm-adjusted)."""
+    out: dict[str, list[str]] = {}
+    for r in pairs[pairs["significant"]].itertuples():
+        winner, loser = (r.a, r.b) if r.mean_diff < 0 else (r.b, r.a)
+        out.setdefault(winner, []).append(loser)
+    return out
+
+
+def top_group(board: pd.DataFrame, pairs: pd.DataFrame) -> set[str]:
+    """The best agent by mean final regret and every agent not significantly worse than it."""
+    if board.empty:
+        return set()
+    best = board.index[0]
+    worse = set(beats(pairs).get(best, []))
+    return {a for a in board.index if a not in worse}
