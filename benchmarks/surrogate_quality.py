@@ -190,8 +190,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"   {metric:12s} base on {name:13s}: R2 {q['r2']:.3f} tau {q['kendall_tau']:.3f}")
     paths = ("n_paths", "path_max_convs", "path_min_convs", "param_free_path")
     for seed in (0, 1, 2):
-        without, with_ = (held_out(df, "valid_acc", "none", seed, drop=paths),
-                          held_out(df, "valid_acc", "none", seed))
+        without, with_ = (held_out(df, "valid_acc", BY_NAME["valid_acc"].transform, seed, drop=paths),
+                          held_out(df, "valid_acc", BY_NAME["valid_acc"].transform, seed))
         print(f"   valid_acc    folds seed {seed}: without path features R2 {without['r2']:.3f} tau "
               f"{without['kendall_tau']:.3f} | with R2 {with_['r2']:.3f} tau {with_['kendall_tau']:.3f}")
     print("3. growth with the number of configs")
@@ -202,7 +202,8 @@ def main(argv: list[str] | None = None) -> int:
     for share in map(float, args.shares.split(",")):
         keep = set(order[: max(10, int(round(share * len(configs))))])
         sub = df[df["config_id"].isin(keep)]
-        va, rt = held_out(sub, "valid_acc", "none"), held_out(sub, "cpu_runtime", "log", linear=LINEAR_FEATURES)
+        va = held_out(sub, "valid_acc", BY_NAME["valid_acc"].transform)
+        rt = held_out(sub, "cpu_runtime", "log", linear=LINEAR_FEATURES)
         rows.append((len(keep), va["r2"], va["kendall_tau"], rt["r2"]))
         print(f"{len(keep):5d} configs: valid_acc R2 {va['r2']:.3f} tau {va['kendall_tau']:.3f} | "
               f"cpu_runtime R2 {rt['r2']:.3f}")

@@ -118,7 +118,8 @@ void jg_predict_mt(const float *x, int64_t n_rows, int64_t n_feat, const node_t 
     }
 }
 
-/* Inverse transforms (0 none, 1 exp, 2 expm1) and clipping to [lo, hi], in place. */
+/* Inverse transforms (0 none, 1 exp, 2 expm1, 3 percent logistic 100 / (1 + exp(-v))) and clipping to [lo, hi],
+ * in place. */
 void jg_finish(double *out, int64_t n_rows, int64_t n_out, const int32_t *transform, const double *lo,
                const double *hi) {
     for (int64_t r = 0; r < n_rows; ++r) {
@@ -127,6 +128,7 @@ void jg_finish(double *out, int64_t n_rows, int64_t n_out, const int32_t *transf
             double v = o[m];
             if (transform[m] == 1) v = exp(v);
             else if (transform[m] == 2) v = expm1(v);
+            else if (transform[m] == 3) v = 100.0 / (1.0 + exp(-v));
             o[m] = v < lo[m] ? lo[m] : (v > hi[m] ? hi[m] : v);
         }
     }
@@ -148,7 +150,7 @@ void jg_predict_one(const float *x, int64_t n_feat, const node_t *nodes, const f
 }
 
 /* Bumped whenever an exported signature changes; predictor.py refuses a kernel built from another version. */
-int jg_abi(void) { return 2; }
+int jg_abi(void) { return 3; }
 
 static struct PyModuleDef forest_module = {PyModuleDef_HEAD_INIT, "_forest", "C forest kernel (ctypes)", -1, NULL};
 PyMODINIT_FUNC PyInit__forest(void) { return PyModule_Create(&forest_module); }

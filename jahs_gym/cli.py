@@ -83,17 +83,20 @@ def _demo(args: argparse.Namespace) -> int:
     print(f"{'step':>4} {'N':>2} {'W':>3} {'res':>5} {'ep':>3} {'valid%':>7} {'cost s':>8} {'used':>6} "
           f"{'incumbent%':>10}")
     total = 0.0
-    for _ in range(args.steps):
+    for step in range(1, args.steps + 1):
         obs, reward, terminated, truncated, info = env.step(env.action_space.sample())
         total += reward
         if info["over_budget"]:
             print(f"{'-':>4} next evaluation ({info['cost']:.0f} s) does not fit the budget: episode ends")
         else:
             f = info["fidelity"]
-            print(f"{env.unwrapped.steps:4d} {f['N']:2d} {f['W']:3d} {f['Resolution']:5.2f} {f['epoch']:3d} "
+            print(f"{step:4d} {f['N']:2d} {f['W']:3d} {f['Resolution']:5.2f} {f['epoch']:3d} "
                   f"{info['valid_acc']:7.2f} {info['cost']:8.1f} {obs[9]:6.1%} {info['incumbent_valid_acc']:10.2f}")
         if terminated or truncated:
             break
+    if "incumbent" not in info:
+        print(f"return {total:.3f}; nothing was evaluated within the budget")
+        return 0
     print(f"return {total:.3f}; incumbent test accuracy {info['incumbent_test_acc']:.2f}% "
           f"(regret {info['regret']:.2f} points against the surrogate's optimum, "
           f"{info['regret_reference']:.2f}%)")

@@ -19,20 +19,20 @@ class Metric:
     hi: float
     per: str
     predicted: bool
-    transform: str = "none"  # "none" or "log" (the surrogate fits log(value))
+    transform: str = "none"  # what the surrogate fits: "none", "log", "log1p" or "logit" (jahs_gym.transforms)
     description: str = ""
 
 
 _INF = math.inf
 METRICS: tuple[Metric, ...] = (
     Metric("train_loss", "nats", 0, _INF, "epoch", True, "log1p", "mean cross-entropy over the epoch's batches"),
-    Metric("train_acc", "%", 0, 100, "epoch", True, "none", "accuracy on the augmented training batches"),
+    Metric("train_acc", "%", 0, 100, "epoch", True, "logit", "accuracy on the augmented training batches"),
     Metric("train_duration", "s", 0, _INF, "epoch", False, "log", "wall seconds of the epoch's training loop"),
     Metric("valid_loss", "nats", 0, _INF, "epoch", True, "log1p", "cross-entropy on the validation split"),
-    Metric("valid_acc", "%", 0, 100, "epoch", True, "none", "accuracy on the validation split"),
+    Metric("valid_acc", "%", 0, 100, "epoch", True, "logit", "accuracy on the validation split"),
     Metric("valid_duration", "s", 0, _INF, "epoch", False, "log", "wall seconds to evaluate the validation split"),
     Metric("test_loss", "nats", 0, _INF, "epoch", True, "log1p", "cross-entropy on the official test split"),
-    Metric("test_acc", "%", 0, 100, "epoch", True, "none", "accuracy on the official test split"),
+    Metric("test_acc", "%", 0, 100, "epoch", True, "logit", "accuracy on the official test split"),
     Metric("test_duration", "s", 0, _INF, "epoch", False, "log", "wall seconds to evaluate the test split"),
     Metric("runtime", "s", 0, _INF, "epoch", True, "log",
            "cumulative wall seconds of training and evaluation since the start of the run"),

@@ -23,7 +23,7 @@ import numpy as np
 from jahs_gym import transforms as tf
 from jahs_gym.metrics import BY_NAME
 
-KERNEL_ABI = 2  # jg_abi() of the _forest.c these ctypes signatures match
+KERNEL_ABI = 3  # jg_abi() of the _forest.c these ctypes signatures match
 
 
 def _load_kernel() -> ctypes.CDLL | None:
@@ -255,8 +255,10 @@ class ForestPredictor:
         if self.backend == "c" and raw.flags.c_contiguous and raw.dtype == np.float64:
             _KERNEL.jg_finish(raw.ctypes.data, raw.shape[0], raw.shape[1], *self._fin_ptrs)
             return raw
-        for code, name in ((1, "log"), (2, "log1p")):
+        for name, code in tf.CODES.items():
             cols = self._tcode == code
+            if name == "none":
+                continue
             if cols.any():
                 raw[:, cols] = tf.inverse(name, raw[:, cols])
         np.clip(raw, self.lo, self.hi, out=raw)

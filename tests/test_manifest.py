@@ -149,7 +149,7 @@ MALFORMED = {  # defect -> (edit of the manifest, the field the error must name)
     "encoding as a string": (_set("encoding", "jahs-onehot-v4"), r"encoding is a str; allowed: a dict with name"),
     "no metrics": (_set("metrics", {}), r"metrics is empty; allowed: a non-empty dict"),
     "unknown transform": (_set("metrics:runtime:transform", "sqrt"),
-                          r"metrics\['runtime'\]\.transform is 'sqrt'; allowed: one of \['none', 'log', 'log1p'\]"),
+                          r"metrics\['runtime'\]\.transform is 'sqrt'; allowed: one of \['none', 'log', 'log1p'"),
     "lo above hi": (_set("metrics:valid_acc:lo", 99.0), r"metrics\['valid_acc'\]\.lo 99.0 is above hi .*lo <= hi"),
     "NaN bound": (_set("metrics:test_acc:hi", math.nan), r"metrics\['test_acc'\]\.hi is nan; allowed: a finite"),
     "unknown metric": (_unknown_metric, r"metrics\['accuracy'\] is not a known metric; allowed: one of \["),

@@ -101,11 +101,12 @@ class ActionCodec:
                 v = action.tolist()
             else:
                 v = self._index_matrix(action, 1, single=True)[0].tolist()
-            for i, (x, n) in enumerate(zip(v, self._nvec_list)):
-                if not 0 <= x < n:
-                    raise ValueError(f"action[{i}]={x} ({COMPONENTS[i]}) is out of range; allowed: 0..{n - 1} "
-                                     f"(action space {self.space})")
-            return [tab[x] for tab, x in zip(self.tables, v)]
+            try:
+                return [tab[x] if x >= 0 else tab[n] for tab, x, n in zip(self.tables, v, self._nvec_list)]
+            except IndexError:  # an index outside 0..n-1 (a negative one is sent past the end too)
+                i = next(i for i, (x, n) in enumerate(zip(v, self._nvec_list)) if not 0 <= x < n)
+                raise ValueError(f"action[{i}]={v[i]} ({COMPONENTS[i]}) is out of range; allowed: "
+                                 f"0..{self._nvec_list[i] - 1} (action space {self.space})") from None
         if t == "discrete":
             return list(self._arm_rows[self._arm_index(action)])
         batch = ({k: np.asarray(v)[None] for k, v in action.items()} if isinstance(action, Mapping)

@@ -52,6 +52,7 @@ class Episodes:
         self._row_task: EnvTask | None = tasks[0]
         if vector:
             self.task_of = np.zeros(n, dtype=np.int64)
+            self.budget, self.reference = np.full(n, tasks[0].budget), np.full(n, tasks[0].regret_reference)
             self.key = np.zeros(n, dtype=np.uint64)
             self.cum, self.steps = np.zeros(n), np.zeros(n, dtype=np.int64)
             self.inc_valid, self.inc_test, self.inc_test_clean = np.zeros(n), np.zeros(n), np.zeros(n)
@@ -79,6 +80,7 @@ class Episodes:
         """Start episode ``i`` afresh on task ``task_index`` with noise key ``key``."""
         if self.vector:
             self.task_of[i], self.key[i] = task_index, key
+            self.budget[i], self.reference[i] = self._budgets[task_index], self._best[task_index]
             self.cum[i] = self.steps[i] = self.inc_valid[i] = self.inc_test[i] = self.inc_test_clean[i] = 0
             self.has_inc[i] = False
             self.obs[i] = 0.0
@@ -88,6 +90,8 @@ class Episodes:
         else:
             task = self.tasks[task_index]
             self.task_index, self.key = task_index, key
+            self.budget, self.reference = task.budget, task.regret_reference
+            self._grid_list = task.epoch_grid_list
             if task is not self._row_task:
                 self._rows, self._row_task = task.forest.row_predictor(), task
             self.cum, self.steps, self.inc_valid, self.inc_test, self.has_inc = 0.0, 0, 0.0, 0.0, False
@@ -104,7 +108,7 @@ class Episodes:
 
     # ------------------------------------------------------------------------------ prediction
     def _epochs(self, ei: Any) -> Any:
-        return self._grid[self.task_of, ei] if self.vector else self.tasks[self.task_index].epoch_grid_list[ei]
+        return self._grid[self.task_of, ei] if self.vector else self._grid_list[ei]
 
     def _predict(self, cols: list, epoch: Any, live: Any) -> tuple[Any, Any, Any]:
         """(metrics, raw, clean) of every live evaluation, in the env's metric order: metrics in their units and
@@ -182,8 +186,8 @@ class Episodes:
         epoch = self._epochs(cols[C_EPOCH])
         y, raw, clean = self._predict(cols, epoch, live)
         runtime = xp.col(y, self.c_runtime)
-        cost = self._charge(cols, epoch, runtime, live)
-        budget = self._budgets[self.task_of] if self.vector else self.tasks[self.task_index].budget
+        cost = self._charge(cols, epoch, runtime, live) if self.continuation else runtime
+        budget = self.budget
         over = live & (self.cum + cost > budget)
         ok = live & xp.logical_not(over)
         if self.continuation:
@@ -254,25 +258,26 @@ class Episodes:
     # ---------------------------------------------------------------------------------- info
     def _info(self, cols: list, epoch: Any, y: Any, cost: Any, budget: Any, over: Any, ok: Any, live: Any,
               better: Any) -> dict:
-        xp = self.xp
-        best = self._best[self.task_of] if self.vector else self.tasks[self.task_index].regret_reference
+        best = self.reference
         info = {"task": self._task_names(), "budget": budget, "cost": cost, "cumulative_cost": self.cum,
                 "over_budget": over, "regret_reference": best,
                 "config": _config(cols, self.vector), "fidelity": _fidelity(cols, epoch),
-                "incumbent_valid_acc": self.inc_valid, "incumbent_test_acc": self.inc_test,
-                "regret": xp.nan_unless(self.has_inc, best - self.inc_test_clean)}
+                "incumbent_valid_acc": self.inc_valid, "incumbent_test_acc": self.inc_test}
         if self.vector:
             info["valid_acc"] = np.where(ok, y[:, self.c_valid], np.nan)
             info["test_acc"] = np.where(ok, y[:, self.c_test], np.nan)
             info["metrics"] = {m: np.where(ok, y[:, j], np.nan) for j, m in enumerate(self.metrics)}
             info["incumbent"] = {**_config(self.inc_cols, True), **_fidelity(self.inc_cols, self.inc_epoch)}
+            info["regret"] = np.where(self.has_inc, best - self.inc_test_clean, np.nan)
             return _vector_info(info, live, ok, self.has_inc)
         if ok:
             info["valid_acc"], info["test_acc"] = y[self.c_valid], y[self.c_test]
             info["metrics"] = dict(zip(self.metrics, y))
         if better:
             self._inc_info = {**info["config"], **info["fidelity"]}
-        info["incumbent"] = dict(self._inc_info) if self.has_inc else None
+        if self.has_inc:  # no incumbent yet (the first evaluation did not fit the budget): neither key
+            info["incumbent"] = dict(self._inc_info)
+            info["regret"] = best - self.inc_test_clean
         return info
 
     def _task_names(self) -> Any:
@@ -315,7 +320,7 @@ def _fidelity(cols: list, epoch: Any) -> dict:
 
 # info keys revealed only for evaluations within the budget, and only once there is an incumbent
 _REVEALED = ("valid_acc", "test_acc", "metrics")
-_INCUMBENT = ("incumbent",)  # the single env's None; regret is NaN until there is an incumbent
+_INCUMBENT = ("incumbent", "regret")  # only once there is an incumbent
 
 
 def _vector_info(info: dict, live: np.ndarray, ok: np.ndarray, has_inc: np.ndarray) -> dict:

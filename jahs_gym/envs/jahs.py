@@ -149,11 +149,14 @@ class JAHSEnv(gym.Env):
 
     ## Info
 
-    ``task``, ``budget``, ``cost``, ``cumulative_cost``, ``over_budget``, ``best_test_acc`` (the regret
-    reference), ``config`` and ``fidelity`` of the evaluation, ``incumbent_valid_acc``,
-    ``incumbent_test_acc``, ``regret`` (the reference minus the incumbent's test accuracy; NaN before the
-    first evaluation), ``incumbent`` (config and fidelity, or None); for an evaluation within the budget
-    also ``valid_acc``, ``test_acc`` and ``metrics`` (every predicted metric).
+    ``task``, ``budget``, ``cost``, ``cumulative_cost``, ``over_budget``, ``regret_reference`` (the highest
+    test accuracy the surrogate predicts anywhere, found when the bundle was fitted), ``config`` and
+    ``fidelity`` of the evaluation, ``incumbent_valid_acc`` and ``incumbent_test_acc`` (as observed, noise
+    included); once there is an incumbent, ``incumbent`` (its config and fidelity) and ``regret`` (the
+    reference minus the incumbent's noise-free test accuracy: >= 0); for an evaluation within the budget
+    also ``valid_acc``, ``test_acc`` and ``metrics`` (every predicted metric). Predictions are bounded by
+    what a metric can be (accuracies are fitted in logit space, times in log space), never clipped to the
+    table's range.
 
     ## Arguments
 

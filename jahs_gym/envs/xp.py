@@ -9,7 +9,6 @@ calls on one-element arrays cost about a microsecond each, more than a whole Car
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -45,10 +44,6 @@ class Scalar:
         return y[j]
 
     @staticmethod
-    def nan_unless(cond: bool, v: float) -> float:
-        return v if cond else math.nan
-
-    @staticmethod
     def where_cols(cond: bool, cols: list, old: list) -> list:
         """``where`` over a list of columns (a decoded action)."""
         return cols if cond else old
@@ -67,10 +62,6 @@ class Array:
     @staticmethod
     def col(y: np.ndarray, j: int) -> np.ndarray:
         return y[:, j]
-
-    @staticmethod
-    def nan_unless(cond: np.ndarray, v: np.ndarray) -> np.ndarray:
-        return np.where(cond, v, np.nan)
 
     @staticmethod
     def where_cols(cond: np.ndarray, cols: list, old: list) -> list:
