@@ -12,6 +12,7 @@ from agents.common import Recorder
 class UCB1:
     name = "ucb"
     action_type = "discrete"
+    arms_per_seed = True  # the harness draws the arm pool from the episode's seed
 
     def __init__(self, c: float = 0.1) -> None:
         self.c = c  # exploration weight on the [0, 1] accuracy scale
@@ -38,6 +39,7 @@ class UCB1:
 class ThompsonSampling:
     name = "thompson"
     action_type = "discrete"
+    arms_per_seed = True
 
     def __init__(self, prior_mean: float = 0.5, prior_sd: float = 0.3, noise_sd: float = 0.02) -> None:
         self.m0, self.s0, self.sn = prior_mean, prior_sd, noise_sd

@@ -62,7 +62,10 @@ def run_one(agent_name: str, seed: int, protocol: Any, policy_dir: Path) -> list
     from agents.common import Recorder
 
     agent = make_agent(agent_name, policy_dir)
-    env = Recorder(protocol.make_env(agent.action_type))
+    # bandits draw their pool of arms from the episode's seed: seeds are independent replications (with one
+    # shared pool every seed would find the same best arm: a standard error of 0 that no test should trust)
+    kw = {"arm_seed": seed} if getattr(agent, "arms_per_seed", False) else {}
+    env = Recorder(protocol.make_env(agent.action_type, **kw))
     env.reset(seed=seed)
     agent.run(env, np.random.default_rng([seed, AGENTS.index(agent_name)]))
     return [{"task": protocol.task, "agent": agent_name, "seed": seed, **r} for r in env.rows]
@@ -316,7 +319,7 @@ def report(board: pd.DataFrame, pairs: pd.DataFrame, args: Any, budget: float, b
     head = (f"# JAHS-v0 leaderboard: {args.task}\n\n{proto}; seeds per agent in the table; noise "
             f"{'on' if args.noise else 'off'}; continuation {'off' if args.no_continuation else 'on'}. Regret = "
             f"the surrogate's optimum test accuracy ({best:.2f}%; the table's best single run: "
-            f"{man.table.best_test_acc}%) minus the incumbent's noise-free test accuracy. avg_rank: mean rank over "
+            f"{man.table.best_test_acc:.2f}%) minus the incumbent's noise-free test accuracy. avg_rank: mean rank over "
             "the seeds every agent ran. beats: lower final regret in an exact paired Wilcoxon signed-rank test, "
             "Holm-corrected over all pairs, p < 0.05; top group: not significantly worse than the best. Harness "
             f"wall time {wall_s:.0f} s.\n\n")

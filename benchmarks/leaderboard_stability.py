@@ -8,7 +8,7 @@ Runs the harness (``python -m agents.bench``) three times on one task and compar
 3. seeds F..F+N-1 on a surrogate refitted (the shipped bundle's recipe) on a bootstrap resample of the
    table's configs (all of a config's rows together): how much the finite training data moves it.
 
-    python benchmarks/leaderboard_stability.py --task fashion_mnist --protocol default [--write-card]
+    python benchmarks/leaderboard_stability.py --task fashion_mnist --protocols default,jahs [--write-card]
 
 ``--write-card`` stores the result in the bundle (stability.json, re-signed) and its data card says
 whether the ordering held. Prints the three orderings and the taus.
@@ -70,7 +70,8 @@ def kendall(a: pd.Series, b: pd.Series) -> float:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--task", default="fashion_mnist", help="a shipped task (its bundle ships its table)")
-    p.add_argument("--protocol", default="default", choices=["default", "jahs"], help="the harness's protocol")
+    p.add_argument("--protocols", default="default,jahs",
+                   help="the harness's protocols, comma-separated (default, jahs); one bootstrap refit serves all")
     p.add_argument("--agents", default="random,successive_halving,hyperband,evolution,ucb,thompson,ppo",
                    help="comma-separated agents (agents.bench)")
     p.add_argument("--seeds", type=int, default=30, help="seeds per run (N)")
@@ -83,6 +84,9 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.seeds < 2 or args.first_seed < 0:
         p.error("--seeds must be >= 2 and --first-seed >= 0")
+    protocols = [x.strip() for x in args.protocols.split(",") if x.strip()]
+    if not protocols or set(protocols) - {"default", "jahs"}:
+        p.error(f"--protocols {args.protocols!r}: allowed: default, jahs (comma-separated)")
 
     from generation.fit import fit_bundle, parse_tolerance
     from jahs_gym.bundle import load_bundle
@@ -93,20 +97,33 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"the {args.task} bundle ships no table to resample")
     t0 = time.time()
     env = dict(os.environ)
+    runs: dict[str, list] = {}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        a = harness(args.task, args.protocol, args.agents, args.seeds, args.first_seed, tmp / "a", env,
-                    args.rl_timesteps)
-        b = harness(args.task, args.protocol, args.agents, args.seeds, args.first_seed + args.seeds, tmp / "b", env,
-                    args.rl_timesteps)
         boot_root = tmp / "boot"
         boot_root.mkdir()
         bt = bootstrap_table(table, tmp / "boot_table.parquet", args.boot_seed)
         fit_bundle(bt, boot_root / args.task, trials=args.trials, protocol=dict(bundle.manifest.protocol.raw),
                    progress=False, tolerance=parse_tolerance(SHIPPED_PARSIMONY))
-        c = harness(args.task, args.protocol, args.agents, args.seeds, args.first_seed, tmp / "c",
-                    {**env, "JAHS_GYM_DATA": str(boot_root)}, args.rl_timesteps)
-    result = {"task": args.task, "protocol": args.protocol, "seeds": args.seeds, "first_seed": args.first_seed,
+        for proto in protocols:
+            runs[proto] = [
+                harness(args.task, proto, args.agents, args.seeds, args.first_seed, tmp / f"{proto}_a", env,
+                        args.rl_timesteps),
+                harness(args.task, proto, args.agents, args.seeds, args.first_seed + args.seeds, tmp / f"{proto}_b",
+                        env, args.rl_timesteps),
+                harness(args.task, proto, args.agents, args.seeds, args.first_seed, tmp / f"{proto}_c",
+                        {**env, "JAHS_GYM_DATA": str(boot_root)}, args.rl_timesteps)]
+    for proto, (a, b, c) in runs.items():
+        report(args, proto, a, b, c, time.time() - t0)
+    return 0
+
+
+def report(args: argparse.Namespace, protocol: str, a: pd.DataFrame, b: pd.DataFrame, c: pd.DataFrame,
+           wall_s: float) -> None:
+    """Print one protocol's orderings and taus; with ``--write-card`` store them in the bundle."""
+    from jahs_gym.bundle import load_bundle
+
+    result = {"task": args.task, "protocol": protocol, "seeds": args.seeds, "first_seed": args.first_seed,
               "boot_seed": args.boot_seed, "agents": args.agents.split(","),
               "tau_disjoint_seeds": kendall(a["mean"], b["mean"]), "tau_bootstrap_refit": kendall(a["mean"], c["mean"]),
               "orderings": {k: list(v.sort_values("mean").index) for k, v in (("seeds", a), ("other_seeds", b),
@@ -114,15 +131,13 @@ def main(argv: list[str] | None = None) -> int:
               "final_regret": {k: {ag: [round(float(r["mean"]), 3), round(float(r["sem"]), 3)]
                                    for ag, r in v.iterrows()} for k, v in (("seeds", a), ("other_seeds", b),
                                                                           ("bootstrap_refit", c))},
-              "wall_s": round(time.time() - t0)}
+              "wall_s": round(wall_s)}
     for k, order in result["orderings"].items():
-        print(f"{k:>16}: " + " < ".join(order))
-    print(f"Kendall tau, disjoint seeds: {result['tau_disjoint_seeds']:.3f}; bootstrap refit: "
-          f"{result['tau_bootstrap_refit']:.3f} ({args.seeds} seeds each, {args.protocol} protocol, "
-          f"{result['wall_s']} s)")
+        print(f"{protocol:>8} {k:>16}: " + " < ".join(order))
+    print(f"{protocol:>8} Kendall tau, disjoint seeds: {result['tau_disjoint_seeds']:.3f}; bootstrap refit: "
+          f"{result['tau_bootstrap_refit']:.3f} ({args.seeds} seeds each)")
     if args.write_card:
-        write_stability(bundle.folder, result)
-    return 0
+        write_stability(load_bundle(args.task).folder, result)
 
 
 def write_stability(folder: Path, result: dict) -> None:

@@ -162,3 +162,20 @@ def test_a_policy_trained_for_another_bundle_or_budget_is_stale(tiny_data_env: s
     assert "budget" in stale_policy(zip_path, policy_stamp("ppo", tiny_data_env, 7.0))
     (tmp_path / "ppo.json").write_text(json.dumps({**stamp, "table_sha256": "0" * 64}))
     assert "table_sha256" in stale_policy(zip_path, stamp)
+
+
+def test_bandits_draw_their_arm_pool_from_the_seed(tiny_data_env: str, tmp_path: Path) -> None:
+    """Seeds are independent replications: with one shared pool every seed would find the same best arm."""
+    from agents.bench import make_agent
+
+    proto = Protocol(task=tiny_data_env, budget=1e9, max_steps=300)
+    pools = []
+    for s in range(3):
+        env = proto.make_env("discrete", arm_seed=s)
+        pools.append(tuple(map(tuple, np.stack(env.codec.arms, axis=1).tolist())))
+        rows = pd.DataFrame(run_one("ucb", s, proto, tmp_path))
+        # what the harness's episode saw is the pool of this seed: its valid accuracies are that pool's
+        env.reset(seed=s)
+        pool_valid = {round(env.step(a)[4]["valid_acc"], 9) for a in range(env.action_space.n)}
+        assert set(rows["valid_acc"].round(9)) <= pool_valid
+    assert len(set(pools)) == 3 and make_agent("ucb", tmp_path).arms_per_seed
