@@ -40,11 +40,12 @@ def wilcoxon_signed_rank(d: np.ndarray) -> tuple[float, float]:
         return 0.0, 1.0
     r2 = np.round(2 * _midranks(np.abs(d))).astype(np.int64)  # midranks are multiples of 1/2
     w2 = int(r2[d > 0].sum())
-    counts = np.zeros(int(r2.sum()) + 1)
-    counts[0] = 1.0
-    for r in r2:  # the distribution of the sum of a random subset of the ranks (each sign equally likely)
-        counts[r:] = counts[r:] + counts[:-r].copy() if r > 0 else counts * 2
-    prob = counts / counts.sum()
+    prob = np.zeros(int(r2.sum()) + 1)
+    prob[0] = 1.0
+    for r in r2:  # the distribution of the sum of a random subset of the ranks (each sign equally likely);
+        shifted = np.zeros_like(prob)  # kept as probabilities: counts (2^n) would overflow past n ~ 1,000
+        shifted[r:] = prob[:len(prob) - r]
+        prob = (prob + shifted) / 2
     lower, upper = prob[:w2 + 1].sum(), prob[w2:].sum()
     return w2 / 2, float(min(1.0, 2 * min(lower, upper)))
 
@@ -74,11 +75,16 @@ def pairwise(final: pd.DataFrame, alpha: float = ALPHA) -> pd.DataFrame:
         both = final[[a, b]].dropna()
         d = (both[a] - both[b]).to_numpy()
         w, p = wilcoxon_signed_rank(d)
+        n = int((d != 0).sum())
+        # which way the test points: W+ (ranks where a's regret is higher) above its null mean n(n+1)/4 -> b
+        lower = b if w > n * (n + 1) / 4 else a if w < n * (n + 1) / 4 else ""
+        mean_lower = b if d.mean() > 0 else a if d.mean() < 0 else ""
         rows.append({"a": a, "b": b, "seeds": len(both), "mean_diff": float(d.mean()) if len(d) else np.nan,
-                     "W+": w, "p": p})
-    out = pd.DataFrame(rows, columns=["a", "b", "seeds", "mean_diff", "W+", "p"])
+                     "W+": w, "p": p, "lower": lower if lower == mean_lower else ""})
+    out = pd.DataFrame(rows, columns=["a", "b", "seeds", "mean_diff", "W+", "p", "lower"])
     out["p_holm"] = holm(out["p"].tolist()) if len(out) else []
-    out["significant"] = out["p_holm"] < alpha
+    # significant: Holm-adjusted p below alpha, and the ranks and the mean agree on which agent is lower
+    out["significant"] = (out["p_holm"] < alpha) & (out["lower"] != "")
     return out
 
 
@@ -95,8 +101,7 @@ def beats(pairs: pd.DataFrame) -> dict[str, list[str]]:
     """agent -> the agents it has significantly lower final regret than (Holm-adjusted)."""
     out: dict[str, list[str]] = {}
     for r in pairs[pairs["significant"]].itertuples():
-        winner, loser = (r.a, r.b) if r.mean_diff < 0 else (r.b, r.a)
-        out.setdefault(winner, []).append(loser)
+        out.setdefault(r.lower, []).append(r.b if r.lower == r.a else r.a)
     return out
 
 

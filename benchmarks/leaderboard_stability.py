@@ -33,7 +33,8 @@ SHIPPED_PARSIMONY = "0.01,train_loss=0.03,train_acc=0.03"  # the shipped bundles
 
 
 def bootstrap_table(table: Path, out: Path, seed: int) -> Path:
-    """The table with its configs resampled with replacement; a config drawn twice gets distinct task ids."""
+    """The table with its configs resampled with replacement; a config drawn twice gets distinct task and config
+    ids (its copies are separate draws; only the refit's own held-out figures, unused here, see them twice)."""
     df = pd.read_parquet(table)
     configs = df["config_id"].unique()
     draw = np.random.default_rng(seed).choice(configs, len(configs), replace=True)
@@ -44,6 +45,7 @@ def bootstrap_table(table: Path, out: Path, seed: int) -> Path:
             part = rows.copy()
             if copy:
                 part["task_id"] = part["task_id"] + f"-boot{copy}"
+                part["config_id"] = part["config_id"] + f"-boot{copy}"
             parts.append(part)
     pd.concat(parts, ignore_index=True).to_parquet(out, index=False)
     return out
@@ -142,17 +144,31 @@ def report(args: argparse.Namespace, protocol: str, a: pd.DataFrame, b: pd.DataF
 
 def write_stability(folder: Path, result: dict) -> None:
     """Add (or replace) one protocol's result in the bundle's stability.json, rewrite the card, re-sign."""
-    from generation.datacard import write_datacard
-    from jahs_gym.bundle import read_manifest, write_manifest
-
     path = folder / "stability.json"
     data = json.loads(path.read_text()) if path.exists() else {}
     data[result["protocol"]] = result
     path.write_text(json.dumps(data, indent=1) + "\n")
-    man = read_manifest(folder, verify_files=False)
-    write_datacard(folder, folder / man.table.file, None)
-    write_manifest(folder, man)
+    sign_with_card(folder)
     print(f"wrote {path} and {folder / 'DATA_CARD.md'}")
+
+
+def planned_tasks(task: str) -> int | None:
+    """How many tasks the shipped run planned (data/runs/TASK/plan.json), for the data card; None if absent."""
+    plan = ROOT / "data" / "runs" / task / "plan.json"
+    return len(json.loads(plan.read_text())["tasks"]) if plan.exists() else None
+
+
+def sign_with_card(folder: Path) -> None:
+    """Re-sign the bundle (its files changed), rewrite its data card from it, re-sign with the new card."""
+    from generation.datacard import write_datacard
+    from jahs_gym.bundle import load_bundle, read_manifest, write_manifest
+
+    write_manifest(folder, read_manifest(folder, verify_files=False))
+    load_bundle.cache_clear()
+    man = read_manifest(folder)
+    write_datacard(folder, folder / man.table.file, planned_tasks(man.task))
+    write_manifest(folder, man)
+    load_bundle.cache_clear()
 
 
 if __name__ == "__main__":

@@ -80,9 +80,11 @@ def _optimum_lines(m: Any) -> list[str]:
 
     return ["## Regret reference: the surrogate's optimum", "",
             f"JAHS-v0's regret is the highest test accuracy this surrogate predicts anywhere an env can ask, "
-            f"{t['value']:.2f}% (at {at(t)}; {t['random_best']:.2f}% after the random phase), minus the "
-            "incumbent's noise-free test accuracy: >= 0 by construction. Predictions are bounded by what a metric "
-            "can be (0-100 %), never by the table's range. The search: " + opt["method"] + ".", "",
+            f"{t['value']:.2f}% (at {at(t)}; {t['random_best']:.2f}% after the random phase; the two "
+            f"independent searches: {', '.join(f'{v:.3f}' for v in t.get('searches', [t['value']]))}%), minus the "
+            "incumbent's noise-free test accuracy: >= 0 unless an optimiser beats the search. Predictions are "
+            "bounded by what a metric can be (0-100 %), never by the table's range. The search: " + opt["method"]
+            + ".", "",
             f"The best validation accuracy it predicts is {v['value']:.2f}% (at {at(v)}), where it predicts "
             f"{v['test_acc']:.2f}% test accuracy; at the test optimum it predicts {t['valid_acc']:.2f}% validation "
             "accuracy. The test and valid forests are fitted apart, and far from the data their sums extrapolate "
@@ -100,9 +102,9 @@ def _stability_lines(bundle: Path) -> list[str]:
     if not path.exists():
         return []
     out = ["## Leaderboard stability", "",
-           "`python benchmarks/leaderboard_stability.py --task TASK --protocol P --write-card`: the harness on two "
-           "disjoint seed sets, and on a surrogate refitted on a bootstrap resample of the table's configs; Kendall "
-           "tau between the agent orderings by mean final regret (1: the same order).", "",
+           "`python benchmarks/leaderboard_stability.py --task TASK --protocols default,jahs --write-card`: the "
+           "harness on two disjoint seed sets, and on a surrogate refitted on a bootstrap resample of the table's "
+           "configs; Kendall tau between the agent orderings by mean final regret (1: the same order).", "",
            "| protocol | seeds | tau, disjoint seeds | tau, bootstrap refit | ordering | ordering after the refit |",
            "|---|---|---|---|---|---|"]
     flips = []
@@ -112,9 +114,10 @@ def _stability_lines(bundle: Path) -> list[str]:
                    f"{' < '.join(o['seeds'])} | {' < '.join(o['bootstrap_refit'])} |")
         if o["seeds"][0] != o["bootstrap_refit"][0]:
             flips.append(proto)
-    out += ["", ("The winner changed after a refit on resampled configs under the " + ", ".join(flips)
-                 + " protocol: read this leaderboard's top as a property of this fit, not of the task."
-                 if flips else "The winner held after a refit on resampled configs."), ""]
+    out += ["", ("The first place changed after the refit on resampled configs under the " + ", ".join(flips)
+                 + " protocol: read the top of that leaderboard as a property of this fit (and of its seeds: "
+                 "its significance marks say which places are distinguishable at all), not of the task."
+                 if flips else "The first place held after the refit on resampled configs."), ""]
     return out
 
 

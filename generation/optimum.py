@@ -6,9 +6,13 @@ outputs were clipped to the table's range). The search covers everything an env 
 config dimensions (LearningRate and WeightDecay continuous), N, W, Resolution and every epoch:
 
 1. ``n_random`` uniform random rows (default 1,000,000), predicted in batches;
-2. best-improvement hill climbing from the best ``n_starts`` distinct rows (default 100): a neighbour changes
+2. best-improvement hill climbing from the best ``n_starts`` distinct rows (default 1,000): a neighbour changes
    one op, the activation, TrivialAugment, N, W, Resolution or the epoch to another value, or multiplies the
    learning rate or weight decay by 0.5, 0.8, 1.25 or 2 (within their ranges); until no start improves.
+
+:func:`optimum_record` runs it twice with independent seeds and keeps the higher value; both are recorded,
+so their gap says how far the search is from converged. An optimiser that beats the stored optimum gets a
+negative regret: the search is strong, not exhaustive (a forest's exact maximum is NP-hard to find).
 """
 
 from __future__ import annotations
@@ -20,8 +24,9 @@ import numpy as np
 from jahs_gym.space import ACTIVATIONS, LR_RANGE, N_VALUES, OP_KEYS, OPS, RESOLUTIONS, W_VALUES, WD_RANGE, encode_arrays
 
 METHOD = ("{n_random:,} uniform random (config, N, W, Resolution, epoch) rows, then best-improvement hill "
-          "climbing from the best {n_starts} (one op, activation, TrivialAugment, N, W, Resolution or epoch "
-          "changed, or LearningRate / WeightDecay times 0.5, 0.8, 1.25, 2) until no start improves; seed {seed}")
+          "climbing from the best {n_starts:,} (one op, activation, TrivialAugment, N, W, Resolution or epoch "
+          "changed, or LearningRate / WeightDecay times 0.5, 0.8, 1.25, 2) until no start improves; twice, with "
+          "seeds {seed} and {seed2}, the higher kept")
 _FACTORS = (0.5, 0.8, 1.25, 2.0)
 _COLS = ("ops", "act", "ta", "lr", "wd", "n", "w", "r", "epoch")
 
@@ -74,7 +79,7 @@ def _neighbours(rows: dict[str, np.ndarray], max_epochs: int) -> tuple[dict[str,
     return {c: np.concatenate([p[c] for p in parts]) for c in _COLS}, np.concatenate(origin)
 
 
-def search_optimum(forest: Any, metric: str, max_epochs: int, n_random: int = 1_000_000, n_starts: int = 100,
+def search_optimum(forest: Any, metric: str, max_epochs: int, n_random: int = 1_000_000, n_starts: int = 1000,
                    seed: int = 0, chunk: int = 1 << 16, max_rounds: int = 200) -> dict[str, Any]:
     """The highest ``metric`` the forest predicts anywhere in the env's query space, and where."""
     col = forest.metrics.index(metric)
@@ -102,12 +107,14 @@ def search_optimum(forest: Any, metric: str, max_epochs: int, n_random: int = 1_
         nb, origin = _neighbours(cur, max_epochs)
         vals = _predict(forest, nb, col)
         evaluations += len(vals)
+        order = np.lexsort((vals, origin))  # by start, then by value: each start's best neighbour comes last
+        last = np.r_[origin[order][1:] != origin[order][:-1], True]
+        top, start = order[last], origin[order[last]]
+        better = vals[top] > cur_vals[start]
         best_nb = np.full(len(cur_vals), -1)
+        best_nb[start[better]] = top[better]
         best_nb_val = cur_vals.copy()
-        order = np.argsort(vals, kind="stable")  # ascending: later writes (higher values) win
-        better = vals[order] > cur_vals[origin[order]]
-        best_nb[origin[order][better]] = order[better]
-        best_nb_val[origin[order][better]] = vals[order][better]
+        best_nb_val[start[better]] = vals[top[better]]
         moved = best_nb >= 0
         if not moved.any():
             break
@@ -144,11 +151,16 @@ def mean_full_fidelity_cost(forest: Any, max_epochs: int, n: int = 100_000, seed
     return float(_predict(forest, rows, forest.metrics.index(metric)).mean())
 
 
-def optimum_record(forest: Any, max_epochs: int, n_random: int = 1_000_000, n_starts: int = 100,
+def optimum_record(forest: Any, max_epochs: int, n_random: int = 1_000_000, n_starts: int = 1000,
                    seed: int = 0) -> dict[str, Any]:
-    """The manifest's ``optimum`` entry: the search for test_acc and valid_acc, and how it was done."""
-    out: dict[str, Any] = {m: search_optimum(forest, m, max_epochs, n_random, n_starts, seed)
-                           for m in ("test_acc", "valid_acc")}
+    """The manifest's ``optimum`` entry: the search for test_acc and valid_acc (two seeds, the higher kept, both
+    values recorded), and how it was done."""
+    out: dict[str, Any] = {}
+    for m in ("test_acc", "valid_acc"):
+        runs = [search_optimum(forest, m, max_epochs, n_random, n_starts, s) for s in (seed, seed + 1)]
+        best = max(runs, key=lambda r: r["value"])
+        out[m] = {**best, "searches": [r["value"] for r in runs],
+                  "evaluations": int(sum(r["evaluations"] for r in runs))}
     # what the valid_acc optimum scores on test_acc: the test and valid forests are fitted apart, so the test
     # optimum can sit where valid_acc is far from its best (an agent selecting by validation accuracy would
     # not pick it); the gap says how loose the regret reference is
@@ -156,6 +168,6 @@ def optimum_record(forest: Any, max_epochs: int, n_random: int = 1_000_000, n_st
     out["valid_acc"]["test_acc"] = float(predict_at(forest, v["config"], v["fidelity"])["test_acc"])
     t = out["test_acc"]
     out["test_acc"]["valid_acc"] = float(predict_at(forest, t["config"], t["fidelity"])["valid_acc"])
-    out["method"] = METHOD.format(n_random=n_random, n_starts=n_starts, seed=seed)
+    out["method"] = METHOD.format(n_random=n_random, n_starts=n_starts, seed=seed, seed2=seed + 1)
     out["full_fidelity_cost_s"] = mean_full_fidelity_cost(forest, max_epochs, seed=seed)
     return out

@@ -232,8 +232,8 @@ class ForestPredictor:
             _KERNEL.jg_predict_mt(x.ctypes.data, rows, self.n_features, *self._forest_args, out.ctypes.data, threads)
         else:
             out += self._walk_numpy(x)
-        if len(self.zidx):
-            out += x[:, self.zidx].astype(np.float64) @ self.zcoef
+        for j, col in enumerate(self.zidx.tolist()):  # the C kernel's order (one term at a time): the same bits
+            out += x[:, col, None].astype(np.float64) * self.zcoef[j]
         return out
 
     def _walk_numpy(self, x: np.ndarray) -> np.ndarray:

@@ -52,7 +52,10 @@ def inverse(transform: str, y: np.ndarray) -> np.ndarray:
 
 
 def forward_scalar(transform: str, v: float) -> float:
-    """:func:`forward` of one float, without numpy (hot paths)."""
+    """:func:`forward` of one float, without numpy (hot paths); NaN stays NaN, as in :func:`forward`."""
+    if v != v:
+        check(transform)
+        return v
     if transform == "log":
         return math.log(v if v > LOG_FLOOR else LOG_FLOOR)
     if transform == "log1p":
@@ -60,4 +63,5 @@ def forward_scalar(transform: str, v: float) -> float:
     if transform == "logit":
         p = LOGIT_EPS if v < LOGIT_EPS else 100.0 - LOGIT_EPS if v > 100.0 - LOGIT_EPS else v
         return math.log(p / (100.0 - p))
+    check(transform)
     return float(v)

@@ -35,9 +35,7 @@ def _same(a: Any, b: Any, where: str) -> None:
             _same(a[k], b[k], f"{where}.{k}")
     elif isinstance(a, float) and math.isnan(a):
         assert math.isnan(b), where
-    elif isinstance(a, (float, np.floating)):
-        assert b == pytest.approx(a, rel=1e-12, abs=1e-12), where
-    else:
+    else:  # the same bits: one rule set, the same kernel order on both paths
         assert a == b, where
 
 
@@ -89,8 +87,8 @@ def test_single_and_vector_env_agree(tiny_data_env: str, action_type: str, rewar
                 done[i] = False
                 continue
             obs, rew, term, trunc, info = env.step(_one(batch, i))
-            np.testing.assert_allclose(vobs[i], obs, rtol=1e-6, atol=1e-7, err_msg=where)
-            assert vrew[i] == pytest.approx(rew, rel=1e-12, abs=1e-12), where
+            np.testing.assert_array_equal(vobs[i], obs, err_msg=where)
+            assert vrew[i] == rew, where
             assert (bool(vterm[i]), bool(vtrunc[i])) == (term, trunc), where
             _same(info, _row(vinfo, i), where)
             done[i] = term or trunc

@@ -134,6 +134,21 @@ def test_repeating_an_action_cannot_farm_the_noise(tiny_data_env: str) -> None:
     assert env.step(a)[4]["valid_acc"] != first["valid_acc"]
 
 
+@pytest.mark.parametrize("reward", ["improvement", "accuracy_per_cost", "multiobjective"])
+def test_free_repeats_earn_no_reward(tiny_data_env: str, reward: str) -> None:
+    """With continuation, asking again for a run already trained that far costs nothing and reveals nothing."""
+    env = JAHSEnv(task=tiny_data_env, reward=reward, continuation=True, budget=1e9,
+                  reward_weights={"latency": 0.5} if reward == "multiobjective" else None)
+    env.reset(seed=0)
+    env.action_space.seed(0)
+    a = env.action_space.sample()
+    _, first, _, _, _ = env.step(a)
+    assert first != 0.0
+    for _ in range(5):
+        _, r, _, _, info = env.step(a)
+        assert info["cost"] == 0.0 and r == 0.0
+
+
 @pytest.mark.parametrize("mode", ["ansi", "rgb_array"])
 def test_render_modes(tiny_data_env: str, mode: str) -> None:
     env = gym.make("JAHS-v0", task=tiny_data_env, render_mode=mode)

@@ -75,3 +75,20 @@ def test_pairs_use_only_shared_seeds() -> None:
     assert pairs.loc[0, "seeds"] == 10 and pairs.loc[0, "mean_diff"] == pytest.approx(-1.0)
     # 10 of 10 favour a: exact p = 2 / 1024
     assert pairs.loc[0, "p"] == pytest.approx(2 / 1024)
+
+
+def test_the_winner_is_the_direction_the_ranks_and_the_mean_agree_on() -> None:
+    """A lower on 14 of 15 seeds but one huge loss: the ranks say A, the mean says B; no winner is declared."""
+    df = _frame({"A": [0.0] * 14 + [100.0], "B": [1.0] * 14 + [0.0]})
+    pairs = pairwise(final_regrets(df))
+    assert pairs.loc[0, "p"] < 0.05 and pairs.loc[0, "lower"] == "" and not pairs.loc[0, "significant"]
+    assert beats(pairs) == {}
+
+
+def test_wilcoxon_stays_a_probability_for_many_seeds() -> None:
+    rng = np.random.default_rng(0)
+    for n in (1030, 2000):
+        _, p = wilcoxon_signed_rank(rng.normal(0.3, 1.0, n))
+        assert 0.0 < p < 1e-6  # a clear effect over 1,000+ seeds: tiny, but a probability
+        _, p0 = wilcoxon_signed_rank(rng.normal(0.0, 1.0, n))
+        assert 0.0 < p0 <= 1.0

@@ -37,6 +37,8 @@ class Episodes:
         self.n, self.vector, self.xp = n, vector, (Array if vector else Scalar)
         self.tasks, self.codec, self.max_steps = tasks, codec, max_steps
         self.reward, self.weights, self.cost_weight = reward, dict(weights), cost_weight
+        self._user = callable(reward)
+        self._reward_fn = None if self._user else REWARDS[reward]
         self.continuation, self.noise, self.record = continuation, noise, record
         first = tasks[0]
         self.metrics = first.metrics
@@ -91,7 +93,7 @@ class Episodes:
             task = self.tasks[task_index]
             self.task_index, self.key = task_index, key
             self.budget, self.reference = task.budget, task.regret_reference
-            self._grid_list = task.epoch_grid_list
+            self._grid_list, self._task = task.epoch_grid_list, task
             if task is not self._row_task:
                 self._rows, self._row_task = task.forest.row_predictor(), task
             self.cum, self.steps, self.inc_valid, self.inc_test, self.has_inc = 0.0, 0, 0.0, 0.0, False
@@ -203,14 +205,14 @@ class Episodes:
         self.inc_epoch = xp.where(better, epoch, self.inc_epoch)
         self.cum = xp.where(ok, self.cum + cost, self.cum)
         self.steps = self.steps + live
-        norm = self._normalise(raw, ok)
+        norm = self._normalise(raw) if self.vector else self._task.normalise_one(raw) if ok else None
         reward = self._reward(valid, cost, budget, prev_inc, norm, y, ok)
         obs = self.obs
+        steps_used = xp.minimum(self.steps / self.max_steps, 1.0)
         xp.put(obs, 0, _N_METRIC_SLOTS, ok, norm)
         xp.put(obs, _S_INC, _S_COST + 1, ok, [self.inc_valid / 100.0, xp.minimum(self.cum / budget, 1.0),
-                                              xp.minimum(self.steps / self.max_steps, 1.0),
-                                              xp.minimum(cost / budget, 1.0)])
-        xp.put(obs, _S_STEPS, _S_STEPS + 1, live, xp.minimum(self.steps / self.max_steps, 1.0))
+                                              steps_used, xp.minimum(cost / budget, 1.0)])
+        xp.put(obs, _S_STEPS, _S_STEPS + 1, live, steps_used)
         terminated = over | (ok & (self.cum >= budget))
         truncated = live & (self.steps >= self.max_steps) & xp.logical_not(terminated)
         info = self._info(cols, epoch, y, cost, budget, over, ok, live, better)
@@ -218,9 +220,8 @@ class Episodes:
             self._record(ok, cost, valid)
         return obs, reward, terminated, truncated, info
 
-    def _normalise(self, y: Any, ok: Any) -> Any:
-        if not self.vector:
-            return self.tasks[self.task_index].normalise_one(y) if ok else None
+    def _normalise(self, y: np.ndarray) -> np.ndarray:
+        """The observation's metric entries of every sub-environment (each on its own task's scale)."""
         if len(self.tasks) == 1:
             return self.tasks[0].normalise(y)
         out = np.zeros((self.n, _N_METRIC_SLOTS))
@@ -231,14 +232,15 @@ class Episodes:
         return out
 
     def _reward(self, valid: Any, cost: Any, budget: Any, prev_inc: Any, norm: Any, y: Any, ok: Any) -> Any:
-        xp = self.xp
-        if callable(self.reward):
+        if self._user:
             return self._user_reward(y, cost, budget, prev_inc, ok)
-        if not self.vector and not ok:
+        if not self.vector and not (ok and cost > 0.0):
             return 0.0
         view = StepView(valid, cost, budget, self.inc_valid, prev_inc, self.cum, self.steps, self.max_steps, norm,
                         self.cost_weight, self.weights)
-        return xp.where(ok, REWARDS[self.reward](view, xp), 0.0)
+        # a step that reveals nothing new (continuation: a run already trained that far, charged 0) earns nothing,
+        # else a per-evaluation reward could be farmed by repeating one action for free
+        return self.xp.where(ok & (cost > 0.0), self._reward_fn(view, self.xp), 0.0)
 
     def _user_reward(self, y: Any, cost: Any, budget: Any, prev_inc: Any, ok: Any) -> Any:
         out = np.zeros(self.n) if self.vector else 0.0
@@ -283,7 +285,7 @@ class Episodes:
     def _task_names(self) -> Any:
         if self.vector:
             return np.array([t.name for t in self.tasks], dtype=object)[self.task_of]
-        return self.tasks[self.task_index].name
+        return self._task.name
 
     def reset_info(self, i: Any) -> dict:
         """What ``reset`` tells about episode(s) ``i``: task, budget, epoch grid (arrays in the vector back end)."""
@@ -329,8 +331,8 @@ def _vector_info(info: dict, live: np.ndarray, ok: np.ndarray, has_inc: np.ndarr
     for k, v in info.items():
         mask = ok if k in _REVEALED else (live & has_inc) if k in _INCUMBENT else live
         if isinstance(v, dict):
-            out[k] = {**{kk: np.array(vv, copy=True) for kk, vv in v.items()}, **{f"_{kk}": mask for kk in v}}
+            out[k] = {**{kk: np.array(vv, copy=True) for kk, vv in v.items()}, **{f"_{kk}": mask.copy() for kk in v}}
         else:
             out[k] = np.array(v, copy=True)
-        out[f"_{k}"] = mask
+        out[f"_{k}"] = mask.copy()
     return out
