@@ -48,6 +48,10 @@ def _load_kernel() -> ctypes.CDLL | None:
     lib.jg_predict_mt.argtypes = [p, i64, i64, p, p, p, p, p, i64, i64, p, i64]
     lib.jg_predict_mt.restype = None
     lib.jg_predict_one.restype = None
+    # the same function without argtypes, for callers that pass ready-made ctypes objects (RowPredictor: its
+    # arguments never change, so they are converted once, not on every call)
+    lib.jg_predict_one_preconverted = lib["jg_predict_one"]
+    lib.jg_predict_one_preconverted.restype = None
     return lib
 
 
@@ -295,12 +299,13 @@ class RowPredictor:
         self.x = np.zeros(forest.n_features, dtype=np.float32)
         self.y = np.zeros(len(forest.metrics), dtype=np.float64)
         self.raw = np.zeros(len(forest.metrics), dtype=np.float64)
-        self._args = (self.x.ctypes.data, *forest._one_args, self.raw.ctypes.data, self.y.ctypes.data)
+        args = (self.x.ctypes.data, *forest._one_args, self.raw.ctypes.data, self.y.ctypes.data)
+        self._args = tuple(t(a) for t, a in zip(_KERNEL.jg_predict_one.argtypes, args)) if _KERNEL else args
 
     def __call__(self) -> np.ndarray:
         f = self.forest
         if f.backend == "c":
-            _KERNEL.jg_predict_one(*self._args)
+            _KERNEL.jg_predict_one_preconverted(*self._args)
         else:
             self.raw[:] = f.predict_raw(self.x[None, :])[0]
             self.y[:] = f.finish(self.raw[None, :].copy())[0]

@@ -44,6 +44,9 @@ class Episodes:
         self.metrics = first.metrics
         c = first.col
         self.c_runtime, self.c_valid, self.c_test = c["cpu_runtime"], c["valid_acc"], c["test_acc"]
+        # where a metric sits in a row of metrics: y[j] for one episode, y[:, j] for N
+        self._i_rt, self._i_va, self._i_te = ((slice(None), j) if vector else j
+                                              for j in (self.c_runtime, self.c_valid, self.c_test))
         # per-task constants gathered per episode in the vector back end
         self._grid = np.stack([t.epoch_grid for t in tasks])
         self._budgets = np.array([t.budget for t in tasks])
@@ -109,16 +112,13 @@ class Episodes:
         return self.tasks[int(self.task_of[i]) if self.vector else self.task_index]
 
     # ------------------------------------------------------------------------------ prediction
-    def _epochs(self, ei: Any) -> Any:
-        return self._grid[self.task_of, ei] if self.vector else self._grid_list[ei]
-
     def _predict(self, cols: list, epoch: Any, live: Any) -> tuple[Any, Any, Any]:
         """(metrics, raw, clean) of every live evaluation, in the env's metric order: metrics in their units and
         the forest's fitted-space outputs (noise included), and the noise-free metrics. Lists of floats, or
         (n, metrics) arrays (zeros where not live)."""
         if not self.vector:
             rows = self._rows
-            encode_one(rows.x, tuple(cols[:6]), *cols[6:13], epoch)
+            encode_one(rows.x, cols[:6], *cols[6:13], epoch)
             rows()
             if not self.noise:
                 y = rows.y.tolist()
@@ -184,37 +184,39 @@ class Episodes:
     # ---------------------------------------------------------------------------------- step
     def step(self, cols: list, live: Any = True) -> tuple[Any, Any, Any, Any, dict]:
         """Apply decoded actions to the live episodes: (observation, reward, terminated, truncated, info)."""
+        # one rule set for bools and bool arrays: `x ^ True` is "not x" for both; where/minimum come from xp
         xp = self.xp
-        epoch = self._epochs(cols[C_EPOCH])
+        where, minimum = xp.where, xp.minimum
+        epoch = self._grid[self.task_of, cols[C_EPOCH]] if self.vector else self._grid_list[cols[C_EPOCH]]
         y, raw, clean = self._predict(cols, epoch, live)
-        runtime = xp.col(y, self.c_runtime)
+        runtime = y[self._i_rt]
         cost = self._charge(cols, epoch, runtime, live) if self.continuation else runtime
         budget = self.budget
         over = live & (self.cum + cost > budget)
-        ok = live & xp.logical_not(over)
+        ok = live & (over ^ True)
         if self.continuation:
             self._remember(cols, epoch, runtime, ok)
-        valid, test = xp.col(y, self.c_valid), xp.col(y, self.c_test)
+        valid, test = y[self._i_va], y[self._i_te]
         prev_inc = self.inc_valid
-        better = ok & (xp.logical_not(self.has_inc) | (valid > prev_inc))
-        self.inc_valid = xp.where(better, valid, prev_inc)
-        self.inc_test = xp.where(better, test, self.inc_test)
-        self.inc_test_clean = xp.where(better, xp.col(clean, self.c_test), self.inc_test_clean)
+        better = ok & ((self.has_inc ^ True) | (valid > prev_inc))
+        self.inc_valid = where(better, valid, prev_inc)
+        self.inc_test = where(better, test, self.inc_test)
+        self.inc_test_clean = where(better, clean[self._i_te], self.inc_test_clean)
         self.has_inc = self.has_inc | better
         self.inc_cols = xp.where_cols(better, cols, self.inc_cols)
-        self.inc_epoch = xp.where(better, epoch, self.inc_epoch)
-        self.cum = xp.where(ok, self.cum + cost, self.cum)
+        self.inc_epoch = where(better, epoch, self.inc_epoch)
+        self.cum = where(ok, self.cum + cost, self.cum)
         self.steps = self.steps + live
         norm = self._normalise(raw) if self.vector else self._task.normalise_one(raw) if ok else None
         reward = self._reward(valid, cost, budget, prev_inc, norm, y, ok)
         obs = self.obs
-        steps_used = xp.minimum(self.steps / self.max_steps, 1.0)
+        steps_used = minimum(self.steps / self.max_steps, 1.0)
         xp.put(obs, 0, _N_METRIC_SLOTS, ok, norm)
-        xp.put(obs, _S_INC, _S_COST + 1, ok, [self.inc_valid / 100.0, xp.minimum(self.cum / budget, 1.0),
-                                              steps_used, xp.minimum(cost / budget, 1.0)])
+        xp.put(obs, _S_INC, _S_COST + 1, ok, [self.inc_valid / 100.0, minimum(self.cum / budget, 1.0), steps_used,
+                                              minimum(cost / budget, 1.0)])
         xp.put(obs, _S_STEPS, _S_STEPS + 1, live, steps_used)
         terminated = over | (ok & (self.cum >= budget))
-        truncated = live & (self.steps >= self.max_steps) & xp.logical_not(terminated)
+        truncated = live & (self.steps >= self.max_steps) & (terminated ^ True)
         info = self._info(cols, epoch, y, cost, budget, over, ok, live, better)
         if self.record:
             self._record(ok, cost, valid)

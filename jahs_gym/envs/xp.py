@@ -36,14 +36,6 @@ class Scalar:
         return lo if v < lo else hi if v > hi else v
 
     @staticmethod
-    def logical_not(c: bool) -> bool:
-        return not c
-
-    @staticmethod
-    def col(y: list, j: int) -> float:
-        return y[j]
-
-    @staticmethod
     def where_cols(cond: bool, cols: list, old: list) -> list:
         """``where`` over a list of columns (a decoded action)."""
         return cols if cond else old
@@ -57,11 +49,6 @@ class Array:
     minimum = staticmethod(np.minimum)
     maximum = staticmethod(np.maximum)
     clip = staticmethod(np.clip)
-    logical_not = staticmethod(np.logical_not)
-
-    @staticmethod
-    def col(y: np.ndarray, j: int) -> np.ndarray:
-        return y[:, j]
 
     @staticmethod
     def where_cols(cond: np.ndarray, cols: list, old: list) -> list:
