@@ -2,7 +2,8 @@
 
 :class:`ForestPredictor` compiles all XGBoost forests of a bundle into flat node arrays and walks
 them in one call per batch: with the small C kernel ``jahs_gym/_forest.c`` when it was built at
-install time, else with a vectorised numpy walk (slower, same numbers). :class:`NaivePredictor` is
+install time, else with a vectorised numpy walk (slower; the same numbers up to float rounding: its sums
+run in another order). :class:`NaivePredictor` is
 the JAHS-Bench-201 way (one XGBoost prediction call per metric: ``Booster.inplace_predict``, which is what
 ``XGBRegressor.predict`` runs), kept as the baseline that
 ``benchmarks/surrogate_speed.py`` measures against.
@@ -35,7 +36,8 @@ def _load_kernel() -> ctypes.CDLL | None:
     abi = lib.jg_abi() if hasattr(lib, "jg_abi") else 1
     if abi != KERNEL_ABI:  # a stale build (editable install, _forest.c changed since): its signatures differ
         warnings.warn(f"the built C forest kernel {_forest.__file__} has ABI {abi}, these sources expect "
-                      f"{KERNEL_ABI}; using the numpy backend (same numbers, slower). Rebuild it: "
+                      f"{KERNEL_ABI}; using the numpy backend (slower; the same numbers up to float rounding). "
+                      "Rebuild it: "
                       "pip install --no-deps --no-build-isolation -e .", RuntimeWarning, stacklevel=2)
         return None
     fn = lib.jg_predict
@@ -216,7 +218,8 @@ class ForestPredictor:
         self.__dict__.update(state)
         self._tree_onehot = None
         if self.backend == "c" and _KERNEL is None:
-            self.backend = "numpy"  # the unpickling process has no built kernel: same numbers, slower
+            # the unpickling process has no built kernel: as a fresh predictor there (C's numbers up to rounding)
+            self.backend = "numpy"
         self._bind()
 
     # ------------------------------------------------------------------------------------ raw
