@@ -95,9 +95,9 @@ class JAHSEnv(gym.Env):
     ## Observation Space
 
     ``Box(0, 1, (12,), float32)``, or by name with ``observation_type="dict"``. A metric entry is
-    ``(f(v) - f(lo)) / (f(hi) - f(lo))`` clipped to [0, 1], with ``f`` the metric's transform (log for
-    cpu_runtime, latency, size_MB, FLOPS; log1p for losses; none for accuracies) and ``lo``, ``hi`` the
-    range of the task's training table. Test accuracy never enters the observation.
+    ``(f(v) - f(lo)) / (f(hi) - f(lo))`` clipped to [0, 1], with ``f`` the transform the surrogate was fitted
+    in (log for cpu_runtime, latency, size_MB, FLOPS; log1p for losses; logit for accuracies) and ``lo``,
+    ``hi`` the range of the task's training table. Test accuracy never enters the observation.
 
     | Num | Name                | Meaning                                               |
     |-----|---------------------|-------------------------------------------------------|
