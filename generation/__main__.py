@@ -62,6 +62,17 @@ def _parser() -> argparse.ArgumentParser:
     pl.add_argument("--estimate", action="store_true", help="print the estimate only; write nothing")
     pl.add_argument("--out", type=Path, help="run folder to write plan.json into")
 
+    ps = sub.add_parser("plan-seeds", help="add tasks that train a plan's first-seed runs again with another seed",
+                        description="Append to RUN_DIR/plan.json up to --tasks tasks that train first-seed "
+                                    "(config, fidelity) runs again with --seed, cheapest first: labels that "
+                                    "average seeds are less noisy. Then `run RUN_DIR --order cheapest`.",
+                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    ps.add_argument("run_dir", type=Path, help="folder holding plan.json")
+    ps.add_argument("--tasks", type=int, default=600, help="how many tasks to add")
+    ps.add_argument("--seed", type=int, default=1, help="the seed of the added runs (>= 1)")
+    ps.add_argument("--cores", type=int, default=2, help="cores assumed by the printed wall-time estimate")
+    ps.add_argument("--estimate", action="store_true", help="print what would be added; write nothing")
+
     r = sub.add_parser("run", help="train a plan's tasks (under mpiexec: every rank); rerun to resume",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     r.add_argument("run_dir", type=Path, help="folder holding plan.json")
@@ -117,6 +128,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "costmodel":
         from generation.costmodel import measure
         measure(args.task, args.configs_per_fidelity, args.images, out=args.out)
+    elif args.cmd == "plan-seeds":
+        from generation.plan import Plan, PlanError, add_seeds, summary
+        try:
+            plan, new = add_seeds(Plan.load(args.run_dir), args.tasks, args.seed)
+        except PlanError as e:
+            print(f"plan refused: {e}", file=sys.stderr)
+            return 2
+        hours = sum(t.est_seconds for t in new) / 3600
+        print(f"adding {len(new)} seed-{args.seed} tasks: {hours:.1f} core-hours by the cost model = "
+              f"{hours / max(args.cores, 1):.1f} h on {args.cores} cores\n" + summary(plan, args.cores))
+        if not args.estimate:
+            print(f"wrote {plan.save(args.run_dir)}")
     elif args.cmd == "plan":
         from generation.plan import PlanError, make_plan, parse_fidelities, summary
         from jahs_gym.protocol import Protocol

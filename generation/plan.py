@@ -97,7 +97,7 @@ class Plan:
 
 
 # the orders in which ``python -m generation run`` can work through a plan (see generation.run.order_tasks)
-ORDERS: tuple[str, ...] = ("longest", "interleaved", "coverage")
+ORDERS: tuple[str, ...] = ("longest", "interleaved", "coverage", "cheapest")
 
 
 def parse_fidelities(text: str | None) -> list[tuple[int, int, float]]:
@@ -167,6 +167,27 @@ def make_plan(protocol: Protocol, n_tasks: int, seed: int = 0, min_per_fidelity:
                "cheap_bias": cheap_bias, "fidelities": [list(f) for f in fids],
                "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
     return Plan(protocol, tuple(tasks), seed, options)
+
+
+def add_seeds(plan: Plan, n_tasks: int, seed: int = 1) -> tuple[Plan, list[PlannedTask]]:
+    """The plan with ``n_tasks`` more tasks that train first-seed (config, fidelity) runs again with ``seed``,
+    cheapest first, and the new tasks. Labels that average several seeds are less noisy (issue: surrogate
+    fidelity); the protocol and the split stay the plan's, so the new shards merge with the old ones."""
+    if isinstance(n_tasks, bool) or not isinstance(n_tasks, int) or n_tasks < 1:
+        raise PlanError(f"--tasks {n_tasks!r}: allowed: a positive number of tasks to add")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 1:
+        raise PlanError(f"--seed {seed!r}: allowed: an integer >= 1 (seed 0 is every run's first seed)")
+    have = {(t.config.config_id, t.N, t.W, t.Resolution) for t in plan.tasks if t.seed == seed}
+    candidates = sorted((t for t in plan.tasks if t.seed == 0 and (t.config.config_id, t.N, t.W, t.Resolution)
+                         not in have), key=lambda t: (t.est_seconds, t.task_id))
+    if not candidates:
+        raise PlanError(f"every first-seed task of the plan already has seed {seed}")
+    new = [PlannedTask(f"{t.config.config_id}-{fidelity_id(t.N, t.W, t.Resolution)}-s{seed}", t.config, t.N, t.W,
+                       t.Resolution, seed, t.mflops, t.est_seconds) for t in candidates[:n_tasks]]
+    options = {**plan.options, "extensions": [*plan.options.get("extensions", []), {
+        "added": len(new), "seed": seed, "order": "cheapest first-seed runs first",
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S")}]}
+    return Plan(plan.protocol, plan.tasks + tuple(new), plan.seed, options), new
 
 
 def summary(plan: Plan, cores: int = 2) -> str:

@@ -140,6 +140,8 @@ def order_tasks(tasks: list, order: str, configs_done: dict[tuple, int] | None =
     ``min_configs`` configs, counting ``configs_done`` ((N, W, Resolution) -> first seeds already trained),
     in interleaved order; then the rest, interleaved. A run that stops early then still meets the coverage.
 
+    ``cheapest``: cheapest first (``plan-seeds`` extensions: the most second seeds per core-hour).
+
     ``interleaved``: every prefix of the run has the plan's mix of fidelities (each fidelity's tasks are
     spread evenly over the queue, cheapest first within a fidelity), so a run spread over several sessions
     already covers every fidelity after each session. A repeated seed runs right after its first seed (or
@@ -150,6 +152,8 @@ def order_tasks(tasks: list, order: str, configs_done: dict[tuple, int] | None =
         raise ValueError(f"order={order!r}; allowed: {', '.join(map(repr, ORDERS))}")
     if order == "longest":
         return sorted(tasks, key=lambda t: -t.est_seconds)
+    if order == "cheapest":
+        return sorted(tasks, key=lambda t: (t.est_seconds, t.task_id))
     if order == "coverage":
         have = dict(configs_done or {})
         short: set[tuple] = set()  # (config_id, N, W, Resolution) of the first seeds that close a gap

@@ -203,6 +203,39 @@ def test_plan_is_deterministic_and_covers_fidelities() -> None:
     assert costs[(5, 16, 1.0)] > costs[(3, 8, 0.5)] > costs[(1, 4, 0.25)]
 
 
+def test_plan_seeds_adds_second_seeds_cheapest_first(tmp_path: Path) -> None:
+    from generation.plan import add_seeds
+    from generation.run import order_tasks
+
+    proto = Protocol("fashion_mnist", n_train=4096, n_valid=1024, n_test=1024, max_epochs=10)
+    fids = parse_fidelities("1,4,0.25 3,8,0.5 5,16,1")
+    plan = make_plan(proto, 60, seed=3, min_per_fidelity=10, repeat_share=0.2, fidelities=fids, progress=False)
+    plan.save(tmp_path)
+    r = subprocess.run([sys.executable, "-m", "generation", "plan-seeds", str(tmp_path), "--tasks", "7"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    grown = Plan.load(tmp_path)
+    new = grown.tasks[len(plan.tasks):]
+    assert grown.tasks[:len(plan.tasks)] == plan.tasks and len(new) == 7 and {t.seed for t in new} == {1}
+    had = {(t.config.config_id, t.N, t.W, t.Resolution) for t in plan.tasks if t.seed == 1}
+    firsts = sorted((t for t in plan.tasks if t.seed == 0 and (t.config.config_id, t.N, t.W, t.Resolution)
+                     not in had), key=lambda t: (t.est_seconds, t.task_id))
+    assert [t.task_id[:-3] for t in new] == [t.task_id[:-3] for t in firsts[:7]]  # the cheapest runs without one
+    assert grown.options["extensions"][0]["added"] == 7 and grown.protocol == plan.protocol
+    # again: the next cheapest, never a duplicate; everything taken: refused, the plan untouched
+    again, more = add_seeds(grown, 10**6, 1)
+    assert len({t.task_id for t in again.tasks}) == len(again.tasks) and len(more) == len(firsts) - 7
+    with pytest.raises(PlanError, match="already has seed 1"):
+        add_seeds(again, 1, 1)
+    for bad in (["--tasks", "0"], ["--seed", "0"]):
+        r = subprocess.run([sys.executable, "-m", "generation", "plan-seeds", str(tmp_path), *bad],
+                           capture_output=True, text=True)
+        assert r.returncode == 2 and "plan refused" in r.stderr
+    assert Plan.load(tmp_path).tasks == grown.tasks
+    secs = [t.est_seconds for t in order_tasks(list(again.tasks), "cheapest")]
+    assert secs == sorted(secs)
+
+
 def test_interleaved_order_mixes_fidelities_and_keeps_seed_pairs_together() -> None:
     from generation.run import order_tasks
 
