@@ -28,9 +28,28 @@ def _hardware(compute: Mapping) -> str:
                      f"{m['threads_per_rank']} torch thread(s)" for m in machines)
 
 
-def _ceiling(meta: MetricEntry, key: str) -> str:
+def _ceiling(meta: MetricEntry, key: str, seed_mean: bool = False) -> str:
     c = meta.ceiling
+    if c and seed_mean:
+        c = c.get("seed_mean")
     return f"{c[key]:.3f}" if c else "-"
+
+
+def _single(meta: MetricEntry, key: str) -> str:
+    q = meta.quality_single_run
+    return f"{q[key]:.3f}" if q else "-"
+
+
+def _label_lines(m: Manifest) -> list[str]:
+    """What the forests learned from and what R2 / tau are measured against."""
+    fit = m.fit
+    if "labels" not in fit:  # bundles fitted before seed-mean labels: single runs throughout
+        return ["Labels: every run's row (single-run labels).", ""]
+    how = ("the mean over its seeds in the fitted space" if fit["labels"] == "seed_mean" else "every run's row")
+    return [f"The forests learned from {fit['labels']} labels ({how}): {fit['label_rows']} (config, fidelity, epoch) "
+            f"labels, {fit['labels_averaging_seeds']} of them averaging two or more seeds. R2, tau and MAE are",
+            "held out and measured against the seed-mean labels; the single-run columns score the same predictions",
+            "against every run's own row.", ""]
 
 
 def _fit_space(meta: MetricEntry) -> str:
@@ -156,8 +175,9 @@ def write_datacard(bundle: Path, table: Path, plan_tasks: int | None = None) -> 
         *[f"| {f} | {n} |" for f, n in counts.items()], "",
         f"Thinly covered (< 20 configs): {', '.join(thin) if thin else 'none'}.", "",
         f"## Held-out quality (grouped {m.fit['folds']}-fold by config)", "",
-        "The ceiling is what a perfect predictor of the seed mean would score against these single-run labels,",
-        "given the seed-to-seed noise measured on the (config, fidelity) runs trained with two seeds "
+        *_label_lines(m),
+        "The ceiling is what a perfect predictor of the seed mean would score against those labels, given the",
+        "seed-to-seed noise measured on the (config, fidelity) runs trained with two seeds "
         f"({_runs(m)} of them so far: an estimate).", "",
         "For the runtimes the ceiling is optimistic: they drift with the machine's state over hours, and most",
         "seed pairs ran minutes apart (`python benchmarks/runtime_noise.py` measures the spread by time apart).",
@@ -165,11 +185,13 @@ def write_datacard(bundle: Path, table: Path, plan_tasks: int | None = None) -> 
         "against the corrected labels.", "",
         "R2 (fit space) is the R2 of the fitted transform of the metric (log, log1p), where a handful of",
         "huge values (epoch-1 losses at high learning rates) weigh no more than the rest.", "",
-        "| metric | R2 | R2 (fit space) | Kendall tau | MAE | trees | ceiling R2 | ceiling tau |",
-        "|---|---|---|---|---|---|---|---|",
+        "| metric | R2 | R2 (fit space) | Kendall tau | MAE | ceiling R2 | ceiling tau | single runs: R2 | tau | "
+        "ceiling R2 | ceiling tau | trees |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
         *[f"| {k} | {v.quality['r2']:.3f} | {_fit_space(v)} | {v.quality['kendall_tau']:.3f} | "
-          f"{v.quality['mae']:.4g} | {v.n_trees} | {_ceiling(v, 'r2')} | {_ceiling(v, 'kendall_tau')} |"
-          for k, v in m.metrics.items()],
+          f"{v.quality['mae']:.4g} | {_ceiling(v, 'r2', True)} | {_ceiling(v, 'kendall_tau', True)} | "
+          f"{_single(v, 'r2')} | {_single(v, 'kendall_tau')} | {_ceiling(v, 'r2')} | {_ceiling(v, 'kendall_tau')} | "
+          f"{v.n_trees} |" for k, v in m.metrics.items()],
         "",
     ]
     for metric in ("valid_acc", "cpu_runtime"):

@@ -19,11 +19,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from generation.labels import (  # noqa: F401  (kendall_tau, quality, noise_model: this module's API too)
+    group_mean,
+    kendall_tau,
+    label_index,
+    noise_ceiling,
+    noise_model,
+    quality,
+    seed_pair_frames,
+)
 from jahs_gym.bundle import FORMAT_VERSION, file_sha256, write_manifest
 from jahs_gym.metrics import BY_NAME, SURROGATE_METRICS, validate_table
 from jahs_gym.protocol import Protocol
 from jahs_gym.space import ENCODING, FEATURES, encode_frame
-from jahs_gym.transforms import check, forward, inverse
+from jahs_gym.transforms import forward, inverse
 
 # Candidate hyperparameters; `trials` of them are tried (in this order) per metric.
 CANDIDATES: tuple[dict[str, Any], ...] = (
@@ -48,6 +57,7 @@ EARLY_STOP = 30
 PARSIMONY_FLOOR = 0.01
 # the smallest forest within this share of the best validation RMSE is kept (choose_params, fit_bundle)
 PARSIMONY_TOLERANCE = 0.01
+LABELS = ("seed_mean", "single")
 
 
 def parsimony_floor(y: np.ndarray) -> float:
@@ -99,31 +109,6 @@ def grouped_folds(groups: np.ndarray, k: int, seed: int = 0) -> list[np.ndarray]
     f = np.array([fold_of[g] for g in groups])
     return [np.flatnonzero(f == i) for i in range(k)]
 
-
-def kendall_tau(a: np.ndarray, b: np.ndarray, max_n: int = 4000, seed: int = 0) -> float:
-    """Kendall tau-b (exact on up to ``max_n`` points; a seeded subsample beyond)."""
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    if len(a) > max_n:
-        idx = np.random.default_rng(seed).choice(len(a), max_n, replace=False)
-        a, b = a[idx], b[idx]
-    conc = ties_a = ties_b = total = 0.0
-    for i in range(0, len(a), 512):
-        da = np.sign(a[i:i + 512, None] - a[None, :])
-        db = np.sign(b[i:i + 512, None] - b[None, :])
-        conc += float((da * db).sum())
-        ties_a += float((da == 0).sum())
-        ties_b += float((db == 0).sum())
-        total += da.size
-    n0 = total - len(a)  # ordered pairs without the diagonal
-    denom = math.sqrt(max(n0 - (ties_a - len(a)), 0) * max(n0 - (ties_b - len(a)), 0))
-    return conc / denom if denom > 0 else float("nan")
-
-
-def quality(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
-    ss_res = float(((y - p) ** 2).sum())
-    ss_tot = float(((y - y.mean()) ** 2).sum())
-    return {"r2": 1 - ss_res / ss_tot if ss_tot > 0 else float("nan"), "kendall_tau": kendall_tau(y, p),
-            "mae": float(np.abs(y - p).mean()), "n": int(len(y))}
 
 
 def _xgb_params(params: dict[str, Any], seed: int) -> dict[str, Any]:
@@ -212,32 +197,6 @@ def choose_params(x: np.ndarray, y: np.ndarray, groups: np.ndarray, trials: int,
     return dict(params), n, record
 
 
-def seed_pair_frames(df: pd.DataFrame, columns: list[str],
-                     key: tuple[str, ...] = ("config_id", "fidelity_id", "epoch")) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The rows trained with two seeds, side by side: (lowest seed's ``columns``, highest seed's), both indexed
-    by ``key``, only where every column is present in both (one column per seed, so a missing value never
-    pairs a run with itself)."""
-    rep = df[df.duplicated(list(key), keep=False)]
-    if rep.empty:
-        empty = pd.DataFrame(columns=list(columns))
-        return empty, empty
-    wide = rep.set_index([*key, "seed"])[list(columns)].unstack("seed")
-    seeds = sorted(wide.columns.get_level_values("seed").unique())
-    lo, hi = wide.xs(seeds[0], axis=1, level="seed"), wide.xs(seeds[-1], axis=1, level="seed")
-    ok = lo.notna().all(axis=1) & hi.notna().all(axis=1)
-    return lo[ok], hi[ok]
-
-
-def _seed_pairs(df: pd.DataFrame, metric: str, transform: str = "none") -> tuple[np.ndarray, np.ndarray, int]:
-    """``metric`` (in ``transform`` space) of the rows trained with two seeds: (lowest seed's, highest seed's,
-    how many (config, fidelity) runs the finite pairs come from); same config, fidelity and epoch."""
-    lo, hi = seed_pair_frames(df, [metric])
-    a = forward(transform, lo[metric].to_numpy(float))
-    b = forward(transform, hi[metric].to_numpy(float))
-    ok = np.isfinite(a) & np.isfinite(b)
-    runs = int(lo.index.droplevel("epoch")[ok].nunique()) if len(lo) else 0
-    return a[ok], b[ok], runs
-
 
 # Timings measured on the run's machine. Its speed drifts over hours (benchmarks/runtime_noise.py), so
 # fit_bundle divides these labels by a time-local speed factor: the surrogate predicts them at the run's
@@ -287,48 +246,6 @@ def speed_factors(when: pd.Series, residual: pd.Series, config: pd.Series,
     return out
 
 
-def noise_model(df: pd.DataFrame, transforms: Mapping[str, str]) -> dict[str, float]:
-    """Per-metric seed noise in the metric's fitted space (``Metric.transform``: additive for accuracies,
-    multiplicative for times): std of (seed a - seed b) / sqrt(2) over repeated (config, fidelity, epoch).
-    The manifest records it with ``noise_space: "fitted"``; JAHS-v0 adds it to the forest's raw outputs."""
-    out = {}
-    for m, transform in transforms.items():
-        a, b, _ = _seed_pairs(df, m, check(transform))
-        if len(a):
-            out[m] = float(np.sqrt(np.mean((a - b) ** 2) / 2))
-    return out
-
-
-def noise_ceiling(df: pd.DataFrame, metric: str, transform: str = "none", draws: int = 10,
-                  seed: int = 0, seeds: int = 1) -> dict[str, float]:
-    """Seed-to-seed noise of ``metric`` and the R² / tau a perfect mean predictor scores on single-run labels
-    (or, with ``seeds`` > 1, on labels that average that many seeds: the noise variance divided by ``seeds``).
-
-    The noise, additive in the surrogate's ``transform`` space ("log": multiplicative), is estimated from
-    the rows trained with two seeds (same config, fidelity and epoch; ``runs`` such pairs of runs). The
-    ceiling shrinks the table's values to the variance the truth has (measured variance minus noise
-    variance) and scores draws of truth + noise against the truth. An estimate: as good as ``runs`` allows.
-    """
-    check(transform)
-    if seeds < 1:
-        raise ValueError(f"seeds={seeds}: labels average at least 1 seed")
-    a, b, runs = _seed_pairs(df, metric, transform)
-    if len(a) < 5:
-        return {"pairs": len(a), "runs": runs}
-    sigma = float(np.sqrt(np.mean((a - b) ** 2) / 2))
-    ty = forward(transform, df[metric].to_numpy())
-    ty = ty[np.isfinite(ty)]
-    mean, var = float(ty.mean()), float(ty.var())
-    t_true = mean + (ty - mean) * math.sqrt(max(0.0, 1.0 - sigma ** 2 / var)) if var > 0 else ty
-    truth = inverse(transform, t_true)
-    rng = np.random.default_rng(seed)
-    r2, tau = [], []
-    for _ in range(draws):
-        q = quality(inverse(transform, t_true + rng.normal(0.0, sigma / math.sqrt(seeds), len(ty))), truth)
-        r2.append(q["r2"])
-        tau.append(q["kendall_tau"])
-    return {"pairs": len(a), "runs": runs, "sigma": sigma, "r2": float(np.mean(r2)),
-            "kendall_tau": float(np.mean(tau))}
 
 
 SPEED_FACTORS_FILE = "speed_factors.parquet"
@@ -358,7 +275,7 @@ def fit_bundle(table: Path | str, out: Path | str, folds: int = 5, trials: int =
                protocol: dict | None = None, progress: bool = True, max_trees: int = MAX_TREES,
                speed_window_min: float | None = SPEED_WINDOW_MIN,
                tolerance: float | Mapping[str, float] = PARSIMONY_TOLERANCE,
-               optimum_rows: int = 1_000_000) -> dict:
+               optimum_rows: int = 1_000_000, labels: str = "seed_mean") -> dict:
     """Fit every metric on ``table`` and write a bundle folder ``out``; returns the manifest.
 
     The :data:`SPEED_METRICS` labels are first divided by a time-local speed factor (``speed_factors`` on a
@@ -369,6 +286,12 @@ def fit_bundle(table: Path | str, out: Path | str, folds: int = 5, trials: int =
     mapping sets it by metric (``tolerance_for``; ``parse_tolerance`` reads the command line's form).
     ``optimum_rows``: random rows of the search for the surrogate's optimum (``generation.optimum``: JAHS-v0's
     regret reference; 0 skips it, and JAHS-v0 then refuses the bundle).
+
+    ``labels``: "seed_mean" fits one row per (config, fidelity, epoch), the mean over its seeds in the fitted
+    space (``generation.labels.seed_means``; less noise where a run has several seeds), "single" every run's
+    row. Either way, held-out ``quality`` is measured against the seed-mean labels and ``quality_single_run``
+    against every run (the same predictions), next to the ``ceiling`` each allows; the noise model
+    (``noise_model``) stays the seeds' spread.
     """
     table, out = Path(table), Path(out)
     df = pd.read_parquet(table)
@@ -384,9 +307,18 @@ def fit_bundle(table: Path | str, out: Path | str, folds: int = 5, trials: int =
         unknown = [m for m in tolerance if m != "*" and m not in metrics]
         if unknown:
             raise ValueError(f"tolerance names metric(s) {unknown} that are not fitted; fitted: {metrics}")
+    if labels not in LABELS:
+        raise ValueError(f"labels={labels!r} is not allowed; allowed: {list(LABELS)}")
     x_all = encode_frame(df)
     groups = df["config_id"].to_numpy()
     fold_idx = grouped_folds(groups, folds, seed)
+    lab, first, n_seeds = label_index(df)  # rows of one (config, fidelity, epoch): one seed-mean label
+    n_labels = len(first)
+    if labels == "seed_mean":  # the forests learn one row per label (grouped_folds puts configs in the same folds)
+        x_fit, g_fit = x_all[first], groups[first]
+        fold_fit = grouped_folds(g_fit, folds, seed)
+    else:
+        x_fit, g_fit, fold_fit = x_all, groups, fold_idx
     out.mkdir(parents=True, exist_ok=True)
     (out / "models").mkdir(exist_ok=True)
     it = metrics
@@ -403,20 +335,20 @@ def fit_bundle(table: Path | str, out: Path | str, folds: int = 5, trials: int =
     factors: dict[str, pd.Series] = {}  # metric -> log speed factor per dated task
     t0 = time.time()
 
-    def held_out(y: np.ndarray, ok: np.ndarray, use_linear: bool, n_trials: int, tol: float) -> np.ndarray:
+    def held_out(x: np.ndarray, y: np.ndarray, ok: np.ndarray, g: np.ndarray, fidx: list[np.ndarray],
+                 use_linear: bool, n_trials: int, tol: float) -> np.ndarray:
         floor = parsimony_floor(y[ok])
-        pred = np.full(len(df), np.nan)
+        pred = np.full(len(y), np.nan)
         for k in range(folds):
-            te = fold_idx[k][ok[fold_idx[k]]]
-            tr = np.concatenate([fold_idx[j] for j in range(folds) if j != k])
+            te = fidx[k][ok[fidx[k]]]
+            tr = np.concatenate([fidx[j] for j in range(folds) if j != k])
             tr = tr[ok[tr]]
-            feats = choose_linear(x_all[tr], y[tr], groups[tr], seed + k, max_trees=max_trees) if use_linear else ()
-            lin = linear_fit(x_all[tr], y[tr], feats) if feats else None
-            y_tr = y[tr] - linear_apply(x_all[tr], lin, feats) if lin else y[tr]
-            params, n_trees, _ = choose_params(x_all[tr], y_tr, groups[tr], n_trials, seed + k, max_trees, tol,
-                                               floor)
-            reg = _fit_one(x_all[tr], y_tr, params, n_trees, seed)
-            pred[te] = reg.inplace_predict(x_all[te]) + (linear_apply(x_all[te], lin, feats) if lin else 0.0)
+            feats = choose_linear(x[tr], y[tr], g[tr], seed + k, max_trees=max_trees) if use_linear else ()
+            lin = linear_fit(x[tr], y[tr], feats) if feats else None
+            y_tr = y[tr] - linear_apply(x[tr], lin, feats) if lin else y[tr]
+            params, n_trees, _ = choose_params(x[tr], y_tr, g[tr], n_trials, seed + k, max_trees, tol, floor)
+            reg = _fit_one(x[tr], y_tr, params, n_trees, seed)
+            pred[te] = reg.inplace_predict(x[te]) + (linear_apply(x[te], lin, feats) if lin else 0.0)
         return pred
 
     for m in it:
@@ -428,42 +360,48 @@ def fit_bundle(table: Path | str, out: Path | str, folds: int = 5, trials: int =
         use_linear = spec.transform == "log"
         speed = None
         if m in SPEED_METRICS and speed_window_min is not None and spec.transform == "log" and when.notna().any():
-            first = held_out(y, ok, use_linear, 1, tol)  # one candidate: only the medians of its residuals count
-            factor = task_speed_factors(df, y - first, speed_window_min, when)
+            # one candidate, single runs: only the medians of each task's residuals count
+            first_pass = held_out(x_all, y, ok, groups, fold_idx, use_linear, 1, tol)
+            factor = task_speed_factors(df, y - first_pass, speed_window_min, when)
             y = y - df["task_id"].map(factor).fillna(0.0).to_numpy()
             factors[m] = factor
             dfc[m] = inverse(spec.transform, y)
             speed = {"window_min": speed_window_min, "tasks": int(len(factor)), "dated": dated,
                      "factor_log_std": round(float(factor.std()), 4),
                      "factor_log_p5_p95": [round(float(v), 4) for v in factor.quantile([0.05, 0.95])]}
-        y_raw = dfc[m].to_numpy()
-        pred = held_out(y, ok, use_linear, trials, tol)
-        held = ok & np.isfinite(pred)
-        p_raw = np.clip(inverse(spec.transform, pred[held]), spec.lo, spec.hi)
-        q = quality(y_raw[held], p_raw)
+        y_label = group_mean(y, lab, n_labels)  # seed means in the fitted space
+        y_fit = y_label if labels == "seed_mean" else y
+        ok_fit = np.isfinite(y_fit)
+        pred_fit = held_out(x_fit, y_fit, ok_fit, g_fit, fold_fit, use_linear, trials, tol)
+        pred_label = pred_fit if labels == "seed_mean" else pred_fit[first]  # one x per label: one prediction
+        q_mean = _physical_quality(spec, y_label, pred_label)
+        q_single = _physical_quality(spec, y, pred_label[lab])
         if speed is not None:  # the same predictions against the labels as measured (machine drift left in)
-            q["r2_raw_labels"] = quality(y_measured[held], p_raw)["r2"]
-        if spec.transform != "none":  # heavy tails (a few huge losses) dominate the raw R2; this one they do not
-            q["r2_transformed"] = quality(y[held], forward(spec.transform, p_raw))["r2"]
+            y_meas = forward(spec.transform, y_measured)
+            q_mean["r2_raw_labels"] = _physical_quality(spec, group_mean(y_meas, lab, n_labels), pred_label)["r2"]
+            q_single["r2_raw_labels"] = _physical_quality(spec, y_meas, pred_label[lab])["r2"]
         by_fid = {}
         if m in ("valid_acc", "cpu_runtime"):  # where the data is thin, quality is too: per-fidelity figures
-            fids = df["fidelity_id"].to_numpy()[held]
+            fids = df["fidelity_id"].to_numpy()[first]
             for f in sorted(set(fids)):
                 sel = fids == f
-                if sel.sum() >= 10:
-                    by_fid[f] = {k: round(v, 4) for k, v in quality(y_raw[held][sel], p_raw[sel]).items()}
-        feats = choose_linear(x_all[ok], y[ok], groups[ok], seed, max_trees=max_trees) if use_linear else ()
-        lin = linear_fit(x_all[ok], y[ok], feats) if feats else None
-        y_ok = y[ok] - linear_apply(x_all[ok], lin, feats) if lin else y[ok]
-        params, n_trees, parsimony = choose_params(x_all[ok], y_ok, groups[ok], trials, seed, max_trees,
-                                                   tol, parsimony_floor(y[ok]))
-        reg = _fit_one(x_all[ok], y_ok, params, n_trees, seed)
+                if (sel & np.isfinite(y_label) & np.isfinite(pred_label)).sum() >= 10:
+                    q_f = _physical_quality(spec, y_label[sel], pred_label[sel])
+                    by_fid[f] = {k: round(v, 4) for k, v in q_f.items() if k != "r2_transformed"}
+        feats = choose_linear(x_fit[ok_fit], y_fit[ok_fit], g_fit[ok_fit], seed, max_trees=max_trees) \
+            if use_linear else ()
+        lin = linear_fit(x_fit[ok_fit], y_fit[ok_fit], feats) if feats else None
+        y_ok = y_fit[ok_fit] - linear_apply(x_fit[ok_fit], lin, feats) if lin else y_fit[ok_fit]
+        params, n_trees, parsimony = choose_params(x_fit[ok_fit], y_ok, g_fit[ok_fit], trials, seed, max_trees,
+                                                   tol, parsimony_floor(y_fit[ok_fit]))
+        reg = _fit_one(x_fit[ok_fit], y_ok, params, n_trees, seed)
         fname = f"models/{m}.ubj"
         reg.save_model(str(out / fname))
+        y_raw = dfc[m].to_numpy()
         meta[m] = {"file": fname, "transform": spec.transform, "unit": spec.unit,
                    "lo": float(np.nanmin(y_raw)), "hi": float(np.nanmax(y_raw)),
-                   "quality": q, "params": params, "n_trees": n_trees, "parsimony": parsimony,
-                   "rows": int(ok.sum())}
+                   "quality": q_mean, "quality_single_run": q_single, "params": params, "n_trees": n_trees,
+                   "parsimony": parsimony, "rows": int(ok_fit.sum())}
         if lin:
             meta[m]["linear"] = {"features": list(feats), "coef": lin}
         if by_fid:
@@ -471,8 +409,10 @@ def fit_bundle(table: Path | str, out: Path | str, folds: int = 5, trials: int =
         if speed is not None:
             meta[m]["speed_correction"] = speed
         ceiling = noise_ceiling(dfc, m, spec.transform)
-        if ceiling.get("sigma"):  # what single-run labels allow; absent for noiseless metrics (FLOPS, size)
-            meta[m]["ceiling"] = {k: round(v, 4) if isinstance(v, float) else v for k, v in ceiling.items()}
+        if ceiling.get("sigma"):  # what the labels allow; absent for noiseless metrics (FLOPS, size)
+            c_mean = noise_ceiling(dfc, m, spec.transform, seeds="table")
+            meta[m]["ceiling"] = {**{k: round(v, 4) if isinstance(v, float) else v for k, v in ceiling.items()},
+                                  "seed_mean": {k: round(c_mean[k], 4) for k in ("r2", "kendall_tau")}}
     protocol = _protocol_of(df, protocol)
     shipped, shipped_factors = None, None
     if ship_table:
@@ -496,7 +436,8 @@ def fit_bundle(table: Path | str, out: Path | str, folds: int = 5, trials: int =
         "noise": noise_model(dfc, {m: BY_NAME[m].transform for m in metrics}),
         "noise_space": "fitted",
         "default_budget_s": default_budget(dfc),
-        "fit": {"folds": folds, "trials": trials, "seed": seed, "max_trees": max_trees,
+        "fit": {"folds": folds, "trials": trials, "seed": seed, "max_trees": max_trees, "labels": labels,
+                "labels_averaging_seeds": int((n_seeds > 1).sum()), "label_rows": int(n_labels),
                 "seconds": round(time.time() - t0, 1),
                 "protocol": "grouped K-fold by config_id; hyperparameters chosen on a grouped validation "
                             "split inside each outer training part"},
@@ -512,6 +453,17 @@ def fit_bundle(table: Path | str, out: Path | str, folds: int = 5, trials: int =
         manifest["optimum"] = optimum_record(b.predictor(), b.max_epochs, n_random=optimum_rows, seed=seed)
         write_manifest(out, manifest)
     return manifest
+
+
+def _physical_quality(spec: Any, y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
+    """``quality`` of predictions ``pred`` against labels ``y`` (both in ``spec``'s fitted space) where both are
+    finite, in physical units (R2 there and, for transformed metrics, ``r2_transformed`` in the fitted space)."""
+    ok = np.isfinite(y) & np.isfinite(pred)
+    p_raw = np.clip(inverse(spec.transform, pred[ok]), spec.lo, spec.hi)
+    q = quality(inverse(spec.transform, y[ok]), p_raw)
+    if spec.transform != "none":  # heavy tails (a few huge losses) dominate the raw R2; this one they do not
+        q["r2_transformed"] = quality(y[ok], forward(spec.transform, p_raw))["r2"]
+    return q
 
 
 def _protocol_of(df: pd.DataFrame, protocol: dict | None) -> dict:

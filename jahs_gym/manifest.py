@@ -86,6 +86,7 @@ class MetricEntry:
     ceiling: Mapping[str, Any] | None = field(default=None, repr=False)
     parsimony: Mapping[str, Any] | None = field(default=None, repr=False)
     quality_by_fidelity: Mapping[str, Any] | None = field(default=None, repr=False)
+    quality_single_run: Mapping[str, Any] | None = field(default=None, repr=False)
     raw: Mapping[str, Any] = field(default_factory=_empty, repr=False)
 
 
@@ -275,7 +276,7 @@ def _metric(v: _Validator, name: str, e: Any, files: dict, encoding: Encoding, t
             v.fail(f"{key}.linear.coef", f"is {coef!r}", "a list of finite numbers: intercept + one per feature")
         lin = LinearBase(tuple(fs), tuple(float(c) for c in coef))
     opt = {k: (_freeze(v.obj(e[k], f"{key}.{k}", "a dict")) if e.get(k) is not None else None)
-           for k in ("speed_correction", "ceiling", "parsimony", "quality_by_fidelity")}
+           for k in ("speed_correction", "ceiling", "parsimony", "quality_by_fidelity", "quality_single_run")}
     return MetricEntry(name, f, tr, float(lo), float(hi), v.opt_str(e.get("unit"), f"{key}.unit"),
                        _freeze(v.obj(e.get("quality", {}), f"{key}.quality", "a dict")),
                        v.opt_int(e.get("n_trees"), f"{key}.n_trees"), lin, **opt, raw=_freeze(e))
