@@ -24,10 +24,11 @@ class Protocol:
     max_steps: int = 1000
     noise: bool = False
     continuation: bool = True  # promotions pay only the extra epochs (fair to multi-fidelity agents)
+    backend: str = "surrogate"  # or a table's arms: "table" (measured), "surrogate_arms" (predicted)
 
     def make_env(self, action_type: str = "dict", **kw: Any) -> JAHSEnv:
         return JAHSEnv(task=self.task, budget=self.budget, max_steps=self.max_steps, noise=self.noise,
-                       continuation=self.continuation, action_type=action_type, **kw)
+                       continuation=self.continuation, action_type=action_type, backend=self.backend, **kw)
 
 
 class Recorder(gym.Wrapper):

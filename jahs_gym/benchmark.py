@@ -32,13 +32,12 @@ from jahs_gym.space import (
     SpaceError,
     encode_arrays,
     encode_frame,
-    fidelity_id,
     sample_config,
     split_dict,
 )
+from jahs_gym.table import TIMINGS, RunTable, run_table
 
 KINDS = ("surrogate", "table")
-TIMINGS = ("measured", "corrected")
 
 
 class Benchmark:
@@ -75,34 +74,7 @@ class Benchmark:
         self.metrics: tuple[str, ...] = self.bundle._check_metrics(metrics)
         self._predictor = None
         self._backend = backend
-        self._table: pd.DataFrame | None = None
-        self._index: dict[tuple, np.ndarray] | None = None
-        if kind == "table":
-            path = self.bundle.table_path()
-            if path is None:
-                raise FileNotFoundError(f"the {task} bundle ships no table; use kind='surrogate' or refit it with "
-                                        "`python -m generation fit TABLE -o BUNDLE --ship-table`")
-            self._table = pd.read_parquet(path)
-            if timings == "corrected":
-                self._correct_timings()
-            keys = self._table[["config_id", "N", "W", "Resolution"]].itertuples(index=False, name=None)
-            idx: dict[tuple, list[int]] = {}
-            for i, k in enumerate(keys):
-                idx.setdefault(k, []).append(i)
-            self._index = {k: np.asarray(v) for k, v in idx.items()}
-
-    def _correct_timings(self) -> None:
-        """Divide the table's timings by the bundle's per-task speed factors (fit_bundle wrote them)."""
-        assert self._table is not None
-        path = self.bundle.speed_factors_path()
-        if path is None:
-            raise FileNotFoundError(f"the {self.task} bundle ships no speed factors, so its table has measured "
-                                    "timings only; use timings='measured', or refit it with `python -m generation fit "
-                                    "TABLE -o BUNDLE --ship-table` (with the speed correction on)")
-        sf = pd.read_parquet(path).set_index("task_id")
-        for m in sf.columns:
-            if m in self._table.columns:
-                self._table[m] = self._table[m] / self._table["task_id"].map(sf[m]).fillna(1.0)
+        self._runs: RunTable | None = run_table(self.bundle, self.metrics, timings) if kind == "table" else None
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
@@ -139,15 +111,11 @@ class Benchmark:
         (config, fidelity) of the table (``nepochs`` defaults to the last epoch it trained).
         """
         rng = np.random.default_rng(random_state)
-        if self.kind == "table":
-            assert self._table is not None and self._index is not None
-            keys = list(self._index)
-            rows = self._table.iloc[self._index[keys[int(rng.integers(len(keys)))]]]
-            row = rows.iloc[0]
-            config = {k: row[k].item() if hasattr(row[k], "item") else row[k] for k in
-                      (*CONFIG_KEYS, "N", "W", "Resolution")}
-            if nepochs is None:  # a diverged run stops early: its last trained epoch
-                nepochs = int(rows.loc[rows["seed"] == rows["seed"].min(), "epoch"].max())
+        if self._runs is not None:
+            run = int(rng.integers(len(self._runs)))
+            config = self._runs.config(run)
+            if nepochs is None:  # a diverged run stops early: the last epoch its lowest seed trained
+                nepochs = int(np.isfinite(self._runs.curve(run)[:, 0]).sum())
         else:
             config = {**sample_config(rng).as_dict(), "N": N_VALUES[int(rng.integers(len(N_VALUES)))],
                       "W": W_VALUES[int(rng.integers(len(W_VALUES)))],
@@ -220,30 +188,22 @@ class Benchmark:
         raise SpaceError(f"query row {i}: {row} is not a valid JAHS-Bench-201 row")
 
     def _from_table(self, cfg: Config, fid: Fidelity, epochs: list[int]) -> dict[int, dict[str, float]]:
-        assert self._table is not None and self._index is not None
-        key = (cfg.config_id, fid.N, fid.W, fid.Resolution)
-        rows = self._index.get(key)
-        if rows is None:
-            have = sorted({fidelity_id(*k[1:]) for k in self._index if k[0] == cfg.config_id})
-            if have:
-                raise KeyError(f"config {cfg.config_id} was not trained at {fid.fidelity_id}; "
-                               f"it was trained at: {have}")
-            raise KeyError(f"config {cfg.config_id} is not in the {self.task} table ({len(self._index)} trained "
-                           "(config, fidelity) pairs); use kind='surrogate' or a config from bench.table_configs()")
-        sub = self._table.iloc[rows]
-        sub = sub[sub["seed"] == sub["seed"].min()].set_index("epoch")
+        """The run's lowest seed's measured metrics at ``epochs``."""
+        assert self._runs is not None
+        run = self._runs.find(cfg.config_id, fid.N, fid.W, fid.Resolution)
+        curve = self._runs.curve(run)
         out = {}
         for e in epochs:
-            if e not in sub.index:
-                raise KeyError(f"config {cfg.config_id} at {fid.fidelity_id} has epochs "
-                               f"{int(sub.index.min())}..{int(sub.index.max())}; epoch {e} was not trained "
-                               f"(status {sub['status'].iloc[-1]!r})")
-            out[e] = {m: float(sub.at[e, m]) for m in self.metrics}
+            if not np.isfinite(curve[e - 1, 0]):
+                last = int(np.isfinite(curve[:, 0]).sum())
+                raise KeyError(f"config {cfg.config_id} at {fid.fidelity_id} trained epochs 1..{last} (it diverged "
+                               f"there); epoch {e} was not trained")
+            out[e] = dict(zip(self.metrics, map(float, curve[e - 1])))
         return out
 
     def table_configs(self) -> pd.DataFrame:
-        """(kind='table') The trained configs and fidelities, one row each."""
-        if self._table is None:
+        """(kind='table') The trained configs and fidelities, one row each (a run of the table)."""
+        if self._runs is None:
             raise ValueError("table_configs() needs kind='table'")
-        return self._table.drop_duplicates(["config_id", "N", "W", "Resolution"])[
-            ["config_id", *CONFIG_KEYS, "N", "W", "Resolution"]].reset_index(drop=True)
+        return pd.concat([pd.DataFrame({"config_id": self._runs.config_ids}), self._runs.configs,
+                          self._runs.fidelities], axis=1)

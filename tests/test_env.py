@@ -131,7 +131,9 @@ def test_rewards(tiny_data_env: str, reward: str) -> None:
     weights = {"latency": 0.5} if reward == "multiobjective" else None
     env = JAHSEnv(task=tiny_data_env, reward=reward, reward_weights=weights)
     env.reset(seed=0)
-    _, r, _, _, info = env.step(env.action_space.sample())
+    # a cheap action (N1-W4-R0.25, 1 epoch) that fits the budget: an evaluation over budget earns 0
+    _, r, _, _, info = env.step(np.array([2, 0, 3, 2, 0, 2, 0, 0, 4, 4, 0, 0, 0, 0]))
+    assert not info["over_budget"]
     if reward == "improvement":
         assert r == pytest.approx(info["incumbent_valid_acc"] / 100 - 0.1 * info["cost"] / info["budget"])
     assert math.isfinite(r)

@@ -28,10 +28,12 @@ from jahs_gym.space import (
 )
 
 ACTION_TYPES = ("multidiscrete", "discrete", "box", "dict")
+ARM_ACTION_TYPES = ("multidiscrete", "discrete")  # the arm backends (a table's runs) take these
 COMPONENTS = (*OP_KEYS, "Activation", "TrivialAugment", "LearningRate", "WeightDecay", "N", "W", "Resolution",
               "epoch")
 COMPONENT_DTYPES = (np.int64,) * 7 + (np.bool_, np.float64, np.float64, np.int64, np.int64, np.float64, np.int64)
 C_ACT, C_TA, C_LR, C_WD, C_N, C_W, C_R, C_EPOCH = range(6, 14)
+C_ARM = 14  # the arm backends append the arm (the run's index) as a 15th column
 BOX_DIMS = len(COMPONENTS)
 _REL_TOL = 1e-6  # float32 round-off at a LearningRate / WeightDecay bound is clamped, not refused
 
@@ -45,9 +47,16 @@ def _positive_int(name: str, v: Any) -> int:
 class ActionCodec:
     """The action space of one action type and its decoder (one action or a batch of ``n``)."""
 
-    def __init__(self, action_type: str, n_lr: int, n_wd: int, n_epochs: int, n_arms: int, arm_seed: int) -> None:
+    def __init__(self, action_type: str, n_lr: int, n_wd: int, n_epochs: int, n_arms: int, arm_seed: int,
+                 runs: list[np.ndarray] | None = None) -> None:
+        """``runs``: the 13 decoded columns of an arm backend's runs (the table's trained (config, fidelity)
+        pairs); the action then picks a run and an epoch index: ``MultiDiscrete([runs, n_epochs])`` or
+        ``Discrete(runs * n_epochs)`` (action ``run * n_epochs + epoch index``)."""
         if action_type not in ACTION_TYPES:
             raise ValueError(f"action_type={action_type!r} is not allowed; allowed: {list(ACTION_TYPES)}")
+        if runs is not None and action_type not in ARM_ACTION_TYPES:
+            raise ValueError(f"action_type={action_type!r} with a table's arms (backend='table' or "
+                             f"'surrogate_arms'); allowed: {list(ARM_ACTION_TYPES)}: a run of the table and an epoch")
         n_lr, n_wd, n_epochs, n_arms = (_positive_int(k, v) for k, v in
                                         (("n_lr", n_lr), ("n_wd", n_wd), ("n_epochs", n_epochs), ("n_arms", n_arms)))
         if isinstance(arm_seed, bool) or not isinstance(arm_seed, (int, np.integer)) or arm_seed < 0:
@@ -62,7 +71,13 @@ class ActionCodec:
         self._np_tables = [np.asarray(t) for t in self.tables]
         self.nvec = np.array([len(t) for t in self.tables], dtype=np.int64)
         self._nvec_list = self.nvec.tolist()
-        if action_type == "multidiscrete":
+        self.runs = runs
+        if runs is not None:
+            self.n_runs = len(runs[0])
+            self._run_rows = [list(r) for r in zip(*(c.tolist() for c in runs))]
+            self.space = (spaces.MultiDiscrete([self.n_runs, n_epochs]) if action_type == "multidiscrete"
+                          else spaces.Discrete(self.n_runs * n_epochs))
+        elif action_type == "multidiscrete":
             self.space: spaces.Space = spaces.MultiDiscrete(self.nvec)
         elif action_type == "discrete":
             self.space = spaces.Discrete(n_arms)
@@ -96,6 +111,9 @@ class ActionCodec:
     def decode(self, action: Any) -> list:
         """One action -> 14 Python scalars; one ``ValueError`` naming the bad entry if it is not in the space."""
         t = self.type
+        if self.runs is not None:
+            run, e = self._run_action(action)
+            return [*self._run_rows[run], e, run]
         if t == "multidiscrete":
             if type(action) is np.ndarray and action.shape == (BOX_DIMS,) and action.dtype.kind in "iu":
                 v = action.tolist()
@@ -114,8 +132,11 @@ class ActionCodec:
         return [c[0].item() for c in self.decode_batch(batch, 1, single=True)]
 
     def decode_batch(self, actions: Any, n: int, single: bool = False) -> list[np.ndarray]:
-        """``n`` actions (the batched space's sample) -> 14 arrays of length ``n``."""
+        """``n`` actions (the batched space's sample) -> 14 arrays of length ``n`` (15 with a table's arms)."""
         t = self.type
+        if self.runs is not None:
+            run, e = self._run_actions(actions, n)
+            return [*(c[run] for c in self.runs), e, run]
         if t == "multidiscrete":
             v = self._index_matrix(actions[0] if single else actions, n, single)
             bad = (v < 0) | (v >= self.nvec)
@@ -148,6 +169,45 @@ class ActionCodec:
             cols[C_WD] = _log_scale(u[:, C_WD], WD_RANGE)
             return cols
         return self._decode_dict(actions, n, single)
+
+    # ------------------------------------------------------------------------------------ arms
+    def _run_action(self, a: Any) -> tuple[int, int]:
+        """One arm action -> (run, epoch index), or one ValueError naming the bad value."""
+        n_e = self.n_epochs
+        if self.type == "discrete":
+            k = self._arm_index(a)
+            return k // n_e, k % n_e
+        v = np.asarray(a)
+        if v.shape != (2,) or v.dtype.kind not in "iu":
+            raise ValueError(f"action {a!r} has shape {v.shape} and dtype {v.dtype}; expected (2,) integers "
+                             f"[run, epoch index] (action space {self.space})")
+        run, e = int(v[0]), int(v[1])
+        if not 0 <= run < self.n_runs:
+            raise ValueError(f"action[0]={run} (run) is out of range; allowed: 0..{self.n_runs - 1}")
+        if not 0 <= e < n_e:
+            raise ValueError(f"action[1]={e} (epoch index) is out of range; allowed: 0..{n_e - 1}")
+        return run, e
+
+    def _run_actions(self, actions: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
+        v = np.asarray(actions)
+        if self.type == "discrete":
+            if v.shape != (n,) or v.dtype.kind not in "iu":
+                raise ValueError(f"actions have shape {v.shape} and dtype {v.dtype}; expected ({n},) integers")
+            bad = (v < 0) | (v >= self.space.n)
+            if bad.any():
+                i = int(np.flatnonzero(bad)[0])
+                raise ValueError(f"actions[{i}]={int(v[i])} is out of range; allowed: 0..{self.space.n - 1}")
+            return v // self.n_epochs, v % self.n_epochs
+        if v.shape != (n, 2) or v.dtype.kind not in "iu":
+            raise ValueError(f"actions have shape {v.shape} and dtype {v.dtype}; expected ({n}, 2) integers "
+                             "[run, epoch index]")
+        bad = (v < 0) | (v >= np.array([self.n_runs, self.n_epochs]))
+        if bad.any():
+            env, k = map(int, np.argwhere(bad)[0])
+            what = ("run", self.n_runs) if k == 0 else ("epoch index", self.n_epochs)
+            raise ValueError(f"actions[{env}, {k}]={int(v[env, k])} ({what[0]}) is out of range; allowed: "
+                             f"0..{what[1] - 1}")
+        return v[:, 0].astype(np.int64), v[:, 1].astype(np.int64)
 
     # ------------------------------------------------------------------------------------ checks
     def _index_matrix(self, actions: Any, n: int, single: bool) -> np.ndarray:

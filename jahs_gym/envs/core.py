@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from jahs_gym.envs import noise as nz
-from jahs_gym.envs.codec import C_EPOCH, COMPONENT_DTYPES, COMPONENTS, ActionCodec
+from jahs_gym.envs.codec import C_ARM, C_EPOCH, COMPONENT_DTYPES, COMPONENTS, ActionCodec
 from jahs_gym.envs.rewards import REWARDS, StepView, call_user_reward
 from jahs_gym.envs.tasks import OBS_KEYS, OBS_METRICS, SLOT, EnvTask
 from jahs_gym.envs.xp import Array, Scalar
@@ -53,7 +53,8 @@ class Episodes:
         self._best = np.array([t.regret_reference for t in tasks])
         self._noise_std = np.array([t.noise_std if t.noise_std is not None else [0.0] * len(self.metrics)
                                     for t in tasks])
-        self._rows = None if vector else tasks[0].forest.row_predictor()  # buffers of this env's own
+        self._arms = tasks[0].arms is not None  # a table's runs (the arm backends): looked up, not predicted
+        self._rows = None if vector or self._arms else tasks[0].forest.row_predictor()  # buffers of its own
         self._row_task: EnvTask | None = tasks[0]
         if vector:
             self.task_of = np.zeros(n, dtype=np.int64)
@@ -77,7 +78,7 @@ class Episodes:
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
-        if not self.vector:
+        if not self.vector and not self._arms:
             self._rows = self._row_task.forest.row_predictor()
 
     # ---------------------------------------------------------------------------------- reset
@@ -97,7 +98,7 @@ class Episodes:
             self.task_index, self.key = task_index, key
             self.budget, self.reference = task.budget, task.regret_reference
             self._grid_list, self._task = task.epoch_grid_list, task
-            if task is not self._row_task:
+            if task is not self._row_task and not self._arms:
                 self._rows, self._row_task = task.forest.row_predictor(), task
             self.cum, self.steps, self.inc_valid, self.inc_test, self.has_inc = 0.0, 0, 0.0, 0.0, False
             self.inc_test_clean = 0.0
@@ -116,6 +117,8 @@ class Episodes:
         """(metrics, raw, clean) of every live evaluation, in the env's metric order: metrics in their units and
         the forest's fitted-space outputs (noise included), and the noise-free metrics. Lists of floats, or
         (n, metrics) arrays (zeros where not live)."""
+        if self._arms:
+            return self._look_up(cols, epoch, live)
         if not self.vector:
             rows = self._rows
             encode_one(rows.x, cols[:6], *cols[6:13], epoch)
@@ -142,6 +145,43 @@ class Episodes:
             else:
                 y[sel] = task.forest.finish(r.copy())
             raw[sel] = r
+        return y, raw, clean
+
+    def _look_up(self, cols: list, epoch: Any, live: Any) -> tuple[Any, Any, Any]:
+        """``_predict`` for the arm backends (one task): the arms' curves at the epochs. With noise, "table"
+        returns one measured seed of the run, drawn by the run's hash (the same seed again for the same run in
+        the episode); "surrogate_arms" adds the run's seed noise as the surrogate backend does."""
+        task = self.tasks[0]
+        a = task.arms
+        if not self.vector:
+            run, e = cols[C_ARM], epoch - 1
+            clean = a.clean[run, e].tolist()
+            if not self.noise:
+                return clean, a.clean_fitted[run, e].tolist(), clean
+            keys, one = np.asarray([self.key], dtype=np.uint64), [np.asarray([c]) for c in cols]
+            if a.curves is not None:
+                slot = int(nz.run_hash(keys, one)[0] % np.uint64(a.n_seeds[run]))
+                return a.curves[run, slot, e].tolist(), a.fitted[run, slot, e].tolist(), clean
+            raw = a.clean_fitted[run, e][None, :].copy()
+            y = self._noisy(raw, one, keys, self._noise_std[0], task)
+            return y[0].tolist(), raw[0].tolist(), clean
+        m = len(self.metrics)
+        y, raw = np.zeros((self.n, m)), np.zeros((self.n, m))
+        clean = np.zeros((self.n, m)) if self.noise else y
+        if not live.any():
+            return y, raw, clean
+        run, e = cols[C_ARM][live], epoch[live] - 1
+        clean[live] = a.clean[run, e]
+        if not self.noise:
+            raw[live] = a.clean_fitted[run, e]
+        elif a.curves is not None:
+            h = nz.run_hash(self.key[live], [c[live] for c in cols])
+            slot = (h % a.n_seeds[run].astype(np.uint64)).astype(np.int64)
+            y[live], raw[live] = a.curves[run, slot, e], a.fitted[run, slot, e]
+        else:
+            r = a.clean_fitted[run, e]  # fancy indexing: a copy
+            y[live] = self._noisy(r, [c[live] for c in cols], self.key[live], self._noise_std[0], task)
+            raw[live] = r
         return y, raw, clean
 
     @staticmethod

@@ -18,7 +18,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from jahs_gym.envs import render as rd
-from jahs_gym.envs.codec import BOX_DIMS, ActionCodec
+from jahs_gym.envs.codec import BOX_DIMS, C_EPOCH, ActionCodec
 from jahs_gym.envs.core import Episodes
 from jahs_gym.envs.rewards import check_reward
 from jahs_gym.envs.tasks import OBS_KEYS, EnvTask, resolve_tasks
@@ -43,7 +43,8 @@ def _positive_int(name: str, v: Any) -> int:
 
 def _build(task: str, budget: Any, max_steps: Any, action_type: str, observation_type: str, reward: Any,
            cost_weight: Any, reward_weights: Any, continuation: Any, noise: Any, n_lr: int, n_wd: int, n_epochs: int,
-           n_arms: int, arm_seed: int, render_mode: Any, n: int, vector: bool) -> tuple[Episodes, ActionCodec]:
+           n_arms: int, arm_seed: int, render_mode: Any, backend: Any, n: int,
+           vector: bool) -> tuple[Episodes, ActionCodec]:
     """Validate the arguments (one ValueError naming the bad one) and make the episode core."""
     max_steps = _positive_int("max_steps", max_steps)
     if render_mode is not None and render_mode not in RENDER_MODES:
@@ -53,10 +54,16 @@ def _build(task: str, budget: Any, max_steps: Any, action_type: str, observation
             raise ValueError(f"{name}={v!r} must be True or False")
     weights, cost_weight = check_reward(reward, reward_weights, cost_weight)
     _obs_space(observation_type)
-    codec = ActionCodec(action_type, n_lr, n_wd, n_epochs, n_arms, arm_seed)
+    n_epochs = _positive_int("n_epochs", n_epochs)
+    names = resolve_tasks(task)
+    if backend != "surrogate" and len(names) > 1:
+        raise ValueError(f"backend={backend!r} draws arms from one task's table; task='random' needs "
+                         "backend='surrogate'")
     tasks: list[EnvTask] = []
-    for name in resolve_tasks(task):
-        tasks.append(EnvTask(name, codec.n_epochs, budget, tasks[0].metrics if tasks else None))
+    for name in names:
+        tasks.append(EnvTask(name, n_epochs, budget, tasks[0].metrics if tasks else None, backend=backend))
+    runs = tasks[0].arms.columns if tasks[0].arms is not None else None
+    codec = ActionCodec(action_type, n_lr, n_wd, n_epochs, n_arms, arm_seed, runs)
     lacking = [t.name for t in tasks if noise and t.noise_std is None]
     if lacking:
         raise ValueError(f"noise=True, but the bundle(s) {lacking} have no seed-noise model in the surrogate's "
@@ -192,10 +199,10 @@ class JAHSEnv(gym.Env):
                  reward: str | Callable[[dict, dict], float] = "improvement", cost_weight: float = 0.1,
                  reward_weights: Mapping[str, float] | None = None, continuation: bool = False, noise: bool = False,
                  n_lr: int = 8, n_wd: int = 8, n_epochs: int = 10, n_arms: int = 256, arm_seed: int = 0,
-                 render_mode: str | None = None) -> None:
+                 render_mode: str | None = None, backend: str = "surrogate") -> None:
         self.core, self.codec = _build(task, budget, max_steps, action_type, observation_type, reward, cost_weight,
                                        reward_weights, continuation, noise, n_lr, n_wd, n_epochs, n_arms, arm_seed,
-                                       render_mode, 1, vector=False)
+                                       render_mode, backend, 1, vector=False)
         self.action_space = self.codec.space
         self.observation_type = observation_type
         self.observation_space = _obs_space(observation_type)
@@ -234,7 +241,7 @@ class JAHSEnv(gym.Env):
         c = self.codec.decode(action)
         from jahs_gym.envs.core import _config, _fidelity
 
-        return {**_config(c, False), **_fidelity(c, self.task.epoch_grid_list[c[-1]])}
+        return {**_config(c, False), **_fidelity(c, self.task.epoch_grid_list[c[C_EPOCH]])}
 
 
 class JAHSVectorEnv(VectorEnv):
@@ -255,11 +262,11 @@ class JAHSVectorEnv(VectorEnv):
                  reward: str | Callable[[dict, dict], float] = "improvement", cost_weight: float = 0.1,
                  reward_weights: Mapping[str, float] | None = None, continuation: bool = False, noise: bool = False,
                  n_lr: int = 8, n_wd: int = 8, n_epochs: int = 10, n_arms: int = 256, arm_seed: int = 0,
-                 render_mode: str | None = None) -> None:
+                 render_mode: str | None = None, backend: str = "surrogate") -> None:
         self.num_envs = _positive_int("num_envs", num_envs)
         self.core, self.codec = _build(task, budget, max_steps, action_type, observation_type, reward, cost_weight,
                                        reward_weights, continuation, noise, n_lr, n_wd, n_epochs, n_arms, arm_seed,
-                                       render_mode, self.num_envs, vector=True)
+                                       render_mode, backend, self.num_envs, vector=True)
         self.single_action_space = self.codec.space
         self.action_space = batch_space(self.single_action_space, self.num_envs)
         self.observation_type = observation_type

@@ -15,6 +15,9 @@ OBS_STATE = ("incumbent_valid_acc", "budget_used", "steps_used", "step_cost")
 OBS_KEYS = (*OBS_METRICS, *OBS_STATE)
 SLOT = {k: i for i, k in enumerate(OBS_KEYS)}
 NEEDED_METRICS = (*OBS_METRICS, "test_acc")
+# where an evaluation's numbers come from: the surrogate anywhere in the space, or only the table's trained runs
+# (arms) with their measured curves ("table") or the surrogate's predictions for them ("surrogate_arms")
+BACKENDS = ("surrogate", "table", "surrogate_arms")
 
 
 def epoch_grid(max_epochs: int, n: int) -> np.ndarray:
@@ -40,8 +43,11 @@ class EnvTask:
     """One bundle prepared for JAHS-v0; read-only after construction (shared by copies of an env)."""
 
     def __init__(self, name: str, n_epochs: int, budget: float | None, metrics: tuple[str, ...] | None,
-                 bundle: Bundle | None = None) -> None:
+                 bundle: Bundle | None = None, backend: str = "surrogate") -> None:
+        if backend not in BACKENDS:
+            raise ValueError(f"backend={backend!r} is not allowed; allowed: {list(BACKENDS)}")
         self._args = (name, n_epochs, budget, metrics)
+        self.backend = backend
         bundle = load_bundle(name) if bundle is None else bundle
         self.name, self.bundle = bundle.task if (name not in installed_tasks()) else name, bundle
         missing = [m for m in NEEDED_METRICS if m not in bundle.metrics]
@@ -63,7 +69,9 @@ class EnvTask:
                 math.isfinite(b) and b > 0):
             raise ValueError(f"budget={budget!r} must be a positive, finite number of simulated seconds")
         self.budget = float(b)
-        self.regret_reference = man.regret_reference  # the surrogate's own optimum test accuracy
+        self.arms = None if backend == "surrogate" else Arms(self, backend)
+        # the surrogate's own optimum test accuracy, or the best noise-free test accuracy of the arms
+        self.regret_reference = man.regret_reference if self.arms is None else self.arms.reference
         self.noise_std = noise_std(bundle, metrics)
         # observation: (f(y) - f(lo)) / (f(hi) - f(lo)) clipped to [0, 1], with f the transform the surrogate was
         # fitted in (so f(y) is the forest's raw output) and lo, hi the range of the bundle's table
@@ -77,7 +85,7 @@ class EnvTask:
 
     def __reduce__(self) -> tuple:
         """Pickles carry the arguments and the (verified) bundle; the forest is rebuilt once per process."""
-        return (EnvTask, (*self._args, self.bundle))
+        return (EnvTask, (*self._args, self.bundle, self.backend))
 
     def __deepcopy__(self, memo: dict) -> EnvTask:
         return self  # read-only
@@ -101,3 +109,47 @@ def noise_std(bundle: Bundle, metrics: tuple[str, ...]) -> list[float] | None:
     if not man.noise or man.noise_space != "fitted":
         return None
     return [float(man.noise.get(m, 0.0)) for m in metrics]
+
+
+class Arms:
+    """The arm backends' numbers for every (run, epoch) of a task's table: the runs' 13 decoded action columns,
+    noise-free metrics (``clean``, ``clean_fitted``: (runs, epochs, metrics)) and, for ``backend="table"``,
+    every seed's measured curve (``curves``, ``fitted``: (runs, seeds, epochs, metrics)).
+
+    "table": noise-free is the seeds' mean in the fitted space (a run with one seed: its measured curve);
+    "surrogate_arms": the surrogate's predictions at the runs' configs and fidelities. Timings are at the
+    training machine's median speed where the bundle corrected them, as the surrogate predicts them.
+    """
+
+    def __init__(self, task: EnvTask, backend: str) -> None:
+        from jahs_gym.space import encode_arrays
+        from jahs_gym.table import run_table
+
+        bundle = task.bundle
+        runs = run_table(bundle, task.metrics, "corrected" if bundle.speed_corrected else "measured")
+        full = runs.last_epoch >= runs.max_epochs  # a diverged run has no curve to the end: not an arm
+        if not full.any():
+            raise ValueError(f"backend={backend!r}: the {task.name} table has no run trained to the last epoch")
+        keep = np.flatnonzero(full)
+        self.backend, self.run_index = backend, keep  # arm i is run keep[i] of the RunTable
+        self.columns = [c[keep] for c in runs.columns]
+        self.rows = [list(r) for r in zip(*(c.tolist() for c in self.columns))]
+        self.n_seeds = runs.n_seeds[keep]
+        e = runs.max_epochs
+        if backend == "table":
+            self.curves, self.fitted = runs.curves[keep], runs.fitted[keep]
+            self.clean, self.clean_fitted = runs.mean[keep], runs.mean_fitted[keep]
+        else:
+            n = len(keep)
+            c = [np.repeat(col, e) for col in self.columns]
+            x = encode_arrays(np.stack(c[:6], axis=1), *c[6:13], np.tile(np.arange(1, e + 1), n))
+            raw = task.forest.predict_raw(x)
+            self.clean = task.forest.finish(raw.copy()).reshape(n, e, -1)
+            self.clean_fitted = raw.reshape(n, e, -1)
+            self.curves = self.fitted = None
+        self.reference = float(np.nanmax(self.clean[..., task.col["test_acc"]]))
+        for a in (self.clean, self.clean_fitted):
+            a.flags.writeable = False
+
+    def __len__(self) -> int:
+        return len(self.run_index)
