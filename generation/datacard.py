@@ -115,6 +115,30 @@ def _optimum_lines(m: Any) -> list[str]:
             "JAHS-Bench-201 evaluation protocol (`python -m agents.bench --protocol jahs`: 100 of them).", ""]
 
 
+def _validity_lines(bundle: Path) -> list[str]:
+    """The headline validity figure: benchmarks/surrogate_validity.py's agent orderings (validity.json)."""
+    path = Path(bundle) / "validity.json"
+    if not path.exists():
+        return []
+    out = ["## Validity: do optimisers rank the same on the surrogate as on the real runs?", "",
+           "`python benchmarks/surrogate_validity.py --task TASK --seeds 30 [--noise] --write-card`: the harness's "
+           "agents (arm-space versions) on JAHS-v0 with `backend=\"table\"` (the table's trained runs, measured) "
+           "and `backend=\"surrogate_arms\"` (the same runs, predicted by this surrogate), same seeds and budget. "
+           "Kendall tau between the two agent orderings by mean final regret (1: the same order); the mean "
+           "absolute difference of the agents' mean final regret; of the agent pairs the table's Wilcoxon tests "
+           "(Holm) separate, how many the surrogate separates the same way.", "",
+           "| labels | seeds | tau | mean abs. difference (points) | significant pairs kept | surrogate-only pairs | "
+           "table ordering | surrogate ordering |", "|---|---|---|---|---|---|---|---|"]
+    for key, r in json.loads(path.read_text()).items():
+        o = r["orderings"]
+        what = "one real seed per run (noise on)" if key == "noise" else "seed means (noise off)"
+        out.append(f"| {what} | {r['seeds']} | {r['kendall_tau']:.2f} | {r['mean_abs_diff']:.2f} | "
+                   f"{r['kept_by_surrogate']} of {r['table_significant_pairs']} | "
+                   f"{len(r['surrogate_only_significant_pairs'])} | {' < '.join(o['table'])} | "
+                   f"{' < '.join(o['surrogate_arms'])} |")
+    return [*out, ""]
+
+
 def _stability_lines(bundle: Path) -> list[str]:
     """What benchmarks/leaderboard_stability.py found (stability.json), per protocol."""
     path = Path(bundle) / "stability.json"
@@ -174,6 +198,7 @@ def write_datacard(bundle: Path, table: Path, plan_tasks: int | None = None) -> 
         "| fidelity | configs |", "|---|---|",
         *[f"| {f} | {n} |" for f, n in counts.items()], "",
         f"Thinly covered (< 20 configs): {', '.join(thin) if thin else 'none'}.", "",
+        *_validity_lines(bundle),
         f"## Held-out quality (grouped {m.fit['folds']}-fold by config)", "",
         *_label_lines(m),
         "The ceiling is what a perfect predictor of the seed mean would score against those labels, given the",

@@ -99,6 +99,15 @@ class JAHSEnv(gym.Env):
     float32 value within 1e-6 of a bound is clamped to it).
     An invalid action (outside the space, NaN, wrong shape or dtype) raises one ``ValueError``.
 
+    ``backend="table"`` turns JAHS-v0 into the tabular benchmark NAS-Bench-201 users know: the arms are the
+    task's trained runs (a config at the one fidelity it was trained at), ``MultiDiscrete([runs, n_epochs])``
+    (a run and an epoch index) or ``Discrete(runs * n_epochs)`` (``run * n_epochs + epoch index``); a step
+    returns the run's measured learning curve at that epoch and charges its measured cost (at the training
+    machine's median speed, as the surrogate learns it). Without noise a run trained with several seeds gives
+    their mean (in the fitted space); with ``noise=True`` one of its real seeds, drawn per run and episode.
+    ``backend="surrogate_arms"``: the same arms, every number predicted by the surrogate (the surrogate
+    restricted to the table's choices: ``benchmarks/surrogate_validity.py`` compares the two).
+
     ## Observation Space
 
     ``Box(0, 1, (12,), float32)``, or by name with ``observation_type="dict"``. A metric entry is
@@ -173,7 +182,8 @@ class JAHSEnv(gym.Env):
     ``cost_weight`` (0.1), ``reward_weights`` (multiobjective only), ``continuation`` (False), ``noise``
     (False), ``n_lr`` (8), ``n_wd`` (8), ``n_epochs`` (10), ``n_arms`` (256), ``arm_seed`` (0),
     ``render_mode`` (None, "ansi": a line of text, "rgb_array": a 96 x 160 frame of the incumbent's
-    anytime curve and the last evaluation).
+    anytime curve and the last evaluation), ``backend`` ("surrogate": the whole space; "table",
+    "surrogate_arms": the table's trained runs, measured or predicted; one task, not "random").
 
     Copies (``copy.deepcopy``), pickles (also into a fresh process) and envs in other threads give the
     same numbers as a fresh env with the same seed; the surrogate's forest is shared read-only.
