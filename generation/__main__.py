@@ -1,4 +1,5 @@
-"""``python -m generation {costmodel,plan,run,merge,fit}``: make a JAHS-Gym benchmark on CPUs."""
+"""``python -m generation {costmodel,plan,plan-seeds,plan-protocol,run,merge,fit}``: make a JAHS-Gym benchmark
+on CPUs."""
 
 from __future__ import annotations
 
@@ -73,6 +74,27 @@ def _parser() -> argparse.ArgumentParser:
     ps.add_argument("--cores", type=int, default=2, help="cores assumed by the printed wall-time estimate")
     ps.add_argument("--estimate", action="store_true", help="print what would be added; write nothing")
 
+    pp = sub.add_parser("plan-protocol", help="plan (config, fidelity) runs of a trained table again under another "
+                                              "protocol (e.g. more epochs)",
+                        description="Write RUN_DIR/plan.json with --configs complete seed-0 runs of TABLE, spread "
+                                    "evenly over the fidelities (remainder to the cheapest), trained again under "
+                                    "--protocol-of's protocol with --max-epochs (the cosine schedule's length). "
+                                    "Deterministic: the same table and options give the same plan. The tasks keep "
+                                    "seed 0, so they start from the same weights and batches as the table's runs.",
+                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    pp.add_argument("table", type=Path, help="merged table.parquet whose runs are trained again")
+    pp.add_argument("--protocol-of", type=Path, required=True,
+                    help="bundle folder or manifest.json, or run folder or plan.json, whose protocol (images, split "
+                         "seed) the new plan keeps")
+    pp.add_argument("--max-epochs", type=int, required=True, help="epochs per task under the new protocol")
+    pp.add_argument("--configs", type=int, default=100, help="(config, fidelity) runs to train again")
+    pp.add_argument("--seed", type=int, default=0, help="seed that draws the runs within each fidelity")
+    pp.add_argument("--fidelities", default=None,
+                    help='restrict to these N,W,Resolution triples, e.g. "1,4,0.25 3,8,0.5" (default: all 27)')
+    pp.add_argument("--cores", type=int, default=2, help="cores assumed by the printed wall-time estimate")
+    pp.add_argument("--estimate", action="store_true", help="print the estimate only; write nothing")
+    pp.add_argument("--out", type=Path, help="run folder to write plan.json into")
+
     r = sub.add_parser("run", help="train a plan's tasks (under mpiexec: every rank); rerun to resume",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     r.add_argument("run_dir", type=Path, help="folder holding plan.json")
@@ -120,6 +142,9 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--optimum-rows", type=_non_negative, default=1_000_000,
                    help="random rows of the search for the surrogate's optimum (JAHS-v0's regret reference; "
                         "then hill climbing from the best 100: generation/optimum.py)")
+    f.add_argument("--labels", choices=("seed_mean", "single"), default="seed_mean",
+                   help="seed_mean: fit one row per (config, fidelity, epoch), the mean of its seeds in the fitted "
+                        "space (less label noise); single: every run's row. Quality is reported against both")
     return p
 
 
@@ -157,6 +182,27 @@ def main(argv: list[str] | None = None) -> int:
                 print("plan: --out RUN_DIR is required unless --estimate is given", file=sys.stderr)
                 return 2
             print(f"wrote {plan.save(args.out)}")
+    elif args.cmd == "plan-protocol":
+        import dataclasses
+
+        import pandas as pd
+
+        from generation.plan import PlanError, parse_fidelities, plan_from_table, read_protocol, summary
+        try:
+            if not args.table.exists():
+                raise PlanError(f"{args.table} does not exist")
+            proto = dataclasses.replace(read_protocol(args.protocol_of), max_epochs=args.max_epochs)
+            plan = plan_from_table(pd.read_parquet(args.table), proto, args.configs, args.seed,
+                                   parse_fidelities(args.fidelities), source=str(args.table))
+        except (PlanError, ValueError) as e:
+            print(f"plan refused: {e}", file=sys.stderr)
+            return 2
+        print(summary(plan, args.cores))
+        if not args.estimate:
+            if args.out is None:
+                print("plan-protocol: --out RUN_DIR is required unless --estimate is given", file=sys.stderr)
+                return 2
+            print(f"wrote {plan.save(args.out)}")
     elif args.cmd == "run":
         from generation.plan import PlanError
         from generation.run import run
@@ -188,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
         m = fit_bundle(args.table, args.out, folds=args.folds, trials=args.trials, compute=compute,
                        ship_table=args.ship_table, protocol=protocol,
                        speed_window_min=args.speed_window if args.speed_window > 0 else None,
-                       tolerance=args.parsimony, optimum_rows=args.optimum_rows)
+                       tolerance=args.parsimony, optimum_rows=args.optimum_rows, labels=args.labels)
         from generation.datacard import write_datacard
         from jahs_gym.bundle import read_manifest, write_manifest
         n_plan = len(json.loads((args.run_dir / "plan.json").read_text())["tasks"]) if args.run_dir else None
@@ -196,8 +242,9 @@ def main(argv: list[str] | None = None) -> int:
         write_manifest(args.out, read_manifest(args.out, verify_files=False))  # re-hash with the data card
         print(f"wrote {args.out} (with DATA_CARD.md); held-out quality:")
         for k, v in m["metrics"].items():
-            q = v["quality"]
-            print(f"  {k:<12} R2 {q['r2']:.3f}  tau {q['kendall_tau']:.3f}  MAE {q['mae']:.4g}  trees {v['n_trees']}")
+            q, s = v["quality"], v["quality_single_run"]
+            print(f"  {k:<12} R2 {q['r2']:.3f}  tau {q['kendall_tau']:.3f}  MAE {q['mae']:.4g}  (single runs: R2 "
+                  f"{s['r2']:.3f}  tau {s['kendall_tau']:.3f})  trees {v['n_trees']}")
     return 0
 
 

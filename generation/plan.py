@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from generation.costmodel import CostModel
 from jahs_gym.protocol import Protocol
@@ -115,14 +116,50 @@ def parse_fidelities(text: str | None) -> list[tuple[int, int, float]]:
     return out
 
 
+def fidelity_costs(protocol: Protocol, fidelities: list[tuple[int, int, float]],
+                   cost_model: CostModel | None = None) -> np.ndarray:
+    """Estimated seconds of one task at each fidelity, from a reference cell (2 convs of 6 edges, typical of the
+    space): the relative cost that spreads a plan's tasks."""
+    from generation.costmodel import cost_features
+    from jahs_gym.protocol import CHANNELS
+
+    cm = cost_model or CostModel.load()
+    n_eval = protocol.n_valid + (protocol.n_test or 10_000)
+    n_train = protocol.n_train or 50_000
+    ref = Config(2, 3, 0, 4, 0, 2)
+    return np.array([cm.seconds(*cost_features(ref, n, w, protocol.pixels(r), CHANNELS[protocol.task]), n_train,
+                                n_eval, protocol.max_epochs) for n, w, r in fidelities])
+
+
+def _costed_tasks(jobs: list[tuple[Config, tuple[int, int, float], int]], protocol: Protocol, cm: CostModel,
+                  progress: bool) -> list[PlannedTask]:
+    """(config, (N, W, Resolution), seed) jobs -> planned tasks with their MFLOPs and estimated seconds."""
+    from generation.costmodel import cost_features
+    from jahs_gym.protocol import CHANNELS
+
+    n_eval = protocol.n_valid + (protocol.n_test or 10_000)
+    n_train = protocol.n_train or 50_000
+    it = jobs
+    if progress:
+        from tqdm import tqdm
+        it = tqdm(jobs, desc="costing tasks")
+    tasks = []
+    cache: dict[tuple, tuple[float, float]] = {}
+    for cfg, (n, w, r), s in it:
+        key = (cfg.config_id, n, w, r)
+        if key not in cache:
+            cache[key] = cost_features(cfg, n, w, protocol.pixels(r), CHANNELS[protocol.task])
+        mf, me = cache[key]
+        tasks.append(PlannedTask(f"{cfg.config_id}-{fidelity_id(n, w, r)}-s{s}", cfg, n, w, r, s, mf,
+                                 cm.seconds(mf, me, n_train, n_eval, protocol.max_epochs)))
+    return tasks
+
+
 def make_plan(protocol: Protocol, n_tasks: int, seed: int = 0, min_per_fidelity: int = 20,
               repeat_share: float = 0.1, cheap_bias: float = 0.5,
               fidelities: list[tuple[int, int, float]] | None = None,
               cost_model: CostModel | None = None, progress: bool = True) -> Plan:
     """Sample a plan of about ``n_tasks`` tasks (first seeds plus repeats)."""
-    from generation.costmodel import cost_features
-    from jahs_gym.protocol import CHANNELS
-
     fids = fidelities or all_fidelities()
     if not 0 <= repeat_share < 1:
         raise PlanError(f"repeat_share={repeat_share} must be in [0, 1)")
@@ -132,14 +169,7 @@ def make_plan(protocol: Protocol, n_tasks: int, seed: int = 0, min_per_fidelity:
                         f"(needs {min_per_fidelity * len(fids)} first-seed tasks)")
     cm = cost_model or CostModel.load()
     rng = np.random.default_rng(seed)
-    n_eval = protocol.n_valid + (protocol.n_test or 10_000)
-    n_train = protocol.n_train or 50_000
-    ch = CHANNELS[protocol.task]
-    # relative cost of each fidelity, from a reference cell (2 convs of 6 edges, typical of the space)
-    ref = Config(2, 3, 0, 4, 0, 2)
-    fid_cost = np.array([cm.seconds(*cost_features(ref, n, w, protocol.pixels(r), ch), n_train, n_eval,
-                                    protocol.max_epochs) for n, w, r in fids])
-    weights = fid_cost ** -cheap_bias
+    weights = fidelity_costs(protocol, fids, cm) ** -cheap_bias
     extra = n_first - min_per_fidelity * len(fids)
     counts = np.full(len(fids), min_per_fidelity) + np.floor(weights / weights.sum() * extra).astype(int)
     counts[np.argsort(-weights)[: n_first - counts.sum()]] += 1
@@ -150,19 +180,7 @@ def make_plan(protocol: Protocol, n_tasks: int, seed: int = 0, min_per_fidelity:
     rep_idx = np.sort(rng.choice(n_first, size=n_rep, replace=False)) if n_rep else np.array([], int)
     jobs = [(configs[i], fids[assignment[i]], 0) for i in range(n_first)]
     jobs += [(configs[i], fids[assignment[i]], 1) for i in rep_idx]
-    it = jobs
-    if progress:
-        from tqdm import tqdm
-        it = tqdm(jobs, desc="costing tasks")
-    tasks = []
-    cache: dict[tuple, float] = {}
-    for cfg, (n, w, r), s in it:
-        key = (cfg.config_id, n, w, r)
-        if key not in cache:
-            cache[key] = cost_features(cfg, n, w, protocol.pixels(r), ch)
-        mf, me = cache[key]
-        tasks.append(PlannedTask(f"{cfg.config_id}-{fidelity_id(n, w, r)}-s{s}", cfg, n, w, r, s, mf,
-                                 cm.seconds(mf, me, n_train, n_eval, protocol.max_epochs)))
+    tasks = _costed_tasks(jobs, protocol, cm, progress)
     options = {"n_tasks": n_tasks, "min_per_fidelity": min_per_fidelity, "repeat_share": repeat_share,
                "cheap_bias": cheap_bias, "fidelities": [list(f) for f in fids],
                "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
@@ -188,6 +206,98 @@ def add_seeds(plan: Plan, n_tasks: int, seed: int = 1) -> tuple[Plan, list[Plann
         "added": len(new), "seed": seed, "order": "cheapest first-seed runs first",
         "created": time.strftime("%Y-%m-%dT%H:%M:%S")}]}
     return Plan(plan.protocol, plan.tasks + tuple(new), plan.seed, options), new
+
+
+def read_protocol(path: Path) -> Protocol:
+    """The protocol of a bundle (its folder or manifest.json) or of a run (its folder or plan.json)."""
+    path = Path(path)
+    if path.is_dir():
+        found = [path / f for f in ("manifest.json", "plan.json") if (path / f).exists()]
+        if not found:
+            raise PlanError(f"{path} holds neither manifest.json (a bundle) nor plan.json (a run)")
+        path = found[0]
+    try:
+        return Protocol.from_dict(json.loads(path.read_text())["protocol"])
+    except FileNotFoundError as e:
+        raise PlanError(f"{path} does not exist") from e
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+        raise PlanError(f"{path}: no readable protocol ({type(e).__name__}: {e})") from e
+
+
+def table_runs(table: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
+    """One row per complete ``seed`` run of a learning-curve table: config keys, config_id, N, W, Resolution.
+
+    Complete: epochs 1..E without a gap and every row ``ok`` (E: the table's last epoch), so a diverged,
+    failed or unfinished run is never chosen."""
+    from jahs_gym.space import CONFIG_KEYS
+
+    need = ["config_id", "seed", "status", "epoch", "N", "W", "Resolution", *CONFIG_KEYS]
+    missing = [c for c in need if c not in table.columns]
+    if missing:
+        raise PlanError(f"the table lacks column(s) {missing}")
+    df = table[table["seed"] == seed]
+    keys = ["config_id", "N", "W", "Resolution"]
+    g = df.groupby(keys, sort=True)
+    stats = pd.DataFrame({"n": g["epoch"].size(), "lo": g["epoch"].min(), "hi": g["epoch"].max(),
+                          "ok": g["status"].agg(lambda s: bool((s == "ok").all()))})
+    last = int(table["epoch"].max()) if len(table) else 0
+    good = stats[(stats["n"] == last) & (stats["lo"] == 1) & (stats["hi"] == last) & stats["ok"]].index
+    runs = df.drop_duplicates(keys).set_index(keys).loc[good].reset_index()
+    return runs[["config_id", *CONFIG_KEYS, "N", "W", "Resolution"]].reset_index(drop=True)
+
+
+def plan_from_table(table: pd.DataFrame, protocol: Protocol, n_configs: int, seed: int = 0,
+                    fidelities: list[tuple[int, int, float]] | None = None, cost_model: CostModel | None = None,
+                    progress: bool = True, source: str | None = None) -> Plan:
+    """Train again, under ``protocol`` (another ``max_epochs``, say), ``n_configs`` (config, fidelity) runs that
+    ``table`` trained completely with seed 0, spread as evenly as the table allows over ``fidelities``.
+
+    Every fidelity gets ``n_configs // F`` runs, the remainder going to the cheapest; a fidelity with fewer
+    complete runs gives its share to the others, cheapest first. Within a fidelity the runs are drawn with
+    ``seed`` from the candidates sorted by config_id, so the plan depends only on the table's runs and the
+    arguments. The tasks keep seed 0: the same initialisation and batch order as the table's runs, so the
+    first epochs differ from them only by the protocol (the cosine schedule's length for ``max_epochs``).
+    """
+    from jahs_gym.space import CONFIG_KEYS
+
+    if isinstance(n_configs, bool) or not isinstance(n_configs, int) or n_configs < 1:
+        raise PlanError(f"--configs {n_configs!r}: allowed: a positive number of (config, fidelity) runs")
+    fids = fidelities or all_fidelities()
+    runs = table_runs(table, 0)
+    cands = []
+    for n, w, r in fids:
+        sel = runs[(runs["N"] == n) & (runs["W"] == w) & np.isclose(runs["Resolution"], r)]
+        cands.append(sel.sort_values("config_id", kind="stable").reset_index(drop=True))
+    avail = np.array([len(c) for c in cands])
+    if avail.sum() < n_configs:
+        raise PlanError(f"the table has {int(avail.sum())} complete seed-0 runs at the {len(fids)} fidelities; "
+                        f"{n_configs} were asked for")
+    cm = cost_model or CostModel.load()
+    by_cost = np.argsort(fidelity_costs(protocol, fids, cm), kind="stable")
+    counts = np.zeros(len(fids), int)
+    while counts.sum() < n_configs:  # round-robin, cheapest first, skipping exhausted fidelities
+        for i in by_cost:
+            if counts.sum() < n_configs and counts[i] < avail[i]:
+                counts[i] += 1
+    rng = np.random.default_rng(seed)
+    jobs = []
+    for (n, w, r), c, k in zip(fids, cands, counts):
+        for j in np.sort(rng.choice(len(c), size=int(k), replace=False)) if k else []:
+            row = c.iloc[int(j)]
+            cfg = Config.from_dict({key: row[key].item() if hasattr(row[key], "item") else row[key]
+                                    for key in CONFIG_KEYS})
+            if cfg.config_id != row["config_id"]:
+                raise PlanError(f"table row config_id {row['config_id']} does not match its config keys "
+                                f"({cfg.config_id}); is it a jahs-gym table?")
+            jobs.append((cfg, (n, w, r), 0))
+    tasks = _costed_tasks(jobs, protocol, cm, progress)
+    options = {"from_table": source, "n_configs": n_configs, "min_per_fidelity": int(counts.min()),
+               "repeat_share": 0.0, "fidelities": [list(f) for f in fids],
+               "per_fidelity": {fidelity_id(*f): int(k) for f, k in zip(fids, counts)},
+               "selection": "complete seed-0 runs of the table, even over fidelities (remainder to the cheapest), "
+                            "drawn with the plan seed among candidates sorted by config_id",
+               "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    return Plan(protocol, tuple(tasks), seed, options)
 
 
 def summary(plan: Plan, cores: int = 2) -> str:
