@@ -29,7 +29,6 @@ import numpy as np
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
-SHIPPED_PARSIMONY = "0.01,train_loss=0.03,train_acc=0.03"  # the shipped bundles' fit (their closing notes)
 
 
 def bootstrap_table(table: Path, out: Path, seed: int) -> Path:
@@ -79,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", type=int, default=30, help="seeds per run (N)")
     p.add_argument("--first-seed", type=int, default=1000, help="F: runs use F..F+N-1 and F+N..F+2N-1")
     p.add_argument("--boot-seed", type=int, default=0, help="seed of the bootstrap resample of configs")
-    p.add_argument("--trials", type=int, default=4, help="fit trials of the refit (the shipped bundles': 4)")
+    p.add_argument("--trials", type=int, default=None, help="fit trials of the refit (default: the shipped bundle's)")
     p.add_argument("--rl-timesteps", type=int, default=8192, help="PPO training steps (agents.bench)")
     p.add_argument("--write-card", action="store_true",
                    help="store the result as the bundle's stability.json and rewrite its data card")
@@ -90,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     if not protocols or set(protocols) - {"default", "jahs"}:
         p.error(f"--protocols {args.protocols!r}: allowed: default, jahs (comma-separated)")
 
-    from generation.fit import fit_bundle, parse_tolerance
+    from generation.fit import fit_bundle
     from jahs_gym.bundle import load_bundle
 
     bundle = load_bundle(args.task)
@@ -105,8 +104,10 @@ def main(argv: list[str] | None = None) -> int:
         boot_root = tmp / "boot"
         boot_root.mkdir()
         bt = bootstrap_table(table, tmp / "boot_table.parquet", args.boot_seed)
-        fit_bundle(bt, boot_root / args.task, trials=args.trials, protocol=dict(bundle.manifest.protocol.raw),
-                   progress=False, tolerance=parse_tolerance(SHIPPED_PARSIMONY))
+        trials = args.trials or int(bundle.manifest.fit.get("trials", 4))
+        fit_bundle(bt, boot_root / args.task, trials=trials, protocol=dict(bundle.manifest.protocol.raw),
+                   progress=False, tolerance=shipped_tolerance(bundle.manifest),
+                   labels=bundle.manifest.fit.get("labels", "single"))
         for proto in protocols:
             runs[proto] = [
                 harness(args.task, proto, args.agents, args.seeds, args.first_seed, tmp / f"{proto}_a", env,
@@ -156,6 +157,12 @@ def planned_tasks(task: str) -> int | None:
     """How many tasks the shipped run planned (data/runs/TASK/plan.json), for the data card; None if absent."""
     plan = ROOT / "data" / "runs" / task / "plan.json"
     return len(json.loads(plan.read_text())["tasks"]) if plan.exists() else None
+
+
+def shipped_tolerance(manifest: object) -> dict[str, float]:
+    """The parsimony tolerance each metric of the shipped bundle was fitted with (its manifest records it), so
+    the bootstrap refit repeats the shipped recipe."""
+    return {m: float(e.parsimony["tolerance"]) for m, e in manifest.metrics.items() if e.parsimony is not None}
 
 
 def sign_with_card(folder: Path) -> None:
