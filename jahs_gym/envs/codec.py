@@ -144,13 +144,7 @@ class ActionCodec:
                 self._raise_at(bad, v, single, lambda k: f"allowed: 0..{self.nvec[k] - 1}")
             return [tab[v[:, k]] for k, tab in enumerate(self._np_tables)]
         if t == "discrete":
-            v = np.asarray(actions)
-            if v.shape != (n,) or v.dtype.kind not in "iu":
-                raise ValueError(f"actions have shape {v.shape} and dtype {v.dtype}; expected ({n},) integers")
-            bad = (v < 0) | (v >= self.space.n)
-            if bad.any():
-                i = int(np.flatnonzero(bad)[0])
-                raise ValueError(f"actions[{i}]={int(v[i])} is out of range; allowed: 0..{self.space.n - 1}")
+            v = self._discrete_batch(actions, n)
             return [c[v] for c in self.arms]
         if t == "box":
             v = np.asarray(actions)
@@ -188,16 +182,22 @@ class ActionCodec:
             raise ValueError(f"action[1]={e} (epoch index) is out of range; allowed: 0..{n_e - 1}")
         return run, e
 
-    def _run_actions(self, actions: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
+    def _discrete_batch(self, actions: Any, n: int) -> np.ndarray:
+        """``n`` Discrete actions as an integer array, or one ValueError naming the first bad one."""
         v = np.asarray(actions)
+        if v.shape != (n,) or v.dtype.kind not in "iu":
+            raise ValueError(f"actions have shape {v.shape} and dtype {v.dtype}; expected ({n},) integers")
+        bad = (v < 0) | (v >= self.space.n)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise ValueError(f"actions[{i}]={int(v[i])} is out of range; allowed: 0..{self.space.n - 1}")
+        return v
+
+    def _run_actions(self, actions: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
         if self.type == "discrete":
-            if v.shape != (n,) or v.dtype.kind not in "iu":
-                raise ValueError(f"actions have shape {v.shape} and dtype {v.dtype}; expected ({n},) integers")
-            bad = (v < 0) | (v >= self.space.n)
-            if bad.any():
-                i = int(np.flatnonzero(bad)[0])
-                raise ValueError(f"actions[{i}]={int(v[i])} is out of range; allowed: 0..{self.space.n - 1}")
+            v = self._discrete_batch(actions, n)
             return v // self.n_epochs, v % self.n_epochs
+        v = np.asarray(actions)
         if v.shape != (n, 2) or v.dtype.kind not in "iu":
             raise ValueError(f"actions have shape {v.shape} and dtype {v.dtype}; expected ({n}, 2) integers "
                              "[run, epoch index]")
