@@ -28,6 +28,15 @@ from generation.labels import (  # noqa: F401  (kendall_tau, quality, noise_mode
     quality,
     seed_pair_frames,
 )
+from generation.speed import (  # noqa: F401  (this module's API too)
+    SPEED_FACTORS_FILE,
+    SPEED_METRICS,
+    SPEED_WINDOW_MIN,
+    speed_factors,
+    task_speed_factors,
+    task_times,
+    write_speed_factors,
+)
 from jahs_gym.bundle import FORMAT_VERSION, file_sha256, write_manifest
 from jahs_gym.metrics import BY_NAME, SURROGATE_METRICS, validate_table
 from jahs_gym.protocol import Protocol
@@ -196,78 +205,6 @@ def choose_params(x: np.ndarray, y: np.ndarray, groups: np.ndarray, trials: int,
               "rmse_ratio": round(rmse / lowest, 4) if lowest > 0 else 1.0}
     return dict(params), n, record
 
-
-
-# Timings measured on the run's machine. Its speed drifts over hours (benchmarks/runtime_noise.py), so
-# fit_bundle divides these labels by a time-local speed factor: the surrogate predicts them at the run's
-# median machine speed.
-SPEED_METRICS: tuple[str, ...] = ("cpu_runtime", "runtime", "latency")
-SPEED_WINDOW_MIN = 20.0
-
-
-def task_times(df: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
-    """(when each task started, Unix seconds or NaN; which column dated it) indexed by task_id.
-
-    The first epoch's ``epoch_started``; for tasks from before it was recorded, ``shard_committed`` (the git
-    commit that added the shard: after the run, coarse) when the table has that column.
-    """
-    when = df.groupby("task_id")["epoch_started"].min()
-    source = pd.Series(np.where(when.notna(), "epoch_started", ""), index=when.index, dtype=object)
-    if "shard_committed" in df.columns:
-        committed = df.groupby("task_id")["shard_committed"].min().reindex(when.index)
-        fill = when.isna() & committed.notna()
-        when[fill], source[fill] = committed[fill], "shard_committed"
-    return when, source
-
-
-def speed_factors(when: pd.Series, residual: pd.Series, config: pd.Series,
-                  window_min: float = SPEED_WINDOW_MIN) -> pd.Series:
-    """Per task: the median log residual of the tasks of OTHER configs started within ``window_min`` minutes,
-    centred so the median task's factor is 0. 0 where the task is undated or has no dated neighbour.
-
-    ``when``, ``residual`` (held-out log residual, label / prediction) and ``config`` are indexed by task_id.
-    Leaving out the task's own config keeps its own label (and its seed twin's) out of its correction.
-    """
-    ok = when.notna() & residual.notna()
-    t, r, c = when[ok].to_numpy(float), residual[ok].to_numpy(float), config.reindex(when.index)[ok].to_numpy()
-    order = np.argsort(t, kind="stable")
-    t, r, c = t[order], r[order], c[order]
-    lo = np.searchsorted(t, t - 60 * window_min, side="left")
-    hi = np.searchsorted(t, t + 60 * window_min, side="right")
-    f = np.zeros(len(t))
-    for i in range(len(t)):
-        near = r[lo[i]:hi[i]][c[lo[i]:hi[i]] != c[i]]
-        f[i] = float(np.median(near)) if len(near) else np.nan
-    has = np.isfinite(f)
-    if has.any():
-        f[has] -= np.median(f[has])
-    out = pd.Series(0.0, index=when.index)
-    out[when[ok].index[order]] = np.where(has, f, 0.0)
-    return out
-
-
-
-
-SPEED_FACTORS_FILE = "speed_factors.parquet"
-
-
-def write_speed_factors(path: Path, task_ids: Any, factors: Mapping[str, pd.Series]) -> None:
-    """One row per task: ``task_id`` and, per corrected metric, measured / corrected (1 for an undated task)."""
-    sf = pd.DataFrame({"task_id": np.asarray(task_ids)})
-    for m, f in factors.items():
-        sf[m] = np.exp(sf["task_id"].map(f).fillna(0.0).to_numpy(dtype=float))
-    sf.to_parquet(path, index=False)
-
-
-def task_speed_factors(df: pd.DataFrame, log_residual: np.ndarray,
-                       window_min: float = SPEED_WINDOW_MIN, when: pd.Series | None = None) -> pd.Series:
-    """Per task_id, the log speed factor its timing labels are divided by: ``speed_factors`` of every task's
-    median row residual (``log_residual``: log label - held-out log prediction, one per row of ``df``).
-    ``when``: ``task_times(df)[0]`` if the caller holds it already."""
-    if when is None:
-        when, _ = task_times(df)
-    res = pd.Series(log_residual).groupby(df["task_id"].to_numpy()).median()
-    return speed_factors(when, res, df.groupby("task_id")["config_id"].first(), window_min)
 
 
 def fit_bundle(table: Path | str, out: Path | str, folds: int = 5, trials: int = 6, seed: int = 0,
