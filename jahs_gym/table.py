@@ -68,7 +68,10 @@ class RunTable:
         with np.errstate(invalid="ignore"):  # all-NaN slices (epochs no seed trained) stay NaN
             mean_fit = np.nanmean(self.fitted, axis=1) if self.curves.shape[1] > 1 else self.fitted[:, 0]
         self.mean_fitted = mean_fit
-        self.mean = np.stack([tf.inverse(t, mean_fit[..., j]) for j, t in enumerate(self.transforms)], axis=-1)
+        mean = np.stack([tf.inverse(t, mean_fit[..., j]) for j, t in enumerate(self.transforms)], axis=-1)
+        # a cell one seed measured is that measurement, bit for bit (inverse(forward(x)) may be an ulp off)
+        one = np.isfinite(self.curves).sum(axis=1) == 1
+        self.mean = np.where(one, np.nansum(self.curves, axis=1), mean)
         # the epochs every seed of a run trained (a diverged seed stops early): 1..last
         trained = np.isfinite(self.curves[..., 0])
         last = np.where(trained, np.arange(1, self.max_epochs + 1), 0).max(axis=2)
