@@ -24,6 +24,7 @@ import torch.nn.functional as F
 import jahs_gym
 from generation.datasets import TaskData, random_crop_flip, trivial_augment
 from generation.network import JAHSNetwork, count_mflops, n_params
+from jahs_gym.live import task_id
 from jahs_gym.protocol import N_CLASSES
 from jahs_gym.space import Config, fidelity_id
 
@@ -41,7 +42,7 @@ class TaskSpec:
 
     @staticmethod
     def make_id(config: Config, n: int, w: int, resolution: float, seed: int) -> str:
-        return f"{config.config_id}-{fidelity_id(n, w, resolution)}-s{seed}"
+        return task_id(config, n, w, resolution, seed)
 
 
 def _mix(*xs: int) -> int:

@@ -1,0 +1,62 @@
+"""Live runs: real training on demand under a tiny protocol (256 images, 2 epochs, the cheapest fidelity)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from jahs_gym.live import LiveError, LiveRuns
+from jahs_gym.protocol import Protocol
+from jahs_gym.space import Fidelity, sample_config
+
+pytest.importorskip("torch")
+pytestmark = pytest.mark.slow
+
+PROTOCOL = Protocol("fashion_mnist", n_train=256, n_valid=128, n_test=128, max_epochs=2).as_dict()
+MEASURED = ["train_loss", "train_acc", "valid_loss", "valid_acc", "test_loss", "test_acc", "FLOPS", "size_MB"]
+
+
+def test_live_runs_train_once_continue_and_equal_a_fresh_run(tmp_path: Path) -> None:
+    cfg = sample_config(3)
+    live = LiveRuns("fashion_mnist", PROTOCOL, tmp_path / "a")
+    one = live.curve(cfg, Fidelity(1, 4, 0.25, 1))
+    assert list(one["epoch"]) == [1] and live.trained == 1
+    shard = live.shard(cfg, Fidelity(1, 4, 0.25, 1))
+    # a second query for the same or fewer epochs is served from the folder, by this or a new object
+    again = LiveRuns("fashion_mnist", PROTOCOL, tmp_path / "a").curve(cfg, Fidelity(1, 4, 0.25, 1))
+    assert again.equals(one) and live.trained == 1
+    # more epochs continue the run from its checkpoint ...
+    two = live.curve(cfg, Fidelity(1, 4, 0.25, 2))
+    assert list(two["epoch"]) == [1, 2] and live.trained == 2
+    assert not (tmp_path / "a" / "fashion_mnist" / "ckpt" / f"{shard.stem}.pt").exists()  # last epoch: dropped
+    # ... and give the numbers of a run trained to 2 epochs in one go
+    fresh = LiveRuns("fashion_mnist", PROTOCOL, tmp_path / "b").curve(cfg, Fidelity(1, 4, 0.25, 2))
+    np.testing.assert_array_equal(two[MEASURED].to_numpy(), fresh[MEASURED].to_numpy())
+    with pytest.raises(ValueError, match="epoch=3 is out of range; allowed: 1..2"):
+        live.curve(cfg, Fidelity(1, 4, 0.25, 3))
+
+
+def test_live_runs_refuse_another_protocol_a_missing_dataset_and_a_broken_shard(tmp_path: Path) -> None:
+    cfg = sample_config(4)
+    LiveRuns("fashion_mnist", PROTOCOL, tmp_path).curve(cfg, Fidelity(1, 4, 0.25, 1))
+    other = dict(PROTOCOL, n_train=512)
+    with pytest.raises(LiveError, match="trained under protocol"):
+        LiveRuns("fashion_mnist", other, tmp_path).curve(cfg, Fidelity(1, 4, 0.5, 1))
+    with pytest.raises(LiveError, match="dataset-fashion-mnist"):
+        LiveRuns("fashion_mnist", PROTOCOL, tmp_path / "c", data_root=str(tmp_path / "empty")).curve(
+            cfg, Fidelity(1, 4, 0.25, 1))
+    live = LiveRuns("fashion_mnist", PROTOCOL, tmp_path)
+    shard = live.shard(cfg, Fidelity(1, 4, 0.25, 1))
+    shard.write_bytes(shard.read_bytes()[:100])
+    with pytest.raises(LiveError, match="unreadable.*delete it to retrain"):
+        live.curve(cfg, Fidelity(1, 4, 0.25, 1))
+
+
+@pytest.mark.parametrize(("kw", "match"), [({"save_dir": None}, "needs save_dir"), ({"seed": -1}, "seed=-1"),
+                                           ({"threads": 0}, "threads=0"), ({"seed": True}, "seed=True")])
+def test_live_runs_refuse_bad_arguments(tmp_path: Path, kw: dict, match: str) -> None:
+    args = {"save_dir": tmp_path, **kw}
+    with pytest.raises(LiveError, match=match):
+        LiveRuns("fashion_mnist", PROTOCOL, **args)
