@@ -21,7 +21,6 @@ import argparse
 import os
 import sys
 import time
-import warnings
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
@@ -29,13 +28,28 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from agents.plot import anytime, plot  # noqa: F401  (anytime: part of the harness's API)
+
 AGENTS = ("random", "successive_halving", "hyperband", "evolution", "ucb", "thompson", "ppo", "a2c", "dqn",
           "optuna_tpe")
 RESULT_COLUMNS = ("task", "agent", "seed", "step", "cost", "cumulative_cost", "valid_acc", "test_acc",
                   "incumbent_valid_acc", "incumbent_test_acc", "regret", "N", "W", "Resolution", "epoch", "wall_s")
 
 
-def make_agent(name: str, policy_dir: Path) -> Any:
+RL_TIMESTEPS = 8192  # training steps of an RL policy the harness trains
+
+
+def rl_args(algo: str, protocol: Any, policy_dir: Path | None, timesteps: int) -> Any:
+    """The training settings of the RL policy an episode under ``protocol`` uses (its own env settings)."""
+    from agents.train_rl import Args
+
+    return Args(algo=algo, task=protocol.task, total_timesteps=timesteps, budget=float(protocol.budget or 0.0),
+                max_steps=protocol.max_steps, noise=protocol.noise, continuation=protocol.continuation,
+                out=str(policy_dir or ""))
+
+
+def make_agent(name: str, policy_dir: Path | None = None, protocol: Any = None,
+               rl_timesteps: int = RL_TIMESTEPS) -> Any:
     if name == "random":
         from agents.random_search import RandomSearch
         return RandomSearch()
@@ -50,14 +64,15 @@ def make_agent(name: str, policy_dir: Path) -> Any:
         return UCB1() if name == "ucb" else ThompsonSampling()
     if name in ("ppo", "a2c", "dqn"):
         from agents.rl import SB3Agent
-        return SB3Agent(name, policy_dir / f"{name}.zip")
+        return SB3Agent(name, rl_args(name, protocol, policy_dir, rl_timesteps))
     if name == "optuna_tpe":
         from agents.optuna_tpe import OptunaTPE
         return OptunaTPE()
     raise ValueError(f"unknown agent {name!r}; allowed: {list(AGENTS)}")
 
 
-def run_one(agent_name: str, seed: int, protocol: Any, policy_dir: Path) -> list[dict[str, Any]]:
+def run_one(agent_name: str, seed: int, protocol: Any, policy_dir: Path | None = None,
+            rl_timesteps: int = RL_TIMESTEPS) -> list[dict[str, Any]]:
     """One episode of one agent; the rows of its evaluations."""
     from agents.common import Recorder
 
@@ -68,7 +83,7 @@ def run_one(agent_name: str, seed: int, protocol: Any, policy_dir: Path) -> list
         env = protocol.make_env("multidiscrete")
         env = Recorder(ArmPool(env, seed=seed) if agent.action_type == "discrete" else env)
     else:
-        agent = make_agent(agent_name, policy_dir)
+        agent = make_agent(agent_name, policy_dir, protocol, rl_timesteps)
         # bandits draw their pool of arms from the episode's seed: seeds are independent replications (with one
         # shared pool every seed would find the same best arm: a standard error of 0 that no test should trust)
         kw = {"arm_seed": seed} if getattr(agent, "arms_per_seed", False) else {}
@@ -82,8 +97,8 @@ def _init_worker() -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
-def run_jobs(jobs: list[tuple[str, int]], protocol: Any, policy_dir: Path, workers: int,
-             progress: bool = True) -> list[dict[str, Any]]:
+def run_jobs(jobs: list[tuple[str, int]], protocol: Any, policy_dir: Path | None, workers: int,
+             progress: bool = True, rl_timesteps: int = RL_TIMESTEPS) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     bar = None
     if progress:
@@ -94,14 +109,14 @@ def run_jobs(jobs: list[tuple[str, int]], protocol: Any, policy_dir: Path, worke
             pass
     if workers <= 1:
         for a, s in jobs:
-            rows += run_one(a, s, protocol, policy_dir)
+            rows += run_one(a, s, protocol, policy_dir, rl_timesteps)
             if bar:
                 bar.update()
     else:
         import multiprocessing as mp
 
         with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_init_worker) as ex:
-            futs = [ex.submit(run_one, a, s, protocol, policy_dir) for a, s in jobs]
+            futs = [ex.submit(run_one, a, s, protocol, policy_dir, rl_timesteps) for a, s in jobs]
             for f in as_completed(futs):
                 rows += f.result()
                 if bar:
@@ -136,64 +151,6 @@ def leaderboard(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     return board, pairs
 
 
-def anytime(df: pd.DataFrame, budget: float, points: int = 200, column: str = "regret",
-            unit: float = 1.0) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """agent -> (cost grid / ``unit``, mean, standard error over seeds) of ``column`` (the incumbent's test regret,
-    or its validation error) at each cost.
-
-    A curve starts where every seed has its first evaluation, so a mean never mixes seeds in and out.
-    """
-    lo = max(float(df["cumulative_cost"].min()), budget * 1e-4)
-    grid = np.geomspace(lo, budget, points)
-    out = {}
-    for agent, sub in df.groupby("agent"):
-        curves = []
-        for _, ep in sub.groupby("seed"):
-            ep = ep.sort_values("cumulative_cost")
-            i = np.searchsorted(ep["cumulative_cost"].to_numpy(), grid, side="right") - 1
-            values = (100.0 - ep["incumbent_valid_acc"] if column == "valid_error" else ep[column]).to_numpy()
-            curves.append(np.where(i >= 0, values[np.maximum(i, 0)], np.nan))
-        c = np.array(curves)
-        with np.errstate(all="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # grid points before any seed's first evaluation
-            n = np.sum(~np.isnan(c), axis=0)
-            mean = np.nanmean(c, axis=0)
-            se = np.nanstd(c, axis=0, ddof=1) / np.sqrt(np.maximum(n, 1))
-        full = n == len(curves)  # start each curve once every seed has an incumbent (no mixed means)
-        out[agent] = (grid / unit, np.where(full, mean, np.nan), np.where(full & (n > 1), se, np.nan))
-    return out
-
-
-def plot(df: pd.DataFrame, budget: float, best: float, path: Path, task: str, board: pd.DataFrame,
-         unit: float | None = None) -> None:
-    """The anytime plot: test regret (and, with ``unit``, the JAHS protocol's validation error) against cost.
-
-    Legend entries of the top group (not significantly worse than the best) carry a filled circle."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    panels = [("regret", f"incumbent test regret (points below {best:.2f}%)")]
-    if unit:
-        panels.insert(0, ("valid_error", "incumbent validation error (%)"))
-    fig, axes = plt.subplots(1, len(panels), figsize=(6.4 * len(panels), 4.2), squeeze=False)
-    for ax, (column, ylabel) in zip(axes[0], panels):
-        for agent, (x, m, se) in sorted(anytime(df, budget, column=column, unit=unit or 1.0).items()):
-            mark = " ●" if board.at[agent, "top group"] else ""
-            ax.plot(x, m, label=f"{agent}{mark}")
-            ax.fill_between(x, m - se, m + se, alpha=0.2)
-        ax.set_xscale("log")
-        ax.set_xlabel("cost / mean full-fidelity evaluation" if unit else "cumulative simulated training cost (s)")
-        ax.set_ylabel(ylabel)
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=8, title="● top group (Wilcoxon, Holm)", title_fontsize=7)
-    fig.suptitle(f"JAHS-v0 {task}: mean ± standard error over seeds", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
 class _Help(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
     pass
 
@@ -201,33 +158,57 @@ class _Help(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpF
 EXPENSIVE = ("ppo", "a2c", "dqn", "optuna_tpe")  # 10 seeds by default; every other agent 30
 
 
-def _positive(kind: type) -> Any:
+def flag_type(kind: type, minimum: float | None = None, exclusive: bool = False,
+              choices: tuple[str, ...] | None = None) -> Any:
+    """An argparse ``type``: the value as ``kind`` (finite, >= or > ``minimum``, or one of ``choices``), else one
+    line naming the value and what is allowed. The one rule for every numeric or choice flag of the agents' CLIs."""
+    if kind is str:
+        what = f"one of {', '.join(choices or ())}"
+    else:
+        what = f"a finite {kind.__name__}" + ("" if minimum is None else f" {'>' if exclusive else '>='} {minimum:g}")
+
     def parse(spec: str) -> Any:
         try:
             v = kind(spec)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{spec!r} is not a {kind.__name__}") from None
-        if not (np.isfinite(v) and v > 0):
-            raise argparse.ArgumentTypeError(f"{spec} is not allowed; allowed: a positive, finite {kind.__name__}")
+            raise argparse.ArgumentTypeError(f"{spec!r} is not allowed; allowed: {what}") from None
+        bad = (choices is not None and v not in choices) or (kind is not str and (
+            not np.isfinite(v) or (minimum is not None and (v <= minimum if exclusive else v < minimum))))
+        if bad:
+            raise argparse.ArgumentTypeError(f"{spec!r} is not allowed; allowed: {what}")
         return v
     return parse
 
 
-def main(argv: list[str] | None = None) -> int:
+def agent_list(spec: str) -> list[str]:
+    """--agents: comma-separated harness agents, each once (a repeat would run its seeds twice)."""
+    names = [a.strip() for a in spec.split(",")]
+    bad = [a for a in names if a not in AGENTS]
+    if bad or not spec.strip():
+        raise argparse.ArgumentTypeError(f"{spec!r} names {bad or 'no agent'}; allowed: comma-separated, from "
+                                         f"{', '.join(AGENTS)}")
+    if len(set(names)) < len(names):
+        raise argparse.ArgumentTypeError(f"{spec!r} names {sorted({a for a in names if names.count(a) > 1})} "
+                                         "more than once; allowed: each agent once")
+    return names
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m agents.bench", description=__doc__,
                                 formatter_class=_Help)
     p.add_argument("--task", default="fashion_mnist", help="installed task (see `jahs-gym tasks`)")
-    p.add_argument("--agents", default="random,hyperband,evolution,ucb,ppo",
+    p.add_argument("--agents", type=agent_list, default="random,hyperband,evolution,ucb,ppo",
                    help=f"comma-separated, from: {', '.join(AGENTS)}")
     p.add_argument("--protocol", default="default", choices=["default", "jahs"],
                    help="default: the bundle's budget (~100 mid-fidelity evaluations); jahs: JAHS-Bench-201's "
                         "evaluation protocol, 100 mean full-fidelity evaluations, cost axis in that unit")
-    p.add_argument("--seeds", type=_positive(int), default=None,
+    p.add_argument("--seeds", type=flag_type(int, 1), default=None,
                    help=f"episodes per agent (seeds F..F+N-1); default 30, and 10 for {', '.join(EXPENSIVE)}")
-    p.add_argument("--first-seed", type=int, default=0, help="F, the first seed (disjoint seed sets: another F)")
-    p.add_argument("--budget", type=_positive(float), default=None,
+    p.add_argument("--first-seed", type=flag_type(int, 0), default=0,
+                   help="F, the first seed (disjoint seed sets: another F)")
+    p.add_argument("--budget", type=flag_type(float, 0, exclusive=True), default=None,
                    help="simulated seconds per episode (default protocol only; default: the bundle's)")
-    p.add_argument("--max-steps", type=_positive(int), default=None,
+    p.add_argument("--max-steps", type=flag_type(int, 1), default=None,
                    help="evaluations per episode at most (default 1000; 10000 with --protocol jahs)")
     p.add_argument("--noise", action="store_true", help="draw evaluations from the bundle's seed-noise model")
     p.add_argument("--backend", default="surrogate", choices=["surrogate", "table", "surrogate_arms"],
@@ -236,30 +217,64 @@ def main(argv: list[str] | None = None) -> int:
                         "arm-space versions (agents/arms.py; no RL agents)")
     p.add_argument("--no-continuation", action="store_true",
                    help="charge full cost when a config is trained further at the same fidelity")
-    p.add_argument("--workers", type=_positive(int), default=os.cpu_count() or 1, help="worker processes")
-    p.add_argument("--policy-dir", type=Path, default=Path("policies"),
-                   help="where RL policies are loaded from (ALGO.zip, with ALGO.json: the task, bundle and budget "
-                        "they were trained for); missing or stale ones are trained first")
-    p.add_argument("--rl-timesteps", type=_positive(int), default=8192, help="training steps for a missing RL policy")
+    p.add_argument("--workers", type=flag_type(int, 1), default=os.cpu_count() or 1, help="worker processes")
+    p.add_argument("--policy-dir", type=Path, default=None,
+                   help="folder of the RL policies the harness trains and signs (default: the harness's folder in "
+                        "the user's cache, see agents/policies.py); a policy is reused only when its signed stamp "
+                        "matches every setting of this run, else it is trained again")
+    p.add_argument("--rl-timesteps", type=flag_type(int, 1), default=RL_TIMESTEPS,
+                   help="training steps of an RL policy")
     p.add_argument("--out", type=Path, default=Path("bench_out"), help="folder for results, plot, leaderboard")
     args = p.parse_args(argv)
+    if args.protocol == "jahs" and args.budget is not None:
+        p.error(f"--budget {args.budget:g} does not go with --protocol jahs; allowed: no --budget (the protocol's "
+                "budget is 100 mean full-fidelity evaluations)")
+    if args.backend != "surrogate":
+        from agents.arms import ARM_AGENTS
+        bad = [a for a in args.agents if a not in ARM_AGENTS]
+        if bad:
+            p.error(f"--backend {args.backend}: agent(s) {bad} have no arm-space version; allowed: "
+                    f"{', '.join(ARM_AGENTS)}")
+    for flag, folder in (("--out", args.out), ("--policy-dir", args.policy_dir)):
+        if folder is not None and folder.exists() and not folder.is_dir():
+            p.error(f"{flag} {folder} is a file; allowed: a folder (existing or new)")
+    return args
 
+
+def train_policies(names: list[str], protocol: Any, policy_dir: Path | None, timesteps: int) -> None:
+    """Train every RL policy the run needs that is not saved, signed, for exactly these settings."""
+    from agents import policies
+    from agents.train_rl import policy_file, policy_settings, train
+
+    for algo in ("ppo", "a2c", "dqn"):
+        if algo in names:
+            args = rl_args(algo, protocol, policy_dir, timesteps)
+            why = policies.stale(policy_file(args), policy_settings(args))
+            if why:
+                print(f"training a {algo} policy ({timesteps} steps): {why}", file=sys.stderr)
+                train(args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = parse_args(argv)
+    except SystemExit as e:  # argparse printed the one-line refusal (or --help)
+        return int(e.code or 0)
     from agents.common import Protocol
     from jahs_gym.bundle import load_bundle
+    from jahs_gym.manifest import BundleError
 
-    names = [a.strip() for a in args.agents.split(",") if a.strip()]
-    bad = [a for a in names if a not in AGENTS]
-    if bad or not names:
-        print(f"unknown agent(s) {bad or repr(args.agents)}; allowed: {', '.join(AGENTS)}", file=sys.stderr)
-        return 2
-    if args.protocol == "jahs" and args.budget is not None:
-        print("--budget does not go with --protocol jahs (its budget is 100 mean full-fidelity evaluations)",
-              file=sys.stderr)
-        return 2
+    names = args.agents
     try:
         bundle = load_bundle(args.task)
-    except (KeyError, ValueError) as e:
-        print(f"--task {args.task!r}: {e}", file=sys.stderr)
+    except (KeyError, ValueError, BundleError) as e:
+        print(f"--task {args.task!r}: {e.args[0] if e.args else e}", file=sys.stderr)
+        return 2
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        print(f"--out {args.out}: cannot make the folder ({e.strerror}); allowed: a folder you can write",
+              file=sys.stderr)
         return 2
     man = bundle.manifest
     unit = man.full_fidelity_cost_s if args.protocol == "jahs" else None
@@ -272,13 +287,6 @@ def main(argv: list[str] | None = None) -> int:
     else:
         budget = float(args.budget or man.default_budget_s)
     max_steps = args.max_steps or (10_000 if args.protocol == "jahs" else 1000)
-    if args.backend != "surrogate":
-        from agents.arms import ARM_AGENTS
-        bad = [a for a in names if a not in ARM_AGENTS]
-        if bad:
-            print(f"--backend {args.backend}: agent(s) {bad} have no arm-space version; allowed: "
-                  f"{', '.join(ARM_AGENTS)}", file=sys.stderr)
-            return 2
     protocol = Protocol(task=args.task, budget=budget, max_steps=max_steps, noise=args.noise,
                         continuation=not args.no_continuation, backend=args.backend)
     best = man.regret_reference if args.backend == "surrogate" else arm_reference(args.task, args.backend)
@@ -292,33 +300,19 @@ def main(argv: list[str] | None = None) -> int:
     rank = comm.Get_rank() if comm else 0
     t0 = time.time()
     if rank == 0:
-        from agents.train_rl import policy_stamp, stale_policy
-        for algo in ("ppo", "a2c", "dqn"):
-            if algo not in names:
-                continue
-            path = args.policy_dir / f"{algo}.zip"
-            why = stale_policy(path, policy_stamp(algo, args.task, budget)) if path.exists() else "none saved"
-            if why:
-                from agents.train_rl import Args, train
-                print(f"training a {algo} policy ({args.rl_timesteps} steps) into {args.policy_dir} "
-                      f"({why})", file=sys.stderr)
-                train(Args(algo=algo, task=args.task, total_timesteps=args.rl_timesteps, out=str(args.policy_dir),
-                           budget=budget))
+        train_policies(names, protocol, args.policy_dir, args.rl_timesteps)
     if comm:
         comm.Barrier()
-    if args.first_seed < 0:
-        print(f"--first-seed {args.first_seed} is negative; allowed: 0 or more", file=sys.stderr)
-        return 2
     jobs = [(a, args.first_seed + s) for a in names for s in range(args.seeds or (10 if a in EXPENSIVE else 30))]
     mine = jobs[rank::comm.Get_size()] if comm else jobs
-    rows = run_jobs(mine, protocol, args.policy_dir, 1 if comm else args.workers, progress=rank == 0)
+    rows = run_jobs(mine, protocol, args.policy_dir, 1 if comm else args.workers, progress=rank == 0,
+                    rl_timesteps=args.rl_timesteps)
     if comm:
         gathered = comm.gather(rows, root=0)
         if rank != 0:
             return 0
         rows = [r for part in gathered for r in part]
     df = pd.DataFrame(rows, columns=list(RESULT_COLUMNS)).sort_values(["agent", "seed", "step"]).reset_index(drop=True)
-    args.out.mkdir(parents=True, exist_ok=True)
     df.to_parquet(args.out / "results.parquet", index=False)
     board, pairs = leaderboard(df)
     plot(df, budget, best, args.out / "anytime.png", args.task, board, unit)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -11,31 +11,28 @@ from agents.common import Recorder
 ALGOS = {"ppo": "multidiscrete", "a2c": "multidiscrete", "dqn": "discrete"}
 
 
-def load_policy(algo: str, path: Path):  # noqa: ANN201
-    import stable_baselines3 as sb3
-
-    if not Path(path).exists():
-        raise FileNotFoundError(f"no saved {algo} policy at {path}; train one with "
-                                f"`python -m agents.train_rl --algo {algo} --out {Path(path).parent}`")
-    return getattr(sb3, algo.upper()).load(str(path), device="cpu")
-
-
 class SB3Agent:
-    """Runs a saved policy, sampling its actions (a deterministic policy would repeat itself)."""
+    """Runs a saved policy, sampling its actions (a deterministic policy would repeat itself).
 
-    def __init__(self, algo: str, path: Path) -> None:
+    ``args`` (agents.train_rl.Args) says which policy: the one trained with exactly those settings, loaded only
+    when its signed stamp and sha256 verify (agents/policies.py); otherwise a PolicyError says why."""
+
+    def __init__(self, algo: str, args: Any) -> None:
         if algo not in ALGOS:
             raise ValueError(f"algo={algo!r}; allowed: {list(ALGOS)}")
-        self.algo, self.path = algo, Path(path)
+        self.algo, self.args = algo, args
         self.name, self.action_type = algo, ALGOS[algo]
         self._model = None
 
     def run(self, env: Recorder, rng: np.random.Generator) -> None:
         import torch
 
+        from agents import policies
+        from agents.train_rl import policy_file, policy_settings
+
         torch.set_num_threads(1)
         if self._model is None:
-            self._model = load_policy(self.algo, self.path)
+            self._model = policies.load(policy_file(self.args), policy_settings(self.args))
         self._model.set_random_seed(int(rng.integers(2**31)))
         obs = env.obs
         while not env.done:

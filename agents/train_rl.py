@@ -1,9 +1,12 @@
-"""Train an SB3 policy (PPO, A2C or DQN) on JAHS-v0 episodes and save it.
+"""Train an SB3 policy (PPO, A2C or DQN) on JAHS-v0 episodes and save it with its signed stamp.
 
-    python -m agents.train_rl --algo ppo --total-timesteps 20000 --out policies
+    python -m agents.train_rl --algo ppo --total-timesteps 20000
 
-Reads top to bottom: arguments, environment, model, training, saving. Logs to TensorBoard when the
-tensorboard package is installed (``--tensorboard DIR``).
+Reads top to bottom: arguments, environment, model, training, saving. The policy goes to
+OUT/ALGO-DIGEST.zip with ALGO-DIGEST.json, the stamp of every setting that shaped it and the zip's sha256,
+signed with the user's key (agents/policies.py); the harness (`python -m agents.bench`) loads only such
+policies, for exactly its own settings. OUT defaults to the harness's folder in the user's cache. Logs to
+TensorBoard when the tensorboard package is installed (``--tensorboard DIR``).
 """
 
 from __future__ import annotations
@@ -11,9 +14,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import importlib.util
-import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from agents import policies
+from agents.rl import ALGOS
 
 
 @dataclass
@@ -24,41 +30,55 @@ class Args:
     n_envs: int = 4  # parallel training episodes (SB3 DummyVecEnv)
     seed: int = 0  # training seed
     budget: float = 0.0  # simulated seconds per episode; 0: the bundle's default
-    out: str = "policies"  # folder; the policy is saved as OUT/ALGO.zip
+    max_steps: int = 1000  # evaluations per episode at most
+    noise: bool = False  # draw evaluations from the bundle's seed-noise model
+    continuation: bool = True  # promotions pay only the extra epochs
+    out: str = ""  # folder of ALGO-DIGEST.zip ("" = the harness's folder in the user's cache)
     tensorboard: str = ""  # TensorBoard log folder ("" = off; needs the tensorboard package)
 
 
 def parse(argv: list[str] | None = None) -> Args:
+    from agents.bench import flag_type
+
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    checks = {"algo": flag_type(str, choices=tuple(ALGOS)), "total_timesteps": flag_type(int, 1),
+              "n_envs": flag_type(int, 1), "seed": flag_type(int, 0), "budget": flag_type(float, 0),
+              "max_steps": flag_type(int, 1)}
     for f in dataclasses.fields(Args):
-        p.add_argument(f"--{f.name.replace('_', '-')}", type=type(f.default), default=f.default,
-                       help=f"(default: {f.default!r})")
+        name = f"--{f.name.replace('_', '-')}"
+        if isinstance(f.default, bool):
+            p.add_argument(name, action=argparse.BooleanOptionalAction, default=f.default)
+        else:
+            p.add_argument(name, type=checks.get(f.name, type(f.default)), default=f.default,
+                           help=f"(default: {f.default!r})")
     return Args(**vars(p.parse_args(argv)))
 
 
-def policy_stamp(algo: str, task: str, budget: float) -> dict:
-    """What a saved policy was trained for: algorithm, task, the bundle (table checksum and manifest digest: a
-    refit changes what the env answers) and the budget."""
+def model_kwargs(algo: str) -> dict[str, Any]:
+    """The algorithm's hyperparameters besides SB3's defaults (the stamp records them and SB3's version)."""
+    if algo == "ppo":
+        return {"policy": "MlpPolicy", "n_steps": 256, "batch_size": 256}
+    if algo == "dqn":
+        return {"policy": "MlpPolicy", "learning_starts": 256, "buffer_size": 50_000, "exploration_fraction": 0.5}
+    if algo == "a2c":
+        return {"policy": "MlpPolicy"}
+    raise ValueError(f"--algo {algo!r}; allowed: {list(ALGOS)}")
+
+
+def policy_settings(args: Args) -> dict[str, Any]:
+    """Every setting that shapes the policy ``args`` trains (agents/policies.py stamps and checks them)."""
+    from agents.common import Protocol
     from jahs_gym.bundle import load_bundle
 
-    bundle = load_bundle(task)
-    return {"algo": algo, "task": task, "table_sha256": bundle.manifest.table.sha256,
-            "bundle_digest": bundle.manifest.digest,
-            "budget": float(budget or bundle.manifest.default_budget_s)}
+    budget = float(args.budget or load_bundle(args.task).manifest.default_budget_s)
+    proto = Protocol(task=args.task, budget=budget, max_steps=args.max_steps, noise=args.noise,
+                     continuation=args.continuation)
+    env = policies.env_kwargs(proto, ALGOS[args.algo])
+    return policies.settings(args.algo, env, model_kwargs(args.algo), args.n_envs, args.total_timesteps, args.seed)
 
 
-def stale_policy(path: Path, stamp: dict) -> str | None:
-    """Why the policy at ``path`` (ALGO.zip) does not fit ``stamp``; None when it does. A policy without its
-    ALGO.json stamp, or stamped for another task, bundle or budget, is stale."""
-    meta = Path(path).with_suffix(".json")
-    if not meta.exists():
-        return f"{meta} is missing (what the policy was trained for is unknown)"
-    try:
-        saved = json.loads(meta.read_text())
-    except ValueError as e:
-        return f"{meta} is not JSON ({e})"
-    diff = [f"{k} {saved.get(k)!r} != {v!r}" for k, v in stamp.items() if saved.get(k) != v]
-    return f"it was trained for another setting: {'; '.join(diff)}" if diff else None
+def policy_file(args: Args) -> Path:
+    return policies.policy_path(Path(args.out) if args.out else policies.default_policy_dir(), policy_settings(args))
 
 
 def train(args: Args) -> Path:
@@ -66,33 +86,23 @@ def train(args: Args) -> Path:
     import torch
     from stable_baselines3.common.env_util import make_vec_env
 
-    from agents.common import Protocol
-    from agents.rl import ALGOS
+    from jahs_gym.envs import JAHSEnv
 
     torch.set_num_threads(1)
-    if args.algo not in ALGOS:
-        raise ValueError(f"--algo {args.algo!r}; allowed: {list(ALGOS)}")
-    # 1. environments: the harness's protocol, the action type this algorithm takes
-    proto = Protocol(task=args.task, budget=args.budget or None)
-    venv = make_vec_env(lambda: proto.make_env(ALGOS[args.algo]), n_envs=args.n_envs, seed=args.seed)
+    s = policy_settings(args)
+    # 1. environments: exactly the stamped env kwargs
+    venv = make_vec_env(lambda: JAHSEnv(**s["env"]), n_envs=args.n_envs, seed=args.seed)
     # 2. model
     tb = args.tensorboard if args.tensorboard and importlib.util.find_spec("tensorboard") else None
-    kw = {"n_steps": 256, "batch_size": 256} if args.algo == "ppo" else {}
-    if args.algo == "dqn":
-        kw = {"learning_starts": 256, "buffer_size": 50_000, "exploration_fraction": 0.5}
-    model = getattr(sb3, args.algo.upper())("MlpPolicy", venv, seed=args.seed, verbose=0, device="cpu",
+    kw = model_kwargs(args.algo)
+    model = getattr(sb3, args.algo.upper())(kw.pop("policy"), venv, seed=args.seed, verbose=0, device="cpu",
                                             tensorboard_log=tb, **kw)
     # 3. training
     model.learn(total_timesteps=args.total_timesteps, progress_bar=importlib.util.find_spec("rich") is not None)
-    # 4. saving
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    model.save(out / f"{args.algo}.zip")
-    stamp = {**policy_stamp(args.algo, args.task, args.budget), "total_timesteps": args.total_timesteps,
-             "seed": args.seed}
-    (out / f"{args.algo}.json").write_text(json.dumps(stamp, indent=1) + "\n")
-    print(f"saved {out / (args.algo + '.zip')} after {args.total_timesteps} steps")
-    return out / f"{args.algo}.zip"
+    # 4. saving, with the signed stamp
+    path = policies.save(model, Path(args.out) if args.out else policies.default_policy_dir(), s)
+    print(f"saved {path} after {args.total_timesteps} steps")
+    return path
 
 
 if __name__ == "__main__":

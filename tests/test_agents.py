@@ -42,14 +42,16 @@ def test_multi_fidelity_agents_climb_the_ladder(tiny_data_env: str, tmp_path: Pa
 
 
 @pytest.mark.slow
-def test_rl_agents_train_and_evaluate(tiny_data_env: str, tmp_path: Path) -> None:
-    from agents.train_rl import Args, train
+def test_rl_agents_train_and_evaluate(tiny_data_env: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from agents.bench import train_policies
 
+    monkeypatch.setenv("JAHS_GYM_CACHE", str(tmp_path / "cache"))  # the signing key (agents/policies.py)
+    proto = Protocol(task=tiny_data_env, budget=3.0, max_steps=30)
     for algo in ("ppo", "dqn"):
-        train(Args(algo=algo, task=tiny_data_env, total_timesteps=512, n_envs=2, out=str(tmp_path)))
-        assert (tmp_path / f"{algo}.json").exists()  # what it was trained for, so the harness can spot a stale one
-        rows = run_one(algo, 0, Protocol(task=tiny_data_env, budget=3.0, max_steps=30), tmp_path)
-        again = run_one(algo, 0, Protocol(task=tiny_data_env, budget=3.0, max_steps=30), tmp_path)
+        train_policies([algo], proto, tmp_path, 512)
+        assert len(list(tmp_path.glob(f"{algo}-*.json"))) == 1  # its signed stamp: what it was trained for
+        rows = run_one(algo, 0, proto, tmp_path, 512)
+        again = run_one(algo, 0, proto, tmp_path, 512)
         assert rows and _no_wall(rows) == _no_wall(again)
 
 
@@ -146,22 +148,6 @@ def test_harness_under_mpiexec(tiny_data_env: str, tmp_path: Path) -> None:
                  "--workers", "1", "--out", str(single)]) == 0
     pd.testing.assert_frame_equal(df.drop(columns="wall_s"),
                                   pd.read_parquet(single / "results.parquet").drop(columns="wall_s"))
-
-
-def test_a_policy_trained_for_another_bundle_or_budget_is_stale(tiny_data_env: str, tmp_path: Path) -> None:
-    import json
-
-    from agents.train_rl import policy_stamp, stale_policy
-
-    zip_path = tmp_path / "ppo.zip"
-    stamp = policy_stamp("ppo", tiny_data_env, 0.0)
-    assert stamp["budget"] > 0 and len(stamp["table_sha256"]) == 64  # 0 means the bundle's default budget
-    assert "missing" in stale_policy(zip_path, stamp)
-    (tmp_path / "ppo.json").write_text(json.dumps({**stamp, "total_timesteps": 512}))
-    assert stale_policy(zip_path, stamp) is None
-    assert "budget" in stale_policy(zip_path, policy_stamp("ppo", tiny_data_env, 7.0))
-    (tmp_path / "ppo.json").write_text(json.dumps({**stamp, "table_sha256": "0" * 64}))
-    assert "table_sha256" in stale_policy(zip_path, stamp)
 
 
 def test_bandits_draw_their_arm_pool_from_the_seed(tiny_data_env: str, tmp_path: Path) -> None:
