@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -18,20 +19,16 @@ import pandas as pd
 from jahs_gym.bundle import Bundle, load_bundle
 from jahs_gym.space import (
     ACTIVATIONS,
-    CONFIG_KEYS,
-    LR_RANGE,
     N_VALUES,
     OP_KEYS,
-    OPS,
-    OPTIMIZERS,
     RESOLUTIONS,
     W_VALUES,
-    WD_RANGE,
     Config,
     Fidelity,
     SpaceError,
+    as_generator,
     encode_arrays,
-    encode_frame,
+    frame_columns,
     sample_config,
     split_dict,
 )
@@ -54,8 +51,14 @@ class Benchmark:
 
     def __init__(self, task: str = "fashion_mnist", kind: str = "surrogate", metrics: Sequence[str] | None = None,
                  backend: str | None = None, timings: str | None = None) -> None:
+        if isinstance(task, os.PathLike):
+            task = os.fspath(task)
+        if not isinstance(task, str) or not task:
+            raise ValueError(f"task={task!r} is not allowed; allowed: an installed task's name (`jahs-gym tasks`) or "
+                             "a bundle folder")
         if kind not in KINDS:
             raise ValueError(f"kind={kind!r} is not allowed; allowed: {list(KINDS)}")
+        metrics = _metric_list(metrics)
         if timings is not None and timings not in TIMINGS:
             raise ValueError(f"timings={timings!r} is not allowed; allowed: {list(TIMINGS)}")
         self.bundle: Bundle = load_bundle(task)
@@ -89,11 +92,18 @@ class Benchmark:
 
     def sample_config(self, seed: int | np.random.Generator | None = None) -> dict[str, Any]:
         """A random configuration as a JAHS-Bench-201 dict (config keys; add N, W, Resolution to change fidelity)."""
-        return sample_config(seed).as_dict()
+        return sample_config(as_generator(seed, "seed")).as_dict()
 
     def __call__(self, config: Mapping[str, Any] | Config, nepochs: int | None = None,
                  full_trajectory: bool = False, **fidelity: Any) -> dict[int, dict[str, float]]:
-        """``{epoch: {metric: value}}`` for ``config`` trained ``nepochs`` epochs (default: the max)."""
+        """``{epoch: {metric: value}}`` for ``config`` trained ``nepochs`` epochs.
+
+        The epoch comes from ``nepochs``, the keyword ``epoch`` or the config's ``"epoch"`` key, whichever is
+        given (two that disagree are refused), else the task's max epochs. N, W and Resolution likewise come
+        from the config or from keywords (defaults 5, 16, 1.0). ``full_trajectory``: every epoch 1..epoch.
+        """
+        if not isinstance(full_trajectory, (bool, np.bool_)):
+            raise ValueError(f"full_trajectory={full_trajectory!r} must be True or False")
         cfg, fid = self._parse(config, nepochs, fidelity)
         epochs = list(range(1, fid.epoch + 1)) if full_trajectory else [fid.epoch]
         if self.kind == "table":
@@ -101,6 +111,13 @@ class Benchmark:
         x = self._encode_curve(cfg, fid, epochs)
         y = self.predictor.predict(x)
         return {e: dict(zip(self.metrics, map(float, row))) for e, row in zip(epochs, y)}
+
+    def resolve(self, config: Mapping[str, Any] | Config, nepochs: int | None = None,
+                **fidelity: Any) -> dict[str, Any]:
+        """The full JAHS-Bench-201 dict (config keys, N, W, Resolution, epoch) that ``self(config, nepochs,
+        **fidelity)`` answers for: defaults filled in, every value checked."""
+        cfg, fid = self._parse(config, nepochs, fidelity)
+        return {**cfg.as_dict(), **fid.as_dict()}
 
     def random_sample(self, random_state: int | np.random.Generator | None = None, nepochs: int | None = None,
                       full_trajectory: bool = False) -> tuple[dict[str, Any], dict[int, dict[str, float]]]:
@@ -110,7 +127,7 @@ class Benchmark:
         full_trajectory)`` answers. kind="surrogate" samples the whole space; kind="table" samples a trained
         (config, fidelity) of the table (``nepochs`` defaults to the last epoch it trained).
         """
-        rng = np.random.default_rng(random_state)
+        rng = as_generator(random_state, "random_state")
         if self._runs is not None:
             run = int(rng.integers(len(self._runs)))
             config = self._runs.config(run)
@@ -122,36 +139,65 @@ class Benchmark:
                       "Resolution": RESOLUTIONS[int(rng.integers(len(RESOLUTIONS)))]}
         return config, self(config, nepochs=nepochs, full_trajectory=full_trajectory)
 
-    def learning_curve(self, config: Mapping[str, Any] | Config, **fidelity: Any) -> pd.DataFrame:
-        """The whole learning curve (epochs 1..max) as a DataFrame, in one batched call."""
-        out = self(config, nepochs=fidelity.pop("nepochs", self.max_epochs), full_trajectory=True, **fidelity)
+    def learning_curve(self, config: Mapping[str, Any] | Config, nepochs: int | None = None,
+                       **fidelity: Any) -> pd.DataFrame:
+        """The learning curve (epochs 1..the query's epoch, default the max) as a DataFrame, in one batched call."""
+        out = self(config, nepochs=nepochs, full_trajectory=True, **fidelity)
         return pd.DataFrame.from_dict(out, orient="index").rename_axis("epoch")
 
     def query(self, df: pd.DataFrame) -> pd.DataFrame:
-        """Batch: rows with the config keys plus N, W, Resolution, epoch -> the metrics (same index)."""
-        need = [*CONFIG_KEYS, "N", "W", "Resolution", "epoch"]
-        missing = [c for c in need if c not in df.columns]
-        if missing:
-            raise KeyError(f"query: missing column(s) {missing}; needed: {need}")
-        self._validate_frame(df)
+        """Batch: rows with the config keys plus N, W, Resolution, epoch -> the metrics (same index).
+
+        Every row is checked with the scalar API's rules (:func:`jahs_gym.space.frame_columns`).
+        """
+        c = frame_columns(df, self.max_epochs)
         if self.kind == "table":
-            parts = [pd.DataFrame([self(r._asdict() | {}, nepochs=int(r.epoch))[int(r.epoch)]])
-                     for r in df[need].itertuples(index=False)]
-            return pd.concat(parts, ignore_index=True).set_index(df.index)
-        y = self.predictor.predict(encode_frame(df))
+            rows = []
+            for i in range(len(df)):
+                cfg = Config(*c["ops"][i].tolist(), Activation=ACTIVATIONS[c["activation"][i]],
+                             TrivialAugment=bool(c["trivial_augment"][i]), LearningRate=float(c["learning_rate"][i]),
+                             WeightDecay=float(c["weight_decay"][i]))
+                fid = Fidelity(int(c["n"][i]), int(c["w"][i]), float(c["resolution"][i]), int(c["epoch"][i]))
+                rows.append(self._from_table(cfg, fid, [fid.epoch])[fid.epoch])
+            return pd.DataFrame(rows, columns=list(self.metrics), index=df.index)
+        y = self.predictor.predict(encode_arrays(**c))
         return pd.DataFrame(y, columns=list(self.metrics), index=df.index)
 
     # ------------------------------------------------------------------------------- helpers
-    def _parse(self, config: Mapping[str, Any] | Config, nepochs: int | None,
+    def _parse(self, config: Mapping[str, Any] | Config, nepochs: Any,
                fidelity: Mapping[str, Any]) -> tuple[Config, Fidelity]:
-        epochs = self.max_epochs if nepochs is None else nepochs
+        """One Config and Fidelity from the config and the call's fidelity arguments; a key given twice with two
+        values is refused (never silently overridden)."""
         if isinstance(config, Config):
-            cfg = config
-            fid = Fidelity.from_dict({**fidelity, "epoch": epochs})
+            merged = config.as_dict()
+        elif isinstance(config, Mapping):
+            merged = dict(config)
         else:
-            cfg, fid = split_dict({**config, **fidelity, "epoch": epochs})
-        fid.check_epoch(self.max_epochs)
+            raise SpaceError(f"config={config!r:.60} must be a dict of JAHS-Bench-201 keys (Op1..Op6, Activation, "
+                             "TrivialAugment, Optimizer, LearningRate, WeightDecay, optional N, W, Resolution, epoch) "
+                             f"or a jahs_gym.Config; got {type(config).__name__}")
+        sources: dict[str, list[tuple[str, Any]]] = {k: [(f"config[{k!r}]", v)] for k, v in merged.items()}
+        for k, v, name in [*((k, v, k) for k, v in fidelity.items()),
+                           *([] if nepochs is None else [("epoch", nepochs, "nepochs")])]:
+            sources.setdefault(k, []).append((name, v))
+        for k, vals in sources.items():
+            (a, va), *rest = vals
+            for b, vb in rest:
+                if not _same(va, vb):
+                    raise SpaceError(f"{a}={va!r} and {b}={vb!r} disagree; give the {k} once")
+            merged[k] = va
+        merged.setdefault("epoch", self.max_epochs)
+        cfg, fid = split_dict(merged)
+        if fid.epoch > self.max_epochs:
+            raise SpaceError(self._too_many_epochs(fid.epoch))
         return cfg, fid
+
+    def _too_many_epochs(self, epoch: int) -> str:
+        raw = dict(self.bundle.manifest.protocol.raw)
+        images = f", {raw['n_train']:,} training images" if raw.get("n_train") else ""
+        return (f"epoch={epoch} is out of range for task {self.task!r}: its protocol trains {self.max_epochs} "
+                f"epochs{images}; allowed: 1..{self.max_epochs}. (JAHS-Bench-201 trained 200 epochs; jahs-gym's "
+                "tasks are shorter protocols: `jahs-gym tasks` shows each one's)")
 
     def _encode_curve(self, cfg: Config, fid: Fidelity, epochs: list[int]) -> np.ndarray:
         n = len(epochs)
@@ -159,33 +205,6 @@ class Benchmark:
         return encode_arrays(ops, np.full(n, ACTIVATIONS.index(cfg.Activation)), np.full(n, float(cfg.TrivialAugment)),
                              np.full(n, cfg.LearningRate), np.full(n, cfg.WeightDecay), np.full(n, fid.N),
                              np.full(n, fid.W), np.full(n, fid.Resolution), np.asarray(epochs))
-
-    def _validate_frame(self, df: pd.DataFrame) -> None:
-        """Vectorised checks of every row; the first bad row gets the scalar check's clear error."""
-        cols = [*CONFIG_KEYS, "N", "W", "Resolution", "epoch"]
-        ok = np.ones(len(df), dtype=bool)
-        for k in OP_KEYS:
-            v = df[k]
-            ok &= v.isin(range(len(OPS))).to_numpy() | v.isin(OPS).to_numpy()
-        ok &= df["Activation"].isin(ACTIVATIONS).to_numpy() & df["Optimizer"].isin(OPTIMIZERS).to_numpy()
-        ok &= np.array([isinstance(t, (bool, np.bool_)) for t in df["TrivialAugment"]], dtype=bool)
-        for k, (lo, hi) in (("LearningRate", LR_RANGE), ("WeightDecay", WD_RANGE)):
-            v = pd.to_numeric(df[k], errors="coerce").to_numpy(dtype=float)
-            ok &= (v >= lo) & (v <= hi)
-        ok &= df["N"].isin(N_VALUES).to_numpy() & df["W"].isin(W_VALUES).to_numpy()
-        ok &= df["Resolution"].isin(RESOLUTIONS).to_numpy()
-        e = pd.to_numeric(df["epoch"], errors="coerce").to_numpy(dtype=float)
-        ok &= (e >= 1) & (e <= self.max_epochs) & (np.mod(e, 1) == 0)
-        if ok.all():
-            return
-        i = int(np.flatnonzero(~ok)[0])
-        row = {k: (v.item() if hasattr(v, "item") else v) for k, v in df[cols].iloc[i].items()}
-        try:
-            _, fid = split_dict(row)
-            fid.check_epoch(self.max_epochs)
-        except SpaceError as err:
-            raise SpaceError(f"query row {i}: {err}") from None
-        raise SpaceError(f"query row {i}: {row} is not a valid JAHS-Bench-201 row")
 
     def _from_table(self, cfg: Config, fid: Fidelity, epochs: list[int]) -> dict[int, dict[str, float]]:
         """The run's lowest seed's measured metrics at ``epochs``."""
@@ -207,3 +226,29 @@ class Benchmark:
             raise ValueError("table_configs() needs kind='table'")
         return pd.concat([pd.DataFrame({"config_id": self._runs.config_ids}), self._runs.configs,
                           self._runs.fidelities], axis=1)
+
+
+def _metric_list(metrics: Any) -> tuple[str, ...] | None:
+    """None (every metric), one name, or an iterable of names; one ValueError for anything else."""
+    if metrics is None:
+        return None
+    if isinstance(metrics, str):
+        return (metrics,)
+    try:
+        names = tuple(metrics)
+    except TypeError:
+        raise ValueError(f"metrics={metrics!r} must be None (all), a metric name or a list of names") from None
+    bad = [m for m in names if not isinstance(m, str)]
+    if bad or not names:
+        raise ValueError(f"metrics={metrics!r} must be None (all), a metric name or a non-empty list of names")
+    return names
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Whether two values given for one key agree (``1`` and ``1.0`` do; anything incomparable does not)."""
+    if isinstance(a, (bool, np.bool_)) != isinstance(b, (bool, np.bool_)):
+        return False
+    try:
+        return bool(a == b)
+    except Exception:
+        return False

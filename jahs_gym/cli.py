@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
+from typing import NoReturn
 
 from jahs_gym.bundle import BundleError, installed_tasks, read_manifest
 
@@ -47,26 +49,24 @@ def _tasks(args: argparse.Namespace) -> int:
 
 def _query(args: argparse.Namespace) -> int:
     from jahs_gym.benchmark import Benchmark
-    from jahs_gym.space import SpaceError
 
     bench = Benchmark(args.task, kind=args.kind)
-    if args.config:
+    fidelity = {k: v for k, v in (("N", args.N), ("W", args.W), ("Resolution", args.resolution)) if v is not None}
+    if args.config is not None:
+        if args.seed is not None:
+            raise ValueError("--seed draws a random config; it has no effect with --config (drop one of them)")
         try:
             config = json.loads(args.config)
         except json.JSONDecodeError as e:
-            print(f"--config is not valid JSON ({e}); example: "
-                  '\'{"Op1": 2, "Op2": 2, "Op3": 0, "Op4": 3, "Op5": 4, "Op6": 0, "N": 3, "W": 8, "Resolution": 0.5}\'',
-                  file=sys.stderr)
-            return 2
+            raise ValueError(f"--config is not valid JSON ({e}); example: "
+                             '\'{"Op1": 2, "Op2": 2, "Op3": 0, "Op4": 3, "Op5": 4, "Op6": 0, "N": 3, "W": 8, '
+                             '"Resolution": 0.5}\'') from None
     else:
-        config = bench.sample_config(args.seed)
-        config.update(N=args.N, W=args.W, Resolution=args.resolution)
-    try:
-        out = bench(config, nepochs=args.epochs, full_trajectory=args.trajectory)
-    except (SpaceError, KeyError) as e:
-        print(f"query refused: {e}", file=sys.stderr)
-        return 2
-    print(json.dumps({"task": args.task, "kind": args.kind, "config": config, "result": out}, indent=1))
+        config = bench.sample_config(0 if args.seed is None else args.seed)
+        fidelity = {"N": 3, "W": 8, "Resolution": 0.5, **fidelity}
+    query = bench.resolve(config, nepochs=args.epochs, **fidelity)
+    out = bench(query, full_trajectory=args.trajectory)
+    print(json.dumps({"task": args.task, "kind": args.kind, "config": query, "result": out}, indent=1))
     return 0
 
 
@@ -104,9 +104,28 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """Bad arguments get one line (``jahs-gym query: error: ...``) and exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _count(minimum: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if v < minimum:
+            raise argparse.ArgumentTypeError(f"{v} is not allowed; allowed: an integer >= {minimum}")
+        return v
+
+    return parse
+
+
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="jahs-gym", description=__doc__,
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = _Parser(prog="jahs-gym", description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
     t = sub.add_parser("tasks", help="installed bundles: protocol, data and held-out quality per metric",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -117,24 +136,28 @@ def main(argv: list[str] | None = None) -> int:
     q.add_argument("--kind", default="surrogate", choices=["surrogate", "table"],
                    help="answer from the surrogate or from the trained rows")
     q.add_argument("--config", default=None,
-                   help="JSON dict of config keys (Op1..Op6 required) plus optional N, W, Resolution; "
+                   help="JSON dict of config keys (Op1..Op6 required) plus optional N, W, Resolution, epoch; "
                         "default: a random config")
-    q.add_argument("--seed", type=int, default=0, help="seed of the random config when --config is not given")
-    q.add_argument("--N", type=int, default=3, help="cells per stage for the random config (1, 3, 5)")
-    q.add_argument("--W", type=int, default=8, help="first-stage width for the random config (4, 8, 16)")
-    q.add_argument("--resolution", type=float, default=0.5, help="resolution for the random config (0.25, 0.5, 1)")
-    q.add_argument("--epochs", type=int, default=None, help="epochs trained (default: the task's max)")
+    q.add_argument("--seed", type=_count(0), default=None,
+                   help="seed of the random config when --config is not given (default 0)")
+    q.add_argument("--N", type=int, default=None, help="cells per stage (1, 3, 5; a random config's default 3)")
+    q.add_argument("--W", type=int, default=None, help="first-stage width (4, 8, 16; a random config's default 8)")
+    q.add_argument("--resolution", type=float, default=None,
+                   help="resolution (0.25, 0.5, 1; a random config's default 0.5)")
+    q.add_argument("--epochs", type=int, default=None,
+                   help="epochs trained (default: the config's epoch, else the task's max)")
     q.add_argument("--trajectory", action="store_true", help="print every epoch up to --epochs")
     d = sub.add_parser("demo", help="one random-search episode of JAHS-v0, printed step by step",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     d.add_argument("--task", default="fashion_mnist", help="an installed task (see `jahs-gym tasks`)")
-    d.add_argument("--steps", type=int, default=20, help="evaluations at most")
-    d.add_argument("--seed", type=int, default=0, help="episode and action seed")
+    d.add_argument("--steps", type=_count(1), default=20, help="evaluations at most")
+    d.add_argument("--seed", type=_count(0), default=0, help="episode and action seed")
     args = p.parse_args(argv)
     try:
         return {"tasks": _tasks, "query": _query, "demo": _demo}[args.cmd](args)
-    except (BundleError, KeyError, FileNotFoundError) as e:
-        print(f"jahs-gym {args.cmd}: {e}", file=sys.stderr)
+    except (BundleError, KeyError, FileNotFoundError, ValueError) as e:  # SpaceError is a ValueError
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
+        print(f"jahs-gym {args.cmd}: {msg}", file=sys.stderr)
         return 2
 
 

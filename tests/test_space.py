@@ -23,7 +23,6 @@ from jahs_gym.space import (
     sample_config,
     sample_configs,
     split_dict,
-    to_configspace,
 )
 
 BASE = {"Op1": 2, "Op2": 0, "Op3": 3, "Op4": 4, "Op5": 1, "Op6": 2}
@@ -189,7 +188,9 @@ def test_every_valid_dict_round_trips(d: dict) -> None:
 
 def test_configspace_export() -> None:
     pytest.importorskip("ConfigSpace")
-    cs = to_configspace(seed=0)
+    from jahs_gym.configspace import search_space
+
+    cs = search_space(seed=0)
     sample = dict(cs.sample_configuration())
     Config.from_dict(sample)  # every sample is a valid Config
     assert set(sample) == set(Config.__dataclass_fields__)

@@ -24,6 +24,7 @@ from jahs_gym.space import (
     RESOLUTIONS,
     W_VALUES,
     WD_RANGE,
+    in_range,
     sample_configs,
 )
 
@@ -35,7 +36,6 @@ COMPONENT_DTYPES = (np.int64,) * 7 + (np.bool_, np.float64, np.float64, np.int64
 C_ACT, C_TA, C_LR, C_WD, C_N, C_W, C_R, C_EPOCH = range(6, 14)
 C_ARM = 14  # the arm backends append the arm (the run's index) as a 15th column
 BOX_DIMS = len(COMPONENTS)
-_REL_TOL = 1e-6  # float32 round-off at a LearningRate / WeightDecay bound is clamped, not refused
 
 
 def _positive_int(name: str, v: Any) -> int:
@@ -252,13 +252,11 @@ class ActionCodec:
                 raise ValueError(f"{who} has shape {v.shape[1:] if single else v.shape}; expected one value "
                                  f"per {'action' if single else 'sub-environment'}")
             if isinstance(sp, spaces.Box):
-                lo, hi = float(sp.low[0]), float(sp.high[0])
+                lo, hi = LR_RANGE if k == "LearningRate" else WD_RANGE
                 f = v.astype(np.float64) if v.dtype.kind in "iuf" else None
-                ok = f is not None and not np.isnan(f).any() and (f >= lo * (1 - _REL_TOL)).all() and \
-                    (f <= hi * (1 + _REL_TOL)).all()
-                if not ok:
+                if f is None or not in_range(f, lo, hi).all():  # the space's rule: a few float32 ulps are clamped
                     raise ValueError(f"{who}={_show(v, single)} is not allowed; allowed: a float in [{lo:g}, {hi:g}]")
-                cols.append(np.clip(f, *(LR_RANGE if k == "LearningRate" else WD_RANGE)))
+                cols.append(np.clip(f, lo, hi))
             else:
                 if v.dtype.kind not in "iu" or (v < 0).any() or (v >= sp.n).any():
                     raise ValueError(f"{who}={_show(v, single)} is not allowed; allowed: an integer in 0..{sp.n - 1}")

@@ -96,7 +96,7 @@ class JAHSEnv(gym.Env):
     drawn with ``arm_seed``. ``"box"`` (SAC, TD3): ``Box(-1, 1, (14,), float32)`` in the order above,
     each entry decoded to the nearest valid value (LearningRate and WeightDecay continuously, log scale).
     ``"dict"``: the same entries by name (Discrete indices; LearningRate and WeightDecay as Box(1,); a
-    float32 value within 1e-6 of a bound is clamped to it).
+    value within 4 float32 ulps of a bound is clamped to it, as everywhere in the space).
     An invalid action (outside the space, NaN, wrong shape or dtype) raises one ``ValueError``.
 
     ``backend="table"`` turns JAHS-v0 into the tabular benchmark NAS-Bench-201 users know: the arms are the

@@ -1,0 +1,320 @@
+"""The numeric encoding of a (config, fidelity) row: one feature vector shared by the generation pipeline's
+tables and by the surrogates, so both always agree on what a row means.
+
+:data:`FEATURES` names the columns; :func:`encode_arrays` (batches), :func:`encode_one` (the environments' hot
+path), :func:`encode_frame` (tables) and :func:`encode` (``Config``/``Fidelity`` lists) write them. Values are
+assumed valid: callers validate with :mod:`jahs_gym.space` first. ``jahs_gym.space`` re-exports these names.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from jahs_gym.space import ACTIVATIONS, OP_KEYS, OPS, SpaceError
+
+if TYPE_CHECKING:
+    from jahs_gym.space import Config, Fidelity
+
+ENCODING = "jahs-onehot-v4"
+FEATURES: tuple[str, ...] = (
+    *(f"{k}={op}" for k in OP_KEYS for op in OPS),
+    *(f"n_{op}" for op in OPS),
+    *(f"Activation={a}" for a in ACTIVATIONS),
+    "TrivialAugment", "log10_LearningRate", "log10_WeightDecay", "N", "W", "Resolution", "epoch",
+    # the cell's graph: does the input reach the output through non-'none' edges (else the whole network
+    # outputs a constant: chance accuracy), and how many edges / convolutions lie on such paths
+    "connected", "live_edges", "live_nor_conv_3x3", "live_nor_conv_1x1",
+    # the cell's input -> output paths of non-'none' edges (there are 4 possible): how many, the most and the
+    # fewest convolutions on one, and whether one has none (a parameter-free shortcut)
+    "n_paths", "path_max_convs", "path_min_convs", "param_free_path",
+    # the network's size, computed from the architecture (3 input channels, 32 x Resolution pixels):
+    # multiply-accumulates and parameters of its executed convolutions, log10 of millions; output elements
+    # of its executed layers (memory traffic), log10 of millions; and how many layers it executes (per-call
+    # overhead, which dominates the runtime of small networks)
+    "log10_arch_MMACs", "log10_arch_Mparams", "log10_arch_Melems", "arch_layers",
+)
+_NONE, _C3, _C1 = OPS.index("none"), OPS.index("nor_conv_3x3"), OPS.index("nor_conv_1x1")
+
+
+def _arch_size(ops: np.ndarray, n: np.ndarray, w: np.ndarray,
+               resolution: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(MMACs, Mparams, Melems, layers) of what the network executes (edges whose source node gets input).
+
+    A task-agnostic proxy (3 input channels, 32 x Resolution pixels) of FLOPS, size and runtime, so the
+    surrogates need not learn the architecture's arithmetic from data.
+    """
+    e = ops != _NONE
+    r2 = e[:, 0]
+    r3 = e[:, 1] | (r2 & e[:, 3])
+    one = np.ones(len(ops), dtype=bool)
+    run = e & np.column_stack([one, one, one, r2, r2, r3])
+    area = np.where(ops == _C3, 9.0, np.where(ops == _C1, 1.0, 0.0))  # kernel area of each edge's conv
+    k2_run = (area * run).sum(axis=1)  # executed convs cost MACs
+    k2_all, n_conv = area.sum(axis=1), (area > 0).sum(axis=1)  # every conv edge holds parameters
+    units = (np.where(area > 0, 3.0, 1.0) * run).sum(axis=1)  # a conv edge runs 3 layers, skip / pool 1
+    n, w = np.asarray(n, dtype=np.float64), np.asarray(w, dtype=np.float64)
+    h = np.round(32.0 * np.asarray(resolution, dtype=np.float64))
+    macs, params = _size(k2_run, k2_all, n_conv, n, w, h)
+    elems, layers = _traffic(units, n, w, h)
+    return macs / 1e6, params / 1e6, elems / 1e6, layers
+
+
+def _size(k2_run: Any, k2_all: Any, n_conv: Any, n: Any, c: Any, h: Any) -> tuple[Any, Any]:
+    """(MACs, params) of the network's convolutions and head; floats or numpy arrays alike.
+
+    ``k2_run``: summed kernel areas of the executed cell convs, ``k2_all``/``n_conv``: of all cell convs
+    (they hold parameters), ``c``: first-stage width, ``h``: input pixels (3 input channels).
+    """
+    macs = 27.0 * c * h * h  # stem conv + BN
+    params = 27.0 * c + 2 * c
+    for stage in range(3):
+        if stage > 0:  # stride-2 ResNet block: two 3x3 conv + BN and a 1x1 shortcut
+            h = -(-h // 2)
+            block = c * 2 * c * 9 + (2 * c) ** 2 * 9 + c * 2 * c
+            macs = macs + block * h * h
+            params = params + block + 8 * c
+            c = 2 * c
+        macs = macs + n * k2_run * c * c * h * h
+        params = params + n * (k2_all * c * c + n_conv * 2 * c)
+    return macs + c * 10, params + 2 * c + c * 10 + 10
+
+
+def _traffic(units: Any, n: Any, c: Any, h: Any) -> tuple[Any, Any]:
+    """(output elements, layer calls) of one forward pass; floats or numpy arrays alike.
+
+    ``units``: layers run by one cell (3 per executed conv edge, 1 per executed skip / pool edge).
+    """
+    elems = 2.0 * c * h * h  # stem conv + BN
+    layers = 2.0
+    for stage in range(3):
+        if stage > 0:  # ResNet block: act, conv, BN twice; pool + 1x1 conv shortcut (pool and act see c_in)
+            h2 = -(-h // 2)
+            elems = elems + c * h * h + 6.0 * (2 * c) * h2 * h2 + c * h2 * h2
+            layers = layers + 8.0
+            c, h = 2 * c, h2
+        elems = elems + n * units * c * h * h
+        layers = layers + n * units
+    return elems + 2.0 * c * h * h + 2.0 * c + 10.0, layers + 5.0  # head: BN, act, pool, flatten, linear
+
+
+def _live_edges(e: np.ndarray) -> np.ndarray:
+    """(rows, 6) bool: edge is not 'none' and lies on an input -> output path (edges in EDGES order)."""
+    r2 = e[:, 0]
+    r3 = e[:, 1] | (r2 & e[:, 3])
+    b3 = e[:, 5]  # node 3 reaches the output
+    b2 = e[:, 4] | (e[:, 3] & b3)  # node 2 reaches the output
+    one = np.ones(len(e), dtype=bool)
+    src = (one, one, one, r2, r2, r3)
+    dst = (b2, b3, one, b3, one, one)
+    return np.column_stack([e[:, k] & src[k] & dst[k] for k in range(6)])
+
+
+# the 4 input -> output paths of the cell, as edge indices in EDGES order: 1-2-4, 1-2-3-4, 1-3-4, 1-4
+_PATHS: tuple[tuple[int, ...], ...] = ((0, 4), (0, 3, 5), (1, 5), (2,))
+
+
+def _path_features(ops: np.ndarray) -> np.ndarray:
+    """(rows, 4): n_paths, path_max_convs, path_min_convs, param_free_path (0 where no path exists)."""
+    e, conv = ops != _NONE, (ops == _C3) | (ops == _C1)
+    ok = np.column_stack([e[:, list(p)].all(axis=1) for p in _PATHS])
+    nconv = np.column_stack([conv[:, list(p)].sum(axis=1) for p in _PATHS])
+    any_path = ok.any(axis=1)
+    return np.column_stack([ok.sum(axis=1), np.where(ok, nconv, -1).max(axis=1).clip(0),
+                            np.where(any_path, np.where(ok, nconv, 9).min(axis=1), 0),
+                            (ok & (nconv == 0)).any(axis=1)])
+
+
+N_FEATURES = len(FEATURES)
+
+# Column offsets, computed once from FEATURES: reordering it moves them (never a silent mis-encoding), and a
+# feature that no offset below names (added to FEATURES but not encoded) fails at import.
+_COL: dict[str, int] = {name: i for i, name in enumerate(FEATURES)}
+
+
+def _cols(names: Any) -> slice | np.ndarray:
+    """The columns of ``names``: a slice where they are contiguous and in order (a view), else an index array."""
+    idx = [_COL[k] for k in names]
+    return slice(idx[0], idx[0] + len(idx)) if idx == list(range(idx[0], idx[0] + len(idx))) else np.array(idx)
+
+
+_OP_COLS = np.array([[_COL[f"{k}={op}"] for op in OPS] for k in OP_KEYS], dtype=np.intp)  # (edge, op)
+_COUNT_COLS = _cols(f"n_{op}" for op in OPS)
+_ACT_COLS = np.array([_COL[f"Activation={a}"] for a in ACTIVATIONS], dtype=np.intp)
+_TA, _LR, _WD, _N, _W, _RES, _EPOCH = (_COL[k] for k in (
+    "TrivialAugment", "log10_LearningRate", "log10_WeightDecay", "N", "W", "Resolution", "epoch"))
+_CONNECTED, _LIVE, _LIVE_C3, _LIVE_C1 = (_COL[k] for k in (
+    "connected", "live_edges", "live_nor_conv_3x3", "live_nor_conv_1x1"))
+_PATH_NAMES = ("n_paths", "path_max_convs", "path_min_convs", "param_free_path")
+_PATH_COLS = _cols(_PATH_NAMES)
+_MACS, _PARAMS, _ELEMS, _LAYERS = (_COL[k] for k in (
+    "log10_arch_MMACs", "log10_arch_Mparams", "log10_arch_Melems", "arch_layers"))
+# encode_one's positions, as Python ints
+_OP_ONE = tuple(tuple(int(c) for c in row) for row in _OP_COLS)
+_COUNT_ONE = tuple(_COL[f"n_{op}"] for op in OPS)
+_ACT_ONE = tuple(int(c) for c in _ACT_COLS)
+_GRAPH_ONE = (_CONNECTED, _LIVE, _LIVE_C3, _LIVE_C1, *(_COL[k] for k in _PATH_NAMES))
+_written = sorted([*_OP_COLS.ravel().tolist(), *_COUNT_ONE, *_ACT_ONE, _TA, _LR, _WD, _N, _W, _RES, _EPOCH,
+                   *_GRAPH_ONE, _MACS, _PARAMS, _ELEMS, _LAYERS])
+if _written != list(range(N_FEATURES)):
+    raise RuntimeError("jahs_gym.space: the encoders do not write every FEATURES column exactly once")
+del _written
+
+
+def encode_arrays(ops: np.ndarray, activation: np.ndarray, trivial_augment: np.ndarray,
+                  learning_rate: np.ndarray, weight_decay: np.ndarray, n: np.ndarray, w: np.ndarray,
+                  resolution: np.ndarray, epoch: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Encode rows given as arrays: ``ops`` int (rows, 6) op indices, ``activation`` int indices.
+
+    Returns float32 (rows, :data:`N_FEATURES`). Values are assumed valid (callers validate).
+    """
+    ops = np.asarray(ops, dtype=np.intp).reshape(-1, 6)
+    rows = ops.shape[0]
+    if out is None:
+        out = np.zeros((rows, N_FEATURES), dtype=np.float32)
+    else:
+        out[:rows] = 0.0
+    r = np.arange(rows)[:, None]
+    out[r, _OP_COLS[np.arange(6), ops]] = 1.0
+    out[:rows, _COUNT_COLS] = out[:rows, _OP_COLS].sum(axis=1)
+    out[r[:, 0], _ACT_COLS[np.asarray(activation, dtype=np.intp)]] = 1.0
+    out[:rows, _TA] = trivial_augment
+    out[:rows, _LR] = np.log10(learning_rate)
+    out[:rows, _WD] = np.log10(weight_decay)
+    out[:rows, _N] = n
+    out[:rows, _W] = w
+    out[:rows, _RES] = resolution
+    out[:rows, _EPOCH] = epoch
+    live = _live_edges(ops != _NONE)
+    out[:rows, _CONNECTED] = live.any(axis=1)  # connected iff some edge lies on an input -> output path
+    out[:rows, _LIVE] = live.sum(axis=1)
+    out[:rows, _LIVE_C3] = (live & (ops == _C3)).sum(axis=1)
+    out[:rows, _LIVE_C1] = (live & (ops == _C1)).sum(axis=1)
+    out[:rows, _PATH_COLS] = _path_features(ops)
+    macs, params, elems, layers = _arch_size(ops, np.broadcast_to(n, rows), np.broadcast_to(w, rows),
+                                             np.broadcast_to(resolution, rows))
+    out[:rows, _MACS] = np.log10(macs)
+    out[:rows, _PARAMS] = np.log10(params)
+    out[:rows, _ELEMS] = np.log10(elems)
+    out[:rows, _LAYERS] = layers
+    return out
+
+
+def encode_one(out: np.ndarray, ops: Any, activation: int, trivial_augment: bool, learning_rate: float,
+               weight_decay: float, n: int, w: int, resolution: float, epoch: int) -> np.ndarray:
+    """Encode one row into the float32 vector ``out`` (length :data:`N_FEATURES`) without numpy overhead.
+
+    Same values as :func:`encode_arrays`; the environments' hot path (one numpy assignment). The cell's
+    and the network's features are memoised (at most 5^6 cells; bounded caches).
+    """
+    cell, size_key = _cell_one(tuple(ops))
+    v = list(cell)
+    v[_ACT_ONE[activation]] = 1.0
+    v[_TA] = 1.0 if trivial_augment else 0.0
+    v[_LR] = math.log10(learning_rate)
+    v[_WD] = math.log10(weight_decay)
+    v[_N] = n
+    v[_W] = w
+    v[_RES] = resolution
+    v[_EPOCH] = epoch
+    v[_MACS], v[_PARAMS], v[_ELEMS], v[_LAYERS] = _arch_one(*size_key, n, w, resolution)
+    out[:] = v
+    return out
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def _cell_one(ops: tuple[int, ...]) -> tuple[tuple[float, ...], tuple[int, int, int, int]]:
+    """(a full row holding the one-hot ops, op counts, cell-graph and path features, zeros elsewhere;
+    (k2_run, k2_all, n_conv, units))."""
+    v = [0.0] * N_FEATURES
+    for i, o in enumerate(ops):
+        v[_OP_ONE[i][o]] = 1.0
+        v[_COUNT_ONE[o]] += 1.0
+    o1, o2, o3, o4, o5, o6 = ops
+    e1, e2, e3, e4, e5, e6 = o1 != _NONE, o2 != _NONE, o3 != _NONE, o4 != _NONE, o5 != _NONE, o6 != _NONE
+    r2 = e1
+    r3 = e2 or (r2 and e4)
+    b3 = e6
+    b2 = e5 or (e4 and b3)
+    live = (e1 and b2, e2 and b3, e3, e4 and r2 and b3, e5 and r2, e6 and r3)
+    run = (True, True, True, r2, r2, r3)
+    n_live = c3 = c1 = k2_run = k2_all = n_conv = units = 0
+    k = [0, 0, 0, 0, 0, 0]  # conv edges
+    for i, (o, lv, go) in enumerate(zip(ops, live, run)):
+        a = 9 if o == _C3 else 1 if o == _C1 else 0
+        if lv:
+            n_live += 1
+            c3 += o == _C3
+            c1 += o == _C1
+        if go and o != _NONE:
+            units += 3 if a else 1
+        if a:
+            k[i] = 1
+            k2_all += a
+            n_conv += 1
+            if go:
+                k2_run += a
+    k1, k2, k3, k4, k5, k6 = k
+    convs = []  # conv edges on each of the _PATHS that exist, unrolled
+    if e1 and e5:
+        convs.append(k1 + k5)
+    if e1 and e4 and e6:
+        convs.append(k1 + k4 + k6)
+    if e2 and e6:
+        convs.append(k2 + k6)
+    if e3:
+        convs.append(k3)
+    paths = (len(convs), max(convs), min(convs), 0.0 if all(convs) else 1.0) if convs else (0, 0, 0, 0.0)
+    for c, g in zip(_GRAPH_ONE, (1.0 if n_live else 0.0, n_live, c3, c1, *paths)):
+        v[c] = g
+    return tuple(v), (k2_run, k2_all, n_conv, units)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _arch_one(k2_run: int, k2_all: int, n_conv: int, units: int, n: int, w: int,
+              resolution: float) -> tuple[float, float, float, float]:
+    """log10 MMACs, log10 Mparams, log10 Melems and layer calls of one network."""
+    h = float(round(32.0 * resolution))
+    macs, params = _size(k2_run, k2_all, n_conv, n, float(w), h)
+    elems, layers = _traffic(units, n, float(w), h)
+    return math.log10(macs / 1e6), math.log10(params / 1e6), math.log10(elems / 1e6), layers
+
+
+def encode_frame(df: Any) -> np.ndarray:
+    """Encode a DataFrame with the config columns plus N, W, Resolution, epoch."""
+    ops = np.stack([_op_codes(df[k]) for k in OP_KEYS], axis=1)
+    act = _codes(df["Activation"], ACTIVATIONS, "Activation")
+    return encode_arrays(ops, act, df["TrivialAugment"].to_numpy(dtype=np.float32),
+                         df["LearningRate"].to_numpy(dtype=np.float64), df["WeightDecay"].to_numpy(dtype=np.float64),
+                         df["N"].to_numpy(), df["W"].to_numpy(), df["Resolution"].to_numpy(), df["epoch"].to_numpy())
+
+
+def encode(configs: list[Config], fidelities: list[Fidelity]) -> np.ndarray:
+    """Encode matching lists of :class:`Config` and :class:`Fidelity`."""
+    if len(configs) != len(fidelities):
+        raise ValueError(f"encode: {len(configs)} configs but {len(fidelities)} fidelities")
+    return encode_arrays(
+        np.array([[getattr(c, k) for k in OP_KEYS] for c in configs], dtype=np.intp).reshape(-1, 6),
+        np.array([ACTIVATIONS.index(c.Activation) for c in configs], dtype=np.intp),
+        np.array([c.TrivialAugment for c in configs], dtype=np.float32),
+        np.array([c.LearningRate for c in configs]), np.array([c.WeightDecay for c in configs]),
+        np.array([f.N for f in fidelities]), np.array([f.W for f in fidelities]),
+        np.array([f.Resolution for f in fidelities]), np.array([f.epoch for f in fidelities]))
+
+
+def _op_codes(col: Any) -> np.ndarray:
+    values = col.to_numpy()
+    if values.dtype.kind in "iuf":
+        return values.astype(np.intp)
+    return _codes(col, OPS, col.name)
+
+
+def _codes(col: Any, allowed: tuple[str, ...], name: str) -> np.ndarray:
+    lookup = {v: i for i, v in enumerate(allowed)}
+    try:
+        return np.array([lookup[v] for v in col.to_numpy()], dtype=np.intp)
+    except KeyError as e:
+        raise SpaceError(f"column {name}: value {e.args[0]!r} is not allowed; allowed: {list(allowed)}") from None
