@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         shard = train_live(a.folder, protocol, config, fidelity, a.epochs, a.seed, a.threads, a.data_root)
     except DataError as e:
-        raise SystemExit(f"kind='live' cannot train: {e}") from None
+        raise SystemExit(f"live training cannot run: {e}") from None
     print(json.dumps({"shard": str(shard)}))
 
 

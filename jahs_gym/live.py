@@ -43,14 +43,15 @@ class LiveRuns:
     def __init__(self, task: str, protocol: dict[str, Any], save_dir: Path | str, seed: int = 0, threads: int = 1,
                  data_root: str | None = None) -> None:
         if save_dir is None:
-            raise LiveError("kind='live' needs save_dir=FOLDER: the live runs are trained and kept there")
+            raise ValueError("live runs (Benchmark kind='live', JAHS-v0 backend='live') need save_dir=FOLDER: "
+                             "they are trained and kept there")
         if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-            raise LiveError(f"seed={seed!r} is not allowed; allowed: an integer >= 0")
+            raise ValueError(f"live seed={seed!r} is not allowed; allowed: an integer >= 0")
         if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
-            raise LiveError(f"threads={threads!r} is not allowed; allowed: an integer >= 1")
+            raise ValueError(f"live threads={threads!r} is not allowed; allowed: an integer >= 1")
         missing = [m for m in ("torch", "torchvision", "generation") if importlib.util.find_spec(m) is None]
         if missing:
-            raise LiveError(f"kind='live' trains for real and needs {missing}: "
+            raise LiveError(f"live runs train for real and needs {missing}: "
                             "`pip install 'jahs-gym[generation]'` (from a clone: `pip install -e '.[generation]'`)")
         self.task, self.protocol, self.seed, self.threads = task, dict(protocol), seed, threads
         self.max_epochs = int(self.protocol["max_epochs"])

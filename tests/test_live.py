@@ -54,9 +54,58 @@ def test_live_runs_refuse_another_protocol_a_missing_dataset_and_a_broken_shard(
         live.curve(cfg, Fidelity(1, 4, 0.25, 1))
 
 
-@pytest.mark.parametrize(("kw", "match"), [({"save_dir": None}, "needs save_dir"), ({"seed": -1}, "seed=-1"),
+@pytest.mark.parametrize(("kw", "match"), [({"save_dir": None}, "need save_dir"), ({"seed": -1}, "seed=-1"),
                                            ({"threads": 0}, "threads=0"), ({"seed": True}, "seed=True")])
 def test_live_runs_refuse_bad_arguments(tmp_path: Path, kw: dict, match: str) -> None:
     args = {"save_dir": tmp_path, **kw}
-    with pytest.raises(LiveError, match=match):
+    with pytest.raises(ValueError, match=match):
         LiveRuns("fashion_mnist", PROTOCOL, **args)
+
+
+def test_jahs_v0_live_backend_trains_serves_and_continues(tiny_data_env: str, tmp_path: Path) -> None:
+    import copy
+    import pickle
+
+    from jahs_gym.envs import JAHSEnv, JAHSVectorEnv
+
+    env = JAHSEnv(task=tiny_data_env, backend="live", save_dir=str(tmp_path), n_epochs=2, continuation=True)
+    env.reset(seed=0)
+    a1 = np.array([0, 2, 3, 0, 1, 2, 0, 0, 3, 3, 0, 0, 0, 0])  # N1-W4-R0.25, epoch 1
+    _, r1, _, _, info = env.step(a1)
+    live = env.task.live
+    run = live.curve(*_config_fidelity(info))  # served from the folder: no second training
+    assert live.trained == 1 and info["valid_acc"] == run["valid_acc"].iloc[-1]
+    assert info["cost"] == run["cpu_runtime"].iloc[-1] and isinstance(r1, float)
+    twin = pickle.loads(pickle.dumps(env))  # the live folder travels with the env
+    a2 = a1.copy()
+    a2[-1] = 1  # the same run, epoch 2: continued from its checkpoint, charged the difference only
+    _, _, _, _, info2 = env.step(a2)
+    curve = live.curve(*_config_fidelity(info2))
+    assert list(curve["epoch"]) == [1, 2] and live.trained == 2
+    assert info2["cost"] == pytest.approx(curve["cpu_runtime"].iloc[1] - curve["cpu_runtime"].iloc[0])
+    _, _, _, _, info3 = twin.step(a2)  # the copy reads what the original trained
+    assert info3["metrics"] == info2["metrics"] and twin.task.live.trained == 0
+    assert copy.deepcopy(env).step(a1)[4]["cost"] == 0.0  # fewer epochs of a run it trained: free
+    venv = JAHSVectorEnv(2, task=tiny_data_env, backend="live", save_dir=str(tmp_path), n_epochs=2)
+    venv.reset(seed=0)
+    _, _, _, _, vinfo = venv.step(np.stack([a1, a2]))
+    assert list(vinfo["valid_acc"]) == [info["valid_acc"], info2["valid_acc"]]
+
+
+def _config_fidelity(info: dict):  # noqa: ANN202
+    from jahs_gym.space import Config, Fidelity
+
+    return Config.from_dict(info["config"]), Fidelity.from_dict(info["fidelity"])
+
+
+@pytest.mark.parametrize(("kw", "match"), [
+    ({"backend": "live", "noise": True}, "noise=True with backend='live'"),
+    ({"backend": "live"}, "need save_dir"),
+    ({"save_dir": "x"}, "for backend='live' only"),
+    ({"backend": "table", "live_seed": 2}, "for backend='live' only"),
+])
+def test_jahs_v0_live_backend_refuses_bad_arguments(tiny_data_env: str, kw: dict, match: str) -> None:
+    from jahs_gym.envs import JAHSEnv
+
+    with pytest.raises(ValueError, match=match):
+        JAHSEnv(task=tiny_data_env, n_epochs=2, **kw)

@@ -54,7 +54,9 @@ class Episodes:
         self._noise_std = np.array([t.noise_std if t.noise_std is not None else [0.0] * len(self.metrics)
                                     for t in tasks])
         self._arms = tasks[0].arms is not None  # a table's runs (the arm backends): looked up, not predicted
-        self._rows = None if vector or self._arms else tasks[0].forest.row_predictor()  # buffers of its own
+        self._live = tasks[0].live is not None  # backend="live": trained for real
+        self._rows = (None if vector or self._arms or self._live
+                      else tasks[0].forest.row_predictor())  # buffers of its own
         self._row_task: EnvTask | None = tasks[0]
         if vector:
             self.task_of = np.zeros(n, dtype=np.int64)
@@ -78,7 +80,7 @@ class Episodes:
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
-        if not self.vector and not self._arms:
+        if not self.vector and not self._arms and not self._live:
             self._rows = self._row_task.forest.row_predictor()
 
     # ---------------------------------------------------------------------------------- reset
@@ -98,7 +100,7 @@ class Episodes:
             self.task_index, self.key = task_index, key
             self.budget, self.reference = task.budget, task.regret_reference
             self._grid_list, self._task = task.epoch_grid_list, task
-            if task is not self._row_task and not self._arms:
+            if task is not self._row_task and not self._arms and not self._live:
                 self._rows, self._row_task = task.forest.row_predictor(), task
             self.cum, self.steps, self.inc_valid, self.inc_test, self.has_inc = 0.0, 0, 0.0, 0.0, False
             self.inc_test_clean = 0.0
@@ -119,6 +121,8 @@ class Episodes:
         (n, metrics) arrays (zeros where not live)."""
         if self._arms:
             return self._look_up(cols, epoch, live)
+        if self._live:
+            return self._train_live(cols, epoch, live)
         if not self.vector:
             rows = self._rows
             encode_one(rows.x, cols[:6], *cols[6:13], epoch)
@@ -183,6 +187,17 @@ class Episodes:
             y[live] = self._noisy(r, [c[live] for c in cols], self.key[live], self._noise_std[0], task)
             raw[live] = r
         return y, raw, clean
+
+    def _train_live(self, cols: list, epoch: Any, live: Any) -> tuple[Any, Any, Any]:
+        """``_predict`` for backend="live" (one task, no noise model: a real run's noise is real)."""
+        task = self.tasks[0]
+        if not self.vector:
+            y, raw = task.train_live(cols, epoch)
+            return y, raw, y
+        y, raw = np.zeros((self.n, len(self.metrics))), np.zeros((self.n, len(self.metrics)))
+        for i in np.flatnonzero(live):
+            y[i], raw[i] = task.train_live([c[i].item() for c in cols], int(epoch[i]))
+        return y, raw, y
 
     @staticmethod
     def _noisy(raw: np.ndarray, cols: list, keys: np.ndarray, std: np.ndarray, task: EnvTask) -> np.ndarray:

@@ -43,7 +43,7 @@ def _positive_int(name: str, v: Any) -> int:
 
 def _build(task: str, budget: Any, max_steps: Any, action_type: str, observation_type: str, reward: Any,
            cost_weight: Any, reward_weights: Any, continuation: Any, noise: Any, n_lr: int, n_wd: int, n_epochs: int,
-           n_arms: int, arm_seed: int, render_mode: Any, backend: Any, n: int,
+           n_arms: int, arm_seed: int, render_mode: Any, backend: Any, save_dir: Any, live_seed: Any, n: int,
            vector: bool) -> tuple[Episodes, ActionCodec]:
     """Validate the arguments (one ValueError naming the bad one) and make the episode core."""
     max_steps = _positive_int("max_steps", max_steps)
@@ -57,11 +57,20 @@ def _build(task: str, budget: Any, max_steps: Any, action_type: str, observation
     n_epochs = _positive_int("n_epochs", n_epochs)
     names = resolve_tasks(task)
     if backend != "surrogate" and len(names) > 1:
-        raise ValueError(f"backend={backend!r} draws arms from one task's table; task='random' needs "
-                         "backend='surrogate'")
+        raise ValueError(f"backend={backend!r} works on one task; task='random' needs backend='surrogate'")
+    live = None
+    if backend == "live":
+        if noise:
+            raise ValueError("noise=True with backend='live': a live run's noise is real (one trained seed, "
+                             "live_seed); use noise=False")
+        live = {"save_dir": save_dir, "seed": live_seed}
+    elif save_dir is not None or live_seed != 0:
+        raise ValueError(f"save_dir={save_dir!r} and live_seed={live_seed!r} are for backend='live' only "
+                         f"(backend={backend!r})")
     tasks: list[EnvTask] = []
     for name in names:
-        tasks.append(EnvTask(name, n_epochs, budget, tasks[0].metrics if tasks else None, backend=backend))
+        tasks.append(EnvTask(name, n_epochs, budget, tasks[0].metrics if tasks else None, backend=backend,
+                             live=live))
     runs = tasks[0].arms.columns if tasks[0].arms is not None else None
     codec = ActionCodec(action_type, n_lr, n_wd, n_epochs, n_arms, arm_seed, runs)
     lacking = [t.name for t in tasks if noise and t.noise_std is None]
@@ -107,6 +116,14 @@ class JAHSEnv(gym.Env):
     their mean (in the fitted space); with ``noise=True`` one of its real seeds, drawn per run and episode.
     ``backend="surrogate_arms"``: the same arms, every number predicted by the surrogate (the surrogate
     restricted to the table's choices: ``benchmarks/surrogate_validity.py`` compares the two).
+
+    ``backend="live"`` trains every evaluation for real (``jahs_gym.live``: ``python -m generation.live`` in a
+    subprocess, under the bundle's protocol, seed ``live_seed``) into the folder ``save_dir``, which serves
+    repeated and shorter requests and continues a run from its checkpoint for more epochs. The action space is
+    the surrogate's; metrics and cost are those measured on this machine (the budget stays in the bundle's
+    seconds), the regret reference stays the surrogate's optimum (a real run may beat it: regret < 0), and
+    ``noise=True`` is refused (a real run's noise is real). Slow: minutes a step at the full protocol. Needs the
+    ``generation`` extra and the task's dataset.
 
     ## Observation Space
 
@@ -183,7 +200,8 @@ class JAHSEnv(gym.Env):
     (False), ``n_lr`` (8), ``n_wd`` (8), ``n_epochs`` (10), ``n_arms`` (256), ``arm_seed`` (0),
     ``render_mode`` (None, "ansi": a line of text, "rgb_array": a 96 x 160 frame of the incumbent's
     anytime curve and the last evaluation), ``backend`` ("surrogate": the whole space; "table",
-    "surrogate_arms": the table's trained runs, measured or predicted; one task, not "random").
+    "surrogate_arms": the table's trained runs, measured or predicted; "live": real training; one task, not
+    "random"), ``save_dir`` and ``live_seed`` (backend="live" only: the live folder and the runs' seed, 0).
 
     Copies (``copy.deepcopy``), pickles (also into a fresh process) and envs in other threads give the
     same numbers as a fresh env with the same seed; the surrogate's forest is shared read-only.
@@ -209,10 +227,11 @@ class JAHSEnv(gym.Env):
                  reward: str | Callable[[dict, dict], float] = "improvement", cost_weight: float = 0.1,
                  reward_weights: Mapping[str, float] | None = None, continuation: bool = False, noise: bool = False,
                  n_lr: int = 8, n_wd: int = 8, n_epochs: int = 10, n_arms: int = 256, arm_seed: int = 0,
-                 render_mode: str | None = None, backend: str = "surrogate") -> None:
+                 render_mode: str | None = None, backend: str = "surrogate", save_dir: str | None = None,
+                 live_seed: int = 0) -> None:
         self.core, self.codec = _build(task, budget, max_steps, action_type, observation_type, reward, cost_weight,
                                        reward_weights, continuation, noise, n_lr, n_wd, n_epochs, n_arms, arm_seed,
-                                       render_mode, backend, 1, vector=False)
+                                       render_mode, backend, save_dir, live_seed, 1, vector=False)
         self.action_space = self.codec.space
         self.observation_type = observation_type
         self.observation_space = _obs_space(observation_type)
@@ -272,11 +291,12 @@ class JAHSVectorEnv(VectorEnv):
                  reward: str | Callable[[dict, dict], float] = "improvement", cost_weight: float = 0.1,
                  reward_weights: Mapping[str, float] | None = None, continuation: bool = False, noise: bool = False,
                  n_lr: int = 8, n_wd: int = 8, n_epochs: int = 10, n_arms: int = 256, arm_seed: int = 0,
-                 render_mode: str | None = None, backend: str = "surrogate") -> None:
+                 render_mode: str | None = None, backend: str = "surrogate", save_dir: str | None = None,
+                 live_seed: int = 0) -> None:
         self.num_envs = _positive_int("num_envs", num_envs)
         self.core, self.codec = _build(task, budget, max_steps, action_type, observation_type, reward, cost_weight,
                                        reward_weights, continuation, noise, n_lr, n_wd, n_epochs, n_arms, arm_seed,
-                                       render_mode, backend, self.num_envs, vector=True)
+                                       render_mode, backend, save_dir, live_seed, self.num_envs, vector=True)
         self.single_action_space = self.codec.space
         self.action_space = batch_space(self.single_action_space, self.num_envs)
         self.observation_type = observation_type

@@ -16,8 +16,10 @@ OBS_KEYS = (*OBS_METRICS, *OBS_STATE)
 SLOT = {k: i for i, k in enumerate(OBS_KEYS)}
 NEEDED_METRICS = (*OBS_METRICS, "test_acc")
 # where an evaluation's numbers come from: the surrogate anywhere in the space, or only the table's trained runs
-# (arms) with their measured curves ("table") or the surrogate's predictions for them ("surrogate_arms")
-BACKENDS = ("surrogate", "table", "surrogate_arms")
+# (arms) with their measured curves ("table") or the surrogate's predictions for them ("surrogate_arms"), or real
+# training of whatever the action asks for ("live", jahs_gym.live)
+BACKENDS = ("surrogate", "table", "surrogate_arms", "live")
+ARM_BACKENDS = ("table", "surrogate_arms")
 
 
 def epoch_grid(max_epochs: int, n: int) -> np.ndarray:
@@ -43,11 +45,11 @@ class EnvTask:
     """One bundle prepared for JAHS-v0; read-only after construction (shared by copies of an env)."""
 
     def __init__(self, name: str, n_epochs: int, budget: float | None, metrics: tuple[str, ...] | None,
-                 bundle: Bundle | None = None, backend: str = "surrogate") -> None:
+                 bundle: Bundle | None = None, backend: str = "surrogate", live: dict | None = None) -> None:
         if backend not in BACKENDS:
             raise ValueError(f"backend={backend!r} is not allowed; allowed: {list(BACKENDS)}")
         self._args = (name, n_epochs, budget, metrics)
-        self.backend = backend
+        self.backend, self._live_args = backend, live
         bundle = load_bundle(name) if bundle is None else bundle
         self.name, self.bundle = bundle.task if (name not in installed_tasks()) else name, bundle
         missing = [m for m in NEEDED_METRICS if m not in bundle.metrics]
@@ -69,7 +71,12 @@ class EnvTask:
                 math.isfinite(b) and b > 0):
             raise ValueError(f"budget={budget!r} must be a positive, finite number of simulated seconds")
         self.budget = float(b)
-        self.arms = None if backend == "surrogate" else Arms(self, backend)
+        self.arms = Arms(self, backend) if backend in ARM_BACKENDS else None
+        self.live = None
+        if backend == "live":
+            from jahs_gym.live import LiveRuns
+
+            self.live = LiveRuns(self.name, dict(man.protocol.raw), **(live or {}))
         # the surrogate's own optimum test accuracy, or the best noise-free test accuracy of the arms
         self.regret_reference = man.regret_reference if self.arms is None else self.arms.reference
         self.noise_std = noise_std(bundle, metrics)
@@ -85,7 +92,7 @@ class EnvTask:
 
     def __reduce__(self) -> tuple:
         """Pickles carry the arguments and the (verified) bundle; the forest is rebuilt once per process."""
-        return (EnvTask, (*self._args, self.bundle, self.backend))
+        return (EnvTask, (*self._args, self.bundle, self.backend, self._live_args))
 
     def __deepcopy__(self, memo: dict) -> EnvTask:
         return self  # read-only
@@ -97,6 +104,20 @@ class EnvTask:
             v = (raw[c] - lo) / span
             out.append(0.0 if v < 0.0 else 1.0 if v > 1.0 else v)
         return out
+
+    def train_live(self, cols: list, epoch: int) -> tuple[list[float], list[float]]:
+        """backend="live": (metrics, fitted-space metrics) of one evaluation (13 decoded columns, an epoch), the
+        last measured row of its run (trained now unless the live folder holds it). A diverged run's NaN losses
+        stay NaN in the metrics and sit at the top of the table's range in the fitted space (the observation)."""
+        from jahs_gym.space import ACTIVATIONS, Config, Fidelity
+
+        cfg = Config(*cols[:6], Activation=ACTIVATIONS[cols[6]], TrivialAugment=bool(cols[7]),
+                     LearningRate=float(cols[8]), WeightDecay=float(cols[9]))
+        row = self.live.curve(cfg, Fidelity(int(cols[10]), int(cols[11]), float(cols[12]), int(epoch))).iloc[-1]
+        y = [float(row[m]) for m in self.metrics]
+        fitted, bounds = self.bundle.transforms(), self.bundle.bounds()
+        raw = [tf.forward_scalar(fitted[m], v if v == v else bounds[m][1]) for m, v in zip(self.metrics, y)]
+        return y, raw
 
     def normalise(self, raw: np.ndarray) -> np.ndarray:
         """The 8 observation entries of rows of raw (fitted-space) outputs, (rows, metrics) -> (rows, 8)."""
