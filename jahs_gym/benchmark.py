@@ -1,22 +1,28 @@
-"""The query API that JAHS-Bench-201 users know.
+"""The query API that JAHS-Bench-201 users know, with the original's signature.
 
 >>> import jahs_gym
->>> bench = jahs_gym.Benchmark("fashion_mnist")          # doctest: +SKIP
->>> config = bench.sample_config(seed=0)                  # doctest: +SKIP
->>> bench(config, nepochs=5)                              # doctest: +SKIP
-{5: {'valid_acc': ..., 'runtime': ..., ...}}
+>>> bench = jahs_gym.Benchmark(task="fashion_mnist")      # doctest: +SKIP
+>>> config = bench.sample_config(random_state=0)          # doctest: +SKIP  (N, W, Resolution and epoch included)
+>>> bench(config, nepochs=config["epoch"])                # doctest: +SKIP
+{10: {'valid_acc': ..., 'runtime': ..., ...}}
+
+``jahs_gym.compat`` is the drop-in module for code written against ``jahs_bench`` (change only the import): the
+same class, answering with the original's metric names (``valid-acc``).
 """
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
+from enum import Enum, unique
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from jahs_gym.bundle import Bundle, load_bundle
+from jahs_gym.bundle import Bundle, installed_tasks, load_bundle
 from jahs_gym.space import (
     ACTIVATIONS,
     N_VALUES,
@@ -27,6 +33,7 @@ from jahs_gym.space import (
     Fidelity,
     SpaceError,
     as_generator,
+    check_epoch,
     encode_arrays,
     frame_columns,
     sample_config,
@@ -34,13 +41,52 @@ from jahs_gym.space import (
 )
 from jahs_gym.table import TIMINGS, RunTable, run_table
 
+_log = logging.getLogger(__name__)
+
+
+@unique
+class BenchmarkTypes(Enum):
+    """JAHS-Bench-201's kinds of query (``kind=``)."""
+
+    Surrogate = "surrogate"
+    Table = "table"
+    Live = "live"
+
+
+@unique
+class BenchmarkTasks(Enum):
+    """JAHS-Bench-201's tasks plus MNIST; a task answers when its bundle is installed (``jahs-gym tasks``)."""
+
+    CIFAR10 = "cifar10"
+    ColorectalHistology = "colorectal_histology"
+    FashionMNIST = "fashion_mnist"
+    MNIST = "mnist"
+
+
 KINDS = ("surrogate", "table")
+NAMES = ("native", "original")
+# JAHS-Bench-201 spells the per-split metrics with a hyphen (valid-acc); the others are spelled alike
+ORIGINAL_SPELLING: dict[str, str] = {f"{split}_{m}": f"{split}-{m}" for split in ("train", "valid", "test")
+                                     for m in ("acc", "loss")}
+_NATIVE_SPELLING = {v: k for k, v in ORIGINAL_SPELLING.items()}
+NO_DOWNLOAD = ("jahs-gym never downloads: the fashion_mnist and mnist surrogates and tables ship inside the package, "
+               "other tasks come from training them with `python -m generation` (README: 'Generate your own "
+               "benchmark') and pointing save_dir= or JAHS_GYM_DATA at the folder holding the bundle")
 
 
 class Benchmark:
     """Query a task: ``kind="surrogate"`` (XGBoost surrogates) or ``kind="table"`` (the trained rows).
 
-    ``metrics`` restricts the surrogate to those metrics (only their models are loaded).
+    The signature is JAHS-Bench-201's: ``task`` (a name, any case, a :class:`BenchmarkTasks` member or a bundle
+    folder), ``kind`` (a string or :class:`BenchmarkTypes`), ``download`` (jahs-gym never downloads: the shipped
+    tasks are embedded, others come from ``generation``; True only logs that and adds it to a missing task's
+    error), ``save_dir`` (a folder searched first for the task's bundle, as ``JAHS_GYM_DATA``: a bundle folder or
+    a folder of them), ``metrics`` (one name or a list, ``valid_acc`` or ``valid-acc``; only their models are
+    loaded), ``lazy`` (False: load the surrogate now; True: at the first query).
+
+    ``names``: how answers spell the metrics: "native" (``valid_acc``; this class's default) or "original"
+    (``valid-acc``, as JAHS-Bench-201; ``jahs_gym.compat.Benchmark``'s default). ``backend``: the predictor's
+    (see :mod:`jahs_gym.predictor`).
 
     ``timings``: the surrogate predicts the timings (cpu_runtime, runtime, latency) at the training machine's
     median speed, "corrected" (the bundle's ``speed_correction`` took the machine's drift over hours out of its
@@ -49,19 +95,28 @@ class Benchmark:
     on them.
     """
 
-    def __init__(self, task: str = "fashion_mnist", kind: str = "surrogate", metrics: Sequence[str] | None = None,
-                 backend: str | None = None, timings: str | None = None) -> None:
-        if isinstance(task, os.PathLike):
-            task = os.fspath(task)
-        if not isinstance(task, str) or not task:
-            raise ValueError(f"task={task!r} is not allowed; allowed: an installed task's name (`jahs-gym tasks`) or "
-                             "a bundle folder")
+    def __init__(self, task: str | BenchmarkTasks | os.PathLike = "fashion_mnist",
+                 kind: str | BenchmarkTypes = "surrogate", download: bool = False,
+                 save_dir: str | os.PathLike | None = None, metrics: str | list[str] | None = None,
+                 lazy: bool = False, *, backend: str | None = None, timings: str | None = None,
+                 names: str = "native") -> None:
+        kind = kind.value if isinstance(kind, BenchmarkTypes) else kind
+        if kind == "live":
+            raise ValueError("kind='live' is not available in this version of jahs-gym; allowed: "
+                             f"{list(KINDS)}")
         if kind not in KINDS:
-            raise ValueError(f"kind={kind!r} is not allowed; allowed: {list(KINDS)}")
+            raise ValueError(f"kind={kind!r} is not allowed; allowed: {list(KINDS)} or a BenchmarkTypes member")
+        for name, flag in (("download", download), ("lazy", lazy)):
+            if not isinstance(flag, (bool, np.bool_)):
+                raise ValueError(f"{name}={flag!r} must be True or False")
+        if names not in NAMES:
+            raise ValueError(f"names={names!r} is not allowed; allowed: {list(NAMES)}")
         metrics = _metric_list(metrics)
         if timings is not None and timings not in TIMINGS:
             raise ValueError(f"timings={timings!r} is not allowed; allowed: {list(TIMINGS)}")
-        self.bundle: Bundle = load_bundle(task)
+        if download:
+            _log.info("download=True: %s", NO_DOWNLOAD)
+        self.bundle, task = _load(task, save_dir, download)
         fitted = "corrected" if self.bundle.speed_corrected else "measured"  # what the surrogate predicts
         timings = timings or ("measured" if kind == "table" else fitted)
         if kind == "surrogate" and timings != fitted:
@@ -72,12 +127,18 @@ class Benchmark:
             raise ValueError(f"timings='corrected': the {task} surrogate was fitted without the speed correction "
                              "(`python -m generation fit --speed-window 0`), so it predicts the timings as measured; "
                              "use timings='measured', or refit it with --speed-window > 0")
-        self.task, self.kind, self.timings = task, kind, timings
+        self.task, self.kind, self.timings, self.names = task, kind, timings, names
         self.max_epochs = self.bundle.max_epochs
-        self.metrics: tuple[str, ...] = self.bundle._check_metrics(metrics)
+        self._native: tuple[str, ...] = self.bundle._check_metrics(
+            None if metrics is None else tuple(_NATIVE_SPELLING.get(m, m) for m in metrics))
+        # the metrics, in this object's spelling (the keys of every answer)
+        self.metrics: tuple[str, ...] = tuple(ORIGINAL_SPELLING.get(m, m) if names == "original" else m
+                                              for m in self._native)
         self._predictor = None
         self._backend = backend
-        self._runs: RunTable | None = run_table(self.bundle, self.metrics, timings) if kind == "table" else None
+        self._runs: RunTable | None = run_table(self.bundle, self._native, timings) if kind == "table" else None
+        if kind == "surrogate" and not lazy:
+            self.predictor  # noqa: B018  (load the models now)
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
@@ -87,20 +148,38 @@ class Benchmark:
     @property
     def predictor(self) -> Any:
         if self._predictor is None:
-            self._predictor = self.bundle.predictor(self.metrics, self._backend)
+            self._predictor = self.bundle.predictor(self._native, self._backend)
         return self._predictor
 
-    def sample_config(self, seed: int | np.random.Generator | None = None) -> dict[str, Any]:
-        """A random configuration as a JAHS-Bench-201 dict (config keys; add N, W, Resolution to change fidelity)."""
-        return sample_config(as_generator(seed, "seed")).as_dict()
+    def sample_config(self, random_state: int | np.random.Generator | np.random.RandomState | None = None
+                      ) -> dict[str, Any]:
+        """A random joint config as JAHS-Bench-201 returns it: the config keys plus N, W, Resolution and epoch.
+
+        kind="surrogate" samples the whole space (uniform choices, log-uniform LearningRate and WeightDecay);
+        kind="table" draws one of the table's trained runs (config and fidelity), as the original draws a trained
+        row. ``epoch`` is the task's max epochs (the last epoch the run trained, for a table run that diverged),
+        so ``self(config)``, ``self(config, nepochs=config["epoch"])`` and ``self(config, nepochs=self.max_epochs)``
+        agree; another ``nepochs`` would disagree with the config's epoch and is refused: set ``config["epoch"]``
+        or drop it. ``random_state``: None, an integer >= 0, a numpy Generator or RandomState.
+        """
+        rng = as_generator(random_state, "random_state")
+        if self._runs is not None:
+            run = int(rng.integers(len(self._runs)))
+            # a diverged run stops early: the last epoch its lowest seed trained
+            return {**self._runs.config(run), "epoch": int(np.isfinite(self._runs.curve(run)[:, 0]).sum())}
+        return {**sample_config(rng).as_dict(), "N": N_VALUES[int(rng.integers(len(N_VALUES)))],
+                "W": W_VALUES[int(rng.integers(len(W_VALUES)))],
+                "Resolution": RESOLUTIONS[int(rng.integers(len(RESOLUTIONS)))], "epoch": self.max_epochs}
 
     def __call__(self, config: Mapping[str, Any] | Config, nepochs: int | None = None,
                  full_trajectory: bool = False, **fidelity: Any) -> dict[int, dict[str, float]]:
-        """``{epoch: {metric: value}}`` for ``config`` trained ``nepochs`` epochs.
+        """``{epoch: {metric: value}}`` for ``config`` trained ``nepochs`` epochs (JAHS-Bench-201's output shape).
 
         The epoch comes from ``nepochs``, the keyword ``epoch`` or the config's ``"epoch"`` key, whichever is
-        given (two that disagree are refused), else the task's max epochs. N, W and Resolution likewise come
-        from the config or from keywords (defaults 5, 16, 1.0). ``full_trajectory``: every epoch 1..epoch.
+        given (two that disagree are refused), else the task's max epochs; above the max is refused, naming the
+        task's protocol (jahs-gym's tasks train 10 epochs where JAHS-Bench-201's trained 200). N, W and
+        Resolution likewise come from the config or from keywords (defaults 5, 16, 1.0).
+        ``full_trajectory``: every epoch 1..epoch.
         """
         if not isinstance(full_trajectory, (bool, np.bool_)):
             raise ValueError(f"full_trajectory={full_trajectory!r} must be True or False")
@@ -121,23 +200,11 @@ class Benchmark:
 
     def random_sample(self, random_state: int | np.random.Generator | None = None, nepochs: int | None = None,
                       full_trajectory: bool = False) -> tuple[dict[str, Any], dict[int, dict[str, float]]]:
-        """``(config, results)`` as JAHS-Bench-201's ``random_sample``: a random config and fidelity.
-
-        ``config`` holds the config keys plus N, W and Resolution; ``results`` is what ``self(config, nepochs,
-        full_trajectory)`` answers. kind="surrogate" samples the whole space; kind="table" samples a trained
-        (config, fidelity) of the table (``nepochs`` defaults to the last epoch it trained).
-        """
-        rng = as_generator(random_state, "random_state")
-        if self._runs is not None:
-            run = int(rng.integers(len(self._runs)))
-            config = self._runs.config(run)
-            if nepochs is None:  # a diverged run stops early: the last epoch its lowest seed trained
-                nepochs = int(np.isfinite(self._runs.curve(run)[:, 0]).sum())
-        else:
-            config = {**sample_config(rng).as_dict(), "N": N_VALUES[int(rng.integers(len(N_VALUES)))],
-                      "W": W_VALUES[int(rng.integers(len(W_VALUES)))],
-                      "Resolution": RESOLUTIONS[int(rng.integers(len(RESOLUTIONS)))]}
-        return config, self(config, nepochs=nepochs, full_trajectory=full_trajectory)
+        """``(config, results)``: :meth:`sample_config` (its epoch set to ``nepochs`` when given) and its answer."""
+        config = self.sample_config(random_state)
+        if nepochs is not None:
+            config["epoch"] = nepochs
+        return config, self(config, full_trajectory=full_trajectory)
 
     def learning_curve(self, config: Mapping[str, Any] | Config, nepochs: int | None = None,
                        **fidelity: Any) -> pd.DataFrame:
@@ -180,22 +247,23 @@ class Benchmark:
         for k, v, name in [*((k, v, k) for k, v in fidelity.items()),
                            *([] if nepochs is None else [("epoch", nepochs, "nepochs")])]:
             sources.setdefault(k, []).append((name, v))
+        for name, v in sources.get("epoch", []):  # an epoch beyond the protocol is named first, wherever it came from
+            if check_epoch("Fidelity", v) > self.max_epochs:
+                raise SpaceError(self._too_many_epochs(name, int(v)))
         for k, vals in sources.items():
             (a, va), *rest = vals
             for b, vb in rest:
                 if not _same(va, vb):
-                    raise SpaceError(f"{a}={va!r} and {b}={vb!r} disagree; give the {k} once")
+                    raise SpaceError(f"{a}={va!r} and {b}={vb!r} disagree; give the {k} once (drop the config's "
+                                     f"{k!r} key, or set config[{k!r}] = {vb!r} and leave out {b})")
             merged[k] = va
         merged.setdefault("epoch", self.max_epochs)
-        cfg, fid = split_dict(merged)
-        if fid.epoch > self.max_epochs:
-            raise SpaceError(self._too_many_epochs(fid.epoch))
-        return cfg, fid
+        return split_dict(merged)
 
-    def _too_many_epochs(self, epoch: int) -> str:
+    def _too_many_epochs(self, name: str, epoch: int) -> str:
         raw = dict(self.bundle.manifest.protocol.raw)
         images = f", {raw['n_train']:,} training images" if raw.get("n_train") else ""
-        return (f"epoch={epoch} is out of range for task {self.task!r}: its protocol trains {self.max_epochs} "
+        return (f"{name}={epoch} is out of range for task {self.task!r}: its protocol trains {self.max_epochs} "
                 f"epochs{images}; allowed: 1..{self.max_epochs}. (JAHS-Bench-201 trained 200 epochs; jahs-gym's "
                 "tasks are shorter protocols: `jahs-gym tasks` shows each one's)")
 
@@ -252,3 +320,33 @@ def _same(a: Any, b: Any) -> bool:
         return bool(a == b)
     except Exception:
         return False
+
+
+def _load(task: Any, save_dir: Any, download: bool) -> tuple[Bundle, str]:
+    """(bundle, task name or folder): from ``save_dir`` first (a bundle folder or a folder of them), else as
+    installed (``JAHS_GYM_DATA``, then the shipped bundles); a task name in any case."""
+    if isinstance(task, BenchmarkTasks):
+        task = task.value
+    if isinstance(task, os.PathLike):
+        task = os.fspath(task)
+    if not isinstance(task, str) or not task:
+        raise ValueError(f"task={task!r} is not allowed; allowed: an installed task's name (`jahs-gym tasks`), a "
+                         "BenchmarkTasks member or a bundle folder")
+    if save_dir is not None:
+        if not isinstance(save_dir, (str, os.PathLike)) or not Path(save_dir).is_dir():
+            raise ValueError(f"save_dir={save_dir!r} is not a folder; allowed: None or a folder holding bundles "
+                             "(as JAHS_GYM_DATA)")
+        root = Path(save_dir)
+        for folder in (root / task, root / task.lower(), root):
+            if (folder / "manifest.json").is_file() and (folder != root or folder.name.lower() == task.lower()):
+                return load_bundle(str(folder)), folder.name
+    if not (Path(task) / "manifest.json").is_file():
+        have = installed_tasks()
+        if task not in have:
+            task = next((t for t in have if t.lower() == task.lower()), task)
+    try:
+        return load_bundle(task), task
+    except KeyError as e:
+        if download:
+            raise KeyError(f"{e.args[0]}. download=True: {NO_DOWNLOAD}") from None
+        raise

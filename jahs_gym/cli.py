@@ -49,6 +49,7 @@ def _tasks(args: argparse.Namespace) -> int:
 
 def _query(args: argparse.Namespace) -> int:
     from jahs_gym.benchmark import Benchmark
+    from jahs_gym.space import sample_config
 
     bench = Benchmark(args.task, kind=args.kind)
     fidelity = {k: v for k, v in (("N", args.N), ("W", args.W), ("Resolution", args.resolution)) if v is not None}
@@ -62,7 +63,7 @@ def _query(args: argparse.Namespace) -> int:
                              '\'{"Op1": 2, "Op2": 2, "Op3": 0, "Op4": 3, "Op5": 4, "Op6": 0, "N": 3, "W": 8, '
                              '"Resolution": 0.5}\'') from None
     else:
-        config = bench.sample_config(0 if args.seed is None else args.seed)
+        config = sample_config(0 if args.seed is None else args.seed).as_dict()  # the config keys only
         fidelity = {"N": 3, "W": 8, "Resolution": 0.5, **fidelity}
     query = bench.resolve(config, nepochs=args.epochs, **fidelity)
     out = bench(query, full_trajectory=args.trajectory)

@@ -54,9 +54,6 @@ def _hyperparameters(with_fidelities: bool, max_epochs: int | None = None) -> li
             cs.UniformFloatHyperparameter("LearningRate", *LR_RANGE, default_value=0.1, log=True),
             cs.UniformFloatHyperparameter("WeightDecay", *WD_RANGE, default_value=5e-4, log=True)]
     if max_epochs is not None:
-        if isinstance(max_epochs, bool) or not isinstance(max_epochs, int) or max_epochs < 1:
-            raise ValueError(f"max_epochs={max_epochs!r} must be an integer >= 1 (a task's protocol: "
-                             "Benchmark(task).max_epochs)")
         hps.append(cs.OrdinalHyperparameter("epoch", list(range(1, max_epochs + 1)), default_value=max_epochs,
                                             meta={**fid, "help": "epochs trained"}))
     return hps
@@ -71,6 +68,9 @@ def joint_config_space(seed: int | None = None, name: str = "jahs_bench_config_s
 
 def fidelity_space(max_epochs: int = 10, seed: int | None = None) -> Any:
     """The joint space plus the ordinal ``epoch`` 1..``max_epochs``; N, W, Resolution and epoch are fidelities."""
+    if isinstance(max_epochs, bool) or not isinstance(max_epochs, int) or max_epochs < 1:
+        raise ValueError(f"max_epochs={max_epochs!r} must be an integer >= 1 (a task's protocol: "
+                         "Benchmark(task).max_epochs)")
     space = _cs().ConfigurationSpace(name="jahs_gym_fidelity_space", seed=seed)
     space.add(_hyperparameters(True, max_epochs))
     return space

@@ -8,12 +8,12 @@ import pandas as pd
 import pytest
 
 from jahs_gym import Benchmark
-from jahs_gym.space import SpaceError
+from jahs_gym.space import SpaceError, sample_config
 
 
 def test_surrogate_queries(tiny_data_env: str) -> None:
     bench = Benchmark(tiny_data_env)
-    cfg = bench.sample_config(seed=0)
+    cfg = sample_config(0).as_dict()
     out = bench(cfg, nepochs=2, N=1, W=4, Resolution=0.25)
     assert list(out) == [2]
     assert 0 <= out[2]["valid_acc"] <= 100 and out[2]["runtime"] > 0
@@ -30,8 +30,8 @@ def test_surrogate_queries(tiny_data_env: str) -> None:
 
 def test_bad_queries_are_refused(tiny_data_env: str) -> None:
     bench = Benchmark(tiny_data_env)
-    cfg = bench.sample_config(seed=0)
-    with pytest.raises(SpaceError, match=r"epoch=3 is out of range for task 'fmnist_tiny': its protocol trains 2 "
+    cfg = sample_config(0).as_dict()
+    with pytest.raises(SpaceError, match=r"nepochs=3 is out of range for task 'fmnist_tiny': its protocol trains 2 "
                                          r"epochs.*allowed: 1..2"):
         bench(cfg, nepochs=3)
     with pytest.raises(SpaceError, match="unknown key"):
@@ -47,7 +47,7 @@ def test_bad_queries_are_refused(tiny_data_env: str) -> None:
 
 def test_metrics_subset_loads_only_those(tiny_data_env: str) -> None:
     bench = Benchmark(tiny_data_env, metrics=["valid_acc", "runtime"])
-    out = bench(bench.sample_config(1), nepochs=1, N=1, W=4, Resolution=0.25)
+    out = bench(sample_config(1).as_dict(), nepochs=1, N=1, W=4, Resolution=0.25)
     assert set(out[1]) == {"valid_acc", "runtime"}
     assert bench.predictor.metrics == ("valid_acc", "runtime")
 
@@ -71,7 +71,7 @@ def test_table_kind_answers_trained_rows(tiny_data_env: str, tiny_table: Path) -
     with pytest.raises(KeyError, match=r"was not trained at .*; it was trained at: \['" + row["fidelity_id"]):
         bench(cfg, nepochs=2, N=n, W=w, Resolution=r)
     with pytest.raises(KeyError, match="is not in the fashion_mnist table|is not in the fmnist_tiny table"):
-        bench(bench.sample_config(12345), nepochs=1, N=1, W=4, Resolution=0.25)
+        bench(sample_config(12345).as_dict(), nepochs=1, N=1, W=4, Resolution=0.25)
 
 
 def test_table_timings_are_measured_or_as_the_surrogate_fits_them(tiny_data_env: str, tiny_bundle: Path,

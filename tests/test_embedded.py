@@ -94,7 +94,7 @@ def test_cumulative_runtime_is_the_sum_of_epochs(table: pd.DataFrame) -> None:
 
 def test_fresh_install_answers_from_the_shipped_files() -> None:
     bench = jahs_gym.Benchmark("fashion_mnist")
-    out = bench(bench.sample_config(0), nepochs=10, N=3, W=8, Resolution=0.5)
+    out = bench({**bench.sample_config(0), "N": 3, "W": 8, "Resolution": 0.5}, nepochs=10)
     assert 0 <= out[10]["valid_acc"] <= 100 and out[10]["runtime"] > 0
     env = gym.make("JAHS-v0")
     obs, info = env.reset(seed=0)
