@@ -1,7 +1,10 @@
 """Merge a run's shards into one table: ``python -m generation merge RUN_DIR -o table.parquet``.
 
-The table is validated against :mod:`jahs_gym.metrics`. Nothing is dropped silently: duplicates,
-failed tasks, diverged runs and unfinished tasks are all reported.
+Every shard is checked first (``generation.shards.check_shard``: readable, the table's schema and bounds,
+finite metrics, a config in the space, ids that match its file name and, where the run folder has its
+plan.json, a task of that plan with all its epochs); while any fails, no table is written and each file is
+named with its problems. Nothing is dropped silently: duplicates, failed tasks, diverged runs and
+unfinished tasks are all reported.
 """
 
 from __future__ import annotations
@@ -14,9 +17,16 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 
+from generation.plan import Plan
+from generation.shards import check_run_shards
 from jahs_gym.metrics import OPTIONAL_COLUMNS, TABLE_COLUMNS, validate_table
 
 SHARD_DATES = "shard_dates.json"
+
+
+class MergeError(ValueError):
+    """Shards that cannot go into a table (each file named with its problems), or run folders that do not
+    belong in one table."""
 
 
 @dataclass
@@ -32,9 +42,13 @@ class MergeReport:
     cpu_runtime_derived: int = 0
     when_unrecorded: int = 0
     dated_by_commit: int = 0
+    without_plan: list[str] = field(default_factory=list)  # run folders whose shards were checked on their own
 
     def text(self) -> str:
         lines = [f"merged {self.shards} shard(s): {self.tasks} tasks, {self.rows} rows",
+                 "every shard checked" + (f"; folder(s) without plan.json, so not against a plan (epoch counts, "
+                                          f"membership): {self.without_plan}" if self.without_plan
+                                          else " against its folder's plan.json"),
                  f"duplicate (task_id, epoch) rows dropped: {self.duplicates_dropped}",
                  f"shards from before cpu_runtime was recorded (derived exactly from runtime x cpu_percent): "
                  f"{self.cpu_runtime_derived}",
@@ -51,28 +65,49 @@ class MergeReport:
 
 
 def merge(run_dirs: list[Path], out: Path | None = None) -> tuple[pd.DataFrame, MergeReport]:
+    """Check every shard of ``run_dirs`` and merge them into one table (written to ``out`` when given).
+
+    Raises :class:`MergeError` naming every shard that fails its checks, or when the folders' plans have
+    different protocols (their rows would not be comparable)."""
     rep = MergeReport()
-    frames = []
+    frames, problems = [], []
     planned: set[str] = set()
+    protocols: dict[str, object] = {}
     committed: dict[str, float] = {}
     for rd in map(Path, run_dirs):
+        if not (rd / "shards").is_dir():
+            raise MergeError(f"{rd} has no shards/ folder: allowed: a run folder that `python -m generation run` "
+                             "has worked on")
         if (rd / SHARD_DATES).exists():
             committed.update(read_shard_dates(rd))
-        files = sorted((rd / "shards").glob("*.parquet"))
-        rep.shards += len(files)
-        frames += [pd.read_parquet(f) for f in files]
+        plan = Plan.load(rd) if (rd / "plan.json").exists() else None
+        if plan is None:
+            rep.without_plan.append(str(rd))
+        else:
+            planned |= {t.task_id for t in plan.tasks}
+            protocols[str(rd)] = plan.protocol
+        checks = check_run_shards(rd, {t.task_id: t for t in plan.tasks} if plan else None,
+                                  plan.protocol if plan else None)
+        rep.shards += len(checks)
+        for c in checks:
+            if c.ok:
+                frames.append(c.frame)
+                rep.cpu_runtime_derived += "cpu_runtime" in c.filled
+                rep.when_unrecorded += "epoch_started" in c.filled
+            else:
+                problems.append(f"  {c.path}: {'; '.join(c.problems)}")
         for f in sorted((rd / "failures").glob("*.json")):
             d = json.loads(f.read_text())
             rep.failed[d["task_id"]] = d["error"]
-        if (rd / "plan.json").exists():
-            planned |= {t["task_id"] for t in json.loads((rd / "plan.json").read_text())["tasks"]}
+    if len(set(protocols.values())) > 1:
+        raise MergeError("the run folders' plans have different protocols, so their rows do not belong in one "
+                         "table: " + "; ".join(f"{k}: {v.as_dict()}" for k, v in protocols.items()))
+    if problems:
+        raise MergeError(f"{len(problems)} of {rep.shards} shard(s) fail their checks; no table written:\n"
+                         + "\n".join(problems) + "\n`python -m generation run RUN_DIR` moves such shards to "
+                         "shards/rejected/ (with their reasons) and trains their tasks again")
     if not frames:
-        raise FileNotFoundError(f"no shards under {[str(r) + '/shards' for r in run_dirs]}; run the plan first")
-    old = [f for f in frames if "cpu_runtime" not in f.columns]
-    rep.cpu_runtime_derived = len(old)
-    frames = [f if "cpu_runtime" in f.columns else _derive_cpu_runtime(f) for f in frames]
-    rep.when_unrecorded = sum("epoch_started" not in f.columns for f in frames)
-    frames = [f if "epoch_started" in f.columns else f.assign(epoch_started=float("nan")) for f in frames]
+        raise MergeError(f"no shards under {[str(r) + '/shards' for r in run_dirs]}; run the plan first")
     df = pd.concat(frames, ignore_index=True)
     validate_table(df)
     before = len(df)
@@ -142,14 +177,6 @@ def read_shard_dates(run_dir: Path) -> dict[str, float]:
     except (ValueError, KeyError, TypeError, AttributeError) as e:
         raise ValueError(f"{path} is not a shard-dates file ({e}); rewrite it with "
                          f"`python -m generation date-shards {run_dir}`") from e
-
-
-def _derive_cpu_runtime(f: pd.DataFrame) -> pd.DataFrame:
-    from generation.train import add_cpu_runtime
-
-    f = f.sort_values(["task_id", "epoch"])
-    parts = [pd.DataFrame(add_cpu_runtime(g.to_dict("records"))) for _, g in f.groupby("task_id", sort=False)]
-    return pd.concat(parts, ignore_index=True)
 
 
 def compute_summary(df: pd.DataFrame, run_dirs: list[Path] | None = None) -> dict:

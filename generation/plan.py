@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from generation.checks import NON_NEGATIVE, POSITIVE, Limit
 from generation.costmodel import CostModel
 from jahs_gym.protocol import Protocol
 from jahs_gym.space import Config, Fidelity, SpaceError, all_fidelities, fidelity_id, sample_configs
@@ -26,6 +27,36 @@ PLAN_FORMAT = 1
 
 class PlanError(ValueError):
     """A plan file or plan request that cannot be run."""
+
+
+# what the numbers of a plan may be: make_plan, add_seeds, plan_from_table and the command line check these
+TASKS = POSITIVE
+SEED = NON_NEGATIVE
+MIN_PER_FIDELITY = NON_NEGATIVE
+REPEAT_SHARE = Limit(float, 0, 1, hi_open=True)
+CHEAP_BIAS = Limit(float, -10, 10)  # weights cost ** -cheap_bias stay finite and positive
+ADDED_SEED = Limit(int, 1)  # seed 0 is every run's first seed
+SPLIT_SEED = NON_NEGATIVE
+# (train, test) images of each task's official splits as generation.datasets reads them (colorectal_histology:
+# its 5,000 tiles less the 20% test share load_colorectal_histology holds out); a plan must fit in them
+DATASET_SIZES: dict[str, tuple[int, int]] = {"fashion_mnist": (60_000, 10_000), "mnist": (60_000, 10_000),
+                                             "cifar10": (50_000, 10_000), "colorectal_histology": (4_000, 1_000)}
+
+
+def check_protocol(protocol: Protocol) -> Protocol:
+    """Refuse a protocol that a run could not use: a negative split seed, or more images than the task has."""
+    SPLIT_SEED.check("split_seed", protocol.split_seed, PlanError)
+    train, test = DATASET_SIZES[protocol.task]
+    if protocol.n_valid >= train:
+        raise PlanError(f"n_valid={protocol.n_valid}: allowed: fewer than the {train} training images of "
+                        f"{protocol.task}")
+    left = train - protocol.n_valid
+    if protocol.n_train is not None and protocol.n_train > left:
+        raise PlanError(f"n_train={protocol.n_train}: allowed: at most {left} ({protocol.task} has {train} "
+                        f"training images, n_valid={protocol.n_valid} of them validate)")
+    if protocol.n_test is not None and protocol.n_test > test:
+        raise PlanError(f"n_test={protocol.n_test}: allowed: at most {test}, the test images of {protocol.task}")
+    return protocol
 
 
 @dataclass(frozen=True)
@@ -56,9 +87,29 @@ class Plan:
     def core_hours(self) -> float:
         return sum(t.est_seconds for t in self.tasks) / 3600
 
-    def save(self, run_dir: Path) -> Path:
-        run_dir.mkdir(parents=True, exist_ok=True)
+    def identity(self) -> tuple:
+        """What the plan trains: its protocol and its tasks (id, config, fidelity, seed), in task-id order."""
+        return self.protocol, tuple(sorted((t.task_id, t.config, t.N, t.W, t.Resolution, t.seed)
+                                           for t in self.tasks))
+
+    def save(self, run_dir: Path, extends: bool = False) -> Path:
+        """Write ``run_dir/plan.json``; a folder that holds a plan keeps it.
+
+        The same plan again (same protocol and tasks) leaves the file as it is; another plan is refused, since
+        ``run`` would count the old plan's shards as done. ``extends``: this plan keeps the old one's protocol
+        and tasks and adds tasks (``plan-seeds``). A folder with shards but no plan.json is refused too.
+        """
+        run_dir = Path(run_dir)
+        old = plan_target(run_dir)
         path = run_dir / "plan.json"
+        if old is not None:
+            if old.identity() == self.identity():
+                return path
+            if not (extends and old.protocol == self.protocol and self.tasks[:len(old.tasks)] == old.tasks):
+                raise PlanError(f"{run_dir} already holds another plan ({_difference(old, self)}); its shards would "
+                                f"count as done for this one. Plan into a new folder (e.g. {run_dir}_2), or "
+                                "run the plan that is there")
+        run_dir.mkdir(parents=True, exist_ok=True)
         doc = {"format": PLAN_FORMAT, "protocol": self.protocol.as_dict(), "seed": self.seed,
                "options": self.options, "est_core_hours": self.core_hours,
                "tasks": [t.as_dict() for t in self.tasks]}
@@ -95,6 +146,33 @@ class Plan:
             tasks.append(PlannedTask(t["task_id"], cfg, fid.N, fid.W, fid.Resolution, int(t["seed"]),
                                      float(t["mflops"]), float(t["est_seconds"])))
         return cls(protocol, tuple(tasks), int(doc["seed"]), doc.get("options", {}))
+
+
+def plan_target(run_dir: Path) -> Plan | None:
+    """The plan a folder already holds (None: a new or empty folder); refuses a file, or shards without a plan."""
+    run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise PlanError(f"{run_dir} is a file; allowed: a run folder, new or holding this same plan")
+    if (run_dir / "plan.json").exists():
+        return Plan.load(run_dir)
+    if any((run_dir / "shards").glob("*.parquet")):
+        raise PlanError(f"{run_dir}/shards holds shards but {run_dir} has no plan.json: they are runs of an "
+                        "unknown plan. Plan into a new folder")
+    return None
+
+
+def _difference(old: Plan, new: Plan) -> str:
+    """How two plans differ, in a few words: protocol fields, tasks only in one of them."""
+    a, b = old.protocol.as_dict(), new.protocol.as_dict()
+    parts = [f"{k} {a[k]!r} -> {b[k]!r}" for k in a if a[k] != b[k]]
+    ids_a, ids_b = {t[0] for t in old.identity()[1]}, {t[0] for t in new.identity()[1]}
+    same_id_changed = len(ids_a & ids_b) - len(set(old.identity()[1]) & set(new.identity()[1]))
+    if ids_a != ids_b:
+        parts.append(f"{len(ids_a)} -> {len(ids_b)} tasks, {len(ids_a - ids_b)} only in the old plan, "
+                     f"{len(ids_b - ids_a)} only in the new one")
+    if same_id_changed:
+        parts.append(f"{same_id_changed} task(s) with the same id but another config or fidelity")
+    return "; ".join(parts) or "other tasks"
 
 
 # the orders in which ``python -m generation run`` can work through a plan (see generation.run.order_tasks)
@@ -161,9 +239,13 @@ def make_plan(protocol: Protocol, n_tasks: int, seed: int = 0, min_per_fidelity:
               cost_model: CostModel | None = None, progress: bool = True) -> Plan:
     """Sample a plan of about ``n_tasks`` tasks (first seeds plus repeats)."""
     fids = fidelities or all_fidelities()
-    if not 0 <= repeat_share < 1:
-        raise PlanError(f"repeat_share={repeat_share} must be in [0, 1)")
-    n_first = int(round(n_tasks / (1 + repeat_share)))
+    TASKS.check("n_tasks", n_tasks, PlanError)
+    SEED.check("seed", seed, PlanError)
+    MIN_PER_FIDELITY.check("min_per_fidelity", min_per_fidelity, PlanError)
+    REPEAT_SHARE.check("repeat_share", repeat_share, PlanError)
+    CHEAP_BIAS.check("cheap_bias", cheap_bias, PlanError)
+    check_protocol(protocol)
+    n_first = max(1, int(round(n_tasks / (1 + repeat_share))))
     if n_first < min_per_fidelity * len(fids):
         raise PlanError(f"{n_tasks} tasks cannot give {min_per_fidelity} configs to each of {len(fids)} fidelities "
                         f"(needs {min_per_fidelity * len(fids)} first-seed tasks)")
@@ -191,10 +273,8 @@ def add_seeds(plan: Plan, n_tasks: int, seed: int = 1) -> tuple[Plan, list[Plann
     """The plan with ``n_tasks`` more tasks that train first-seed (config, fidelity) runs again with ``seed``,
     cheapest first, and the new tasks. Labels that average several seeds are less noisy (issue: surrogate
     fidelity); the protocol and the split stay the plan's, so the new shards merge with the old ones."""
-    if isinstance(n_tasks, bool) or not isinstance(n_tasks, int) or n_tasks < 1:
-        raise PlanError(f"--tasks {n_tasks!r}: allowed: a positive number of tasks to add")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 1:
-        raise PlanError(f"--seed {seed!r}: allowed: an integer >= 1 (seed 0 is every run's first seed)")
+    TASKS.check("n_tasks", n_tasks, PlanError)
+    ADDED_SEED.check("seed", seed, PlanError)
     have = {(t.config.config_id, t.N, t.W, t.Resolution) for t in plan.tasks if t.seed == seed}
     candidates = sorted((t for t in plan.tasks if t.seed == 0 and (t.config.config_id, t.N, t.W, t.Resolution)
                          not in have), key=lambda t: (t.est_seconds, t.task_id))
@@ -260,8 +340,9 @@ def plan_from_table(table: pd.DataFrame, protocol: Protocol, n_configs: int, see
     """
     from jahs_gym.space import CONFIG_KEYS
 
-    if isinstance(n_configs, bool) or not isinstance(n_configs, int) or n_configs < 1:
-        raise PlanError(f"--configs {n_configs!r}: allowed: a positive number of (config, fidelity) runs")
+    TASKS.check("n_configs", n_configs, PlanError)
+    SEED.check("seed", seed, PlanError)
+    check_protocol(protocol)
     fids = fidelities or all_fidelities()
     runs = table_runs(table, 0)
     cands = []

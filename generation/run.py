@@ -4,9 +4,13 @@ Scheduling is dynamic, longest tasks first: each rank claims the next task from 
 atomic counter held in rank 0's memory (no coordinator process). A finished task becomes one
 parquet shard ``shards/<task_id>.parquet``, written atomically (temp file + rename), so rerunning
 the command resumes: finished tasks are skipped and a partial one continues from its checkpoint
-``ckpt/<task_id>.pt``. A task that raises is recorded in ``failures/<task_id>.json`` with its
-traceback and is tried again on the next run; the rank goes on. Every start appends the machine it
-runs on (CPU model, logical CPUs, ranks, threads) to ``machines.jsonl``, for the data card.
+``ckpt/<task_id>.pt``. A shard counts as finished only when it passes ``generation.shards.check_shard``
+against the plan (readable, the table's schema, all the plan's epochs, its task's ids); any other file in
+``shards/`` is moved to ``shards/rejected/`` with its reasons, and its task is trained again. One runner
+at a time: rank 0 holds ``run.lock`` (``generation.runlock``) and a second runner is refused.
+A task that raises is recorded in ``failures/<task_id>.json`` with its traceback and is tried again
+on the next run; the rank goes on. Every start appends the machine it runs on (CPU model, logical
+CPUs, ranks, threads) to ``machines.jsonl``, for the data card.
 """
 
 from __future__ import annotations
@@ -22,8 +26,15 @@ from typing import Any
 
 import pandas as pd
 
-from generation.plan import ORDERS, Plan
+from generation.checks import POSITIVE, Limit
+from generation.plan import ORDERS, Plan, PlanError
+from generation.runlock import RunLock, RunLocked
+from generation.shards import check_run_shards, reject
 from jahs_gym.metrics import TABLE_COLUMNS
+
+THREADS = POSITIVE
+MAX_TASKS = POSITIVE
+TIME_LIMIT = Limit(float, 0, lo_open=True)
 
 
 def rows_to_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
@@ -190,11 +201,19 @@ def run(run_dir: Path, threads: int = 1, time_limit_s: float | None = None, max_
     """Work through ``run_dir``'s plan on every rank; returns this rank's counts.
 
     An error outside a task (a bad plan, missing data) on any rank aborts every rank of the job with
-    that rank's message, instead of leaving the others waiting forever.
+    that rank's message, instead of leaving the others waiting forever. A folder another runner holds is
+    refused on every rank (:class:`generation.runlock.RunLocked`).
     """
+    THREADS.check("threads", threads, PlanError)
+    if time_limit_s is not None:
+        TIME_LIMIT.check("time_limit_s", time_limit_s, PlanError)
+    if max_tasks is not None:
+        MAX_TASKS.check("max_tasks", max_tasks, PlanError)
     comm = _comm()
     try:
         return _run(run_dir, threads, time_limit_s, max_tasks, data_root, log, order, comm)
+    except RunLocked:
+        raise
     except Exception as e:
         if comm is not None and comm.Get_size() > 1:
             print(f"[rank {comm.Get_rank()}] fatal, aborting every rank: {type(e).__name__}: {e}", file=sys.stderr,
@@ -206,22 +225,57 @@ def run(run_dir: Path, threads: int = 1, time_limit_s: float | None = None, max_
 
 def _run(run_dir: Path, threads: int, time_limit_s: float | None, max_tasks: int | None, data_root: str | None,
          log: Any, order: str, comm: Any) -> dict[str, int]:
+    """Take the folder's lock on rank 0 (every rank learns whether it got it), then work."""
+    run_dir = Path(run_dir)
+    rank = comm.Get_rank() if comm is not None else 0
+    plan = Plan.load(run_dir)
+    lock, refusal = RunLock(run_dir) if rank == 0 else None, None
+    if lock is not None:
+        try:
+            lock.acquire()
+        except RunLocked as e:
+            refusal = str(e)
+    if comm is not None and comm.Get_size() > 1:
+        refusal = comm.bcast(refusal, root=0)
+    if refusal is not None:
+        raise RunLocked(refusal, echo=rank == 0)
+    try:
+        return _work(run_dir, plan, threads, time_limit_s, max_tasks, data_root, log, order, comm)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _finished(run_dir: Path, plan: Plan, log: Any) -> set[str]:
+    """The ids of the tasks whose shards pass the checks; every other shard is moved to shards/rejected/."""
+    t0 = time.time()
+    checks = check_run_shards(run_dir, {t.task_id: t for t in plan.tasks}, plan.protocol)
+    for c in checks:
+        if not c.ok:
+            dest = reject(c)
+            log(f"[run] {c.path.name} is not a finished run of this plan; moved to {dest.relative_to(run_dir)}, "
+                f"its task runs again: {'; '.join(c.problems)}")
+    log(f"[run] checked {len(checks)} shard(s) in {time.time() - t0:.1f}s: {sum(c.ok for c in checks)} finished, "
+        f"{sum(not c.ok for c in checks)} rejected")
+    return {c.path.stem for c in checks if c.ok}
+
+
+def _work(run_dir: Path, plan: Plan, threads: int, time_limit_s: float | None, max_tasks: int | None,
+          data_root: str | None, log: Any, order: str, comm: Any) -> dict[str, int]:
     import torch
 
     from generation.datasets import TaskData
     from generation.train import TaskSpec, train_task
 
-    run_dir = Path(run_dir)
     log = log or (lambda s: print(s, flush=True))
     rank = comm.Get_rank() if comm is not None else 0
     size = comm.Get_size() if comm is not None else 1
     torch.set_num_threads(threads)
-    plan = Plan.load(run_dir)
     for sub in ("shards", "ckpt", "failures"):
         (run_dir / sub).mkdir(exist_ok=True)
     pending = None
     if rank == 0:
-        done = {p.stem for p in (run_dir / "shards").glob("*.parquet")}
+        done = _finished(run_dir, plan, log)
         configs_done: dict[tuple, int] = {}
         for t in plan.tasks:
             if t.seed == 0 and t.task_id in done:

@@ -362,9 +362,9 @@ def test_merge_derives_cpu_runtime_for_old_shards(tmp_path: Path, data: TaskData
     rows = train_task(_spec(Config(2, 0, 3, 2, 4, 2)), data, epochs=3)
     (tmp_path / "shards").mkdir()
     df = rows_to_frame(rows)
-    df.drop(columns=["cpu_runtime", "epoch_started"]).to_parquet(tmp_path / "shards" / "old.parquet")
+    df.drop(columns=["cpu_runtime", "epoch_started"]).to_parquet(tmp_path / "shards" / f"{df['task_id'][0]}.parquet")
     new = rows_to_frame(train_task(_spec(Config(2, 0, 3, 2, 4, 2), seed=1), data, epochs=1))
-    new.to_parquet(tmp_path / "shards" / "new.parquet")
+    new.to_parquet(tmp_path / "shards" / f"{new['task_id'][0]}.parquet")  # merge checks: a shard is named by its task
     merged, rep = merge([tmp_path])
     assert rep.cpu_runtime_derived == 1 and rep.when_unrecorded == 1
     old = merged[merged["seed"] == 0]
