@@ -1,6 +1,13 @@
 """Benchmark harness: agents x seeds on JAHS-v0 episodes, with a results table, anytime plot and leaderboard.
 
     python -m agents.bench --task fashion_mnist --agents random,hyperband,evolution,ucb,ppo --seeds 10
+    python -m agents.bench --agents reinforce,dehb,smac,smac_mf,optuna_tpe --seeds 10
+
+Agents: random search, successive halving, Hyperband, regularized evolution, UCB1, Thompson sampling, SB3
+PPO/A2C/DQN (policies trained for exactly this run's settings and signed: agents/policies.py), and the
+canonical NAS/HPO baselines: REINFORCE (NAS-Bench-201's controller), DEHB, SMAC3 (black-box and multi-fidelity)
+and Optuna TPE; DEHB, SMAC and Optuna need their extras (jahs-gym[dehb], [smac], [optuna]). Every bad argument is
+refused here, before any episode runs.
 
 Runs in parallel worker processes on one machine; under ``mpiexec -n P`` the same command spreads the
 jobs over the ranks. Writes OUT/results.parquet (one row per evaluation), OUT/anytime.png (mean and
@@ -31,7 +38,18 @@ import pandas as pd
 from agents.plot import anytime, plot  # noqa: F401  (anytime: part of the harness's API)
 
 AGENTS = ("random", "successive_halving", "hyperband", "evolution", "ucb", "thompson", "ppo", "a2c", "dqn",
-          "optuna_tpe")
+          "optuna_tpe", "reinforce", "dehb", "smac", "smac_mf")  # new ones last: an agent's rng stream is its index
+# agent -> (module, class); the RL agents (ppo, a2c, dqn) are agents.rl.SB3Agent with their trained policy
+CLASSES = {"random": ("random_search", "RandomSearch"), "successive_halving": ("hyperband", "SuccessiveHalving"),
+           "hyperband": ("hyperband", "Hyperband"), "evolution": ("evolution", "RegularizedEvolution"),
+           "ucb": ("bandits", "UCB1"), "thompson": ("bandits", "ThompsonSampling"),
+           "optuna_tpe": ("optuna_tpe", "OptunaTPE"), "reinforce": ("reinforce", "Reinforce"),
+           "dehb": ("dehb_agent", "DEHBAgent"), "smac": ("smac_agent", "SMACBlackBox"),
+           "smac_mf": ("smac_agent", "SMACMultiFidelity")}
+# agent -> (module it imports, the jahs-gym extra that installs it)
+NEEDS = {"ppo": ("stable_baselines3", "agents"), "a2c": ("stable_baselines3", "agents"),
+         "dqn": ("stable_baselines3", "agents"), "optuna_tpe": ("optuna", "optuna"), "dehb": ("dehb", "dehb"),
+         "smac": ("smac", "smac"), "smac_mf": ("smac", "smac")}
 RESULT_COLUMNS = ("task", "agent", "seed", "step", "cost", "cumulative_cost", "valid_acc", "test_acc",
                   "incumbent_valid_acc", "incumbent_test_acc", "regret", "N", "W", "Resolution", "epoch", "wall_s")
 
@@ -50,25 +68,15 @@ def rl_args(algo: str, protocol: Any, policy_dir: Path | None, timesteps: int) -
 
 def make_agent(name: str, policy_dir: Path | None = None, protocol: Any = None,
                rl_timesteps: int = RL_TIMESTEPS) -> Any:
-    if name == "random":
-        from agents.random_search import RandomSearch
-        return RandomSearch()
-    if name in ("successive_halving", "hyperband"):
-        from agents.hyperband import Hyperband, SuccessiveHalving
-        return SuccessiveHalving() if name == "successive_halving" else Hyperband()
-    if name == "evolution":
-        from agents.evolution import RegularizedEvolution
-        return RegularizedEvolution()
-    if name in ("ucb", "thompson"):
-        from agents.bandits import UCB1, ThompsonSampling
-        return UCB1() if name == "ucb" else ThompsonSampling()
     if name in ("ppo", "a2c", "dqn"):
         from agents.rl import SB3Agent
         return SB3Agent(name, rl_args(name, protocol, policy_dir, rl_timesteps))
-    if name == "optuna_tpe":
-        from agents.optuna_tpe import OptunaTPE
-        return OptunaTPE()
-    raise ValueError(f"unknown agent {name!r}; allowed: {list(AGENTS)}")
+    if name not in CLASSES:
+        raise ValueError(f"unknown agent {name!r}; allowed: {list(AGENTS)}")
+    import importlib
+
+    module, cls = CLASSES[name]
+    return getattr(importlib.import_module(f"agents.{module}"), cls)()
 
 
 def run_one(agent_name: str, seed: int, protocol: Any, policy_dir: Path | None = None,
@@ -155,7 +163,7 @@ class _Help(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpF
     pass
 
 
-EXPENSIVE = ("ppo", "a2c", "dqn", "optuna_tpe")  # 10 seeds by default; every other agent 30
+EXPENSIVE = ("ppo", "a2c", "dqn", "optuna_tpe", "dehb", "smac", "smac_mf")  # 10 seeds by default; the others 30
 
 
 def flag_type(kind: type, minimum: float | None = None, exclusive: bool = False,
@@ -190,6 +198,14 @@ def agent_list(spec: str) -> list[str]:
     if len(set(names)) < len(names):
         raise argparse.ArgumentTypeError(f"{spec!r} names {sorted({a for a in names if names.count(a) > 1})} "
                                          "more than once; allowed: each agent once")
+    import importlib.util
+
+    missing = [a for a in names if a in NEEDS and importlib.util.find_spec(NEEDS[a][0]) is None]
+    if missing:
+        extras = ",".join(sorted({NEEDS[a][1] for a in missing}))
+        raise argparse.ArgumentTypeError(f"{spec!r}: agent(s) {missing} need packages that are not installed; "
+                                         f"allowed: agents whose packages are installed (pip install "
+                                         f"'jahs-gym[{extras}]')")
     return names
 
 
@@ -333,8 +349,9 @@ def arm_reference(task: str, backend: str) -> float:
 def report(board: pd.DataFrame, pairs: pd.DataFrame, args: Any, budget: float, best: float, man: Any,
            unit: float | None, wall_s: float) -> str:
     """The leaderboard as markdown: what was run, the board, and every pair's test."""
+    whose = "the bundle's" if getattr(args, "budget", None) is None else "--budget"
     proto = (f"JAHS-Bench-201 protocol: budget 100 mean full-fidelity evaluations ({budget:.0f} simulated s; "
-             f"one = {unit:.1f} s)" if unit else f"default protocol: budget {budget:.0f} simulated s (the bundle's)")
+             f"one = {unit:.1f} s)" if unit else f"default protocol: budget {budget:.0f} simulated s ({whose})")
     ref = (f"the surrogate's optimum test accuracy ({best:.2f}%; the table's best single run: "
            f"{man.table.best_test_acc:.2f}%)" if args.backend == "surrogate" else
            f"the best noise-free test accuracy of the table's runs ({best:.2f}%, backend {args.backend})")

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from agents.bench import AGENTS, RESULT_COLUMNS, leaderboard, main, run_one
+from agents.bench import AGENTS, NEEDS, RESULT_COLUMNS, leaderboard, main, run_one
 from agents.common import Protocol
 
 CHEAP = [a for a in AGENTS if a not in ("ppo", "a2c", "dqn")]
@@ -20,8 +20,8 @@ def _no_wall(rows: list[dict]) -> list[dict]:
 
 @pytest.mark.parametrize("agent", CHEAP)
 def test_every_agent_runs_a_short_episode(tiny_data_env: str, agent: str, tmp_path: Path) -> None:
-    if agent == "optuna_tpe":
-        pytest.importorskip("optuna")
+    if agent in NEEDS:  # a third-party optimiser: skipped only where its extra is not installed
+        pytest.importorskip(NEEDS[agent][0])
     from jahs_gym.bundle import load_bundle
 
     # a few mean full-fidelity evaluations (full-fidelity agents: random, evolution), many cheap ones
