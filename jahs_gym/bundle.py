@@ -2,7 +2,9 @@
 
 The manifest records the format version, task, protocol, encoding, metric bounds and held-out
 quality, the package versions that wrote it, a sha256 of every file and of itself. Loading checks
-all of it and refuses a bad bundle with one clear message. No pickle anywhere.
+all of it and refuses a bad bundle with one clear message. No pickle anywhere. A bundle folder is
+untrusted input (``JAHS_GYM_DATA`` points at user folders): nothing outside it is read, it holds only
+listed files, and a model is parsed from the bytes whose sha256 was checked (``jahs_gym.bundle_trust``).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from jahs_gym.bundle_trust import read_listed
 from jahs_gym.manifest import (  # noqa: F401  (re-exported: the manifest's home is jahs_gym.manifest)
     _SELF,
     FORMAT_VERSION,
@@ -22,6 +25,7 @@ from jahs_gym.manifest import (  # noqa: F401  (re-exported: the manifest's home
     _canonical,
     file_sha256,
     read_manifest,
+    refit_hint,
     write_manifest,
 )
 
@@ -62,9 +66,10 @@ def find_bundle(task: str) -> Path:
 class Bundle:
     """A verified bundle; predictors are built lazily and once (per metric subset)."""
 
-    def __init__(self, folder: Path | str) -> None:
+    def __init__(self, folder: Path | str, _manifest: Manifest | None = None) -> None:
         self.folder = Path(folder)
-        self.manifest: Manifest = read_manifest(self.folder)
+        # ``_manifest``: read by the caller (the predictor cache, which checks its digest and hashes each model)
+        self.manifest: Manifest = read_manifest(self.folder) if _manifest is None else _manifest
         self.task: str = self.manifest.task
         self.metrics: tuple[str, ...] = tuple(self.manifest.metrics)
 
@@ -103,6 +108,14 @@ class Bundle:
         metrics = self._check_metrics(metrics)
         return {m: self.folder / self.manifest.metrics[m].file for m in metrics}
 
+    def read_file(self, rel: str) -> bytes:
+        """A listed file's bytes, hashed as read: BundleError when they are not what the manifest lists."""
+        return read_listed(self.folder, self.manifest.files, rel, refit_hint(self.folder))
+
+    def model_bytes(self, metrics: tuple[str, ...] | None = None) -> dict[str, bytes]:
+        """metric -> its model file's bytes (checked against the manifest's sha256)."""
+        return {m: self.read_file(self.manifest.metrics[m].file) for m in self._check_metrics(metrics)}
+
     def _check_metrics(self, metrics: Any) -> tuple[str, ...]:
         if metrics is None:
             return self.metrics
@@ -118,8 +131,8 @@ class Bundle:
     def naive_predictor(self, metrics: tuple[str, ...] | None = None) -> Any:
         from jahs_gym.predictor import NaivePredictor
 
-        files = self.model_files(metrics)
-        return NaivePredictor(files, self.transforms(), self.output_bounds(), self.linear(tuple(files)))
+        models = self.model_bytes(metrics)
+        return NaivePredictor(models, self.transforms(), self.output_bounds(), self.linear(tuple(models)))
 
     def linear(self, metrics: tuple[str, ...]) -> dict[str, tuple[list[int], list[float]]]:
         """metric -> (feature indices, [intercept, coefs]) of the metrics that have a linear base."""
@@ -144,14 +157,34 @@ class Bundle:
 
 @functools.lru_cache(maxsize=32)
 def _predictor(folder: Path, digest: str, metrics: tuple[str, ...], backend: str | None) -> Any:
-    """One ForestPredictor per (bundle, metrics, backend) per process."""
-    from jahs_gym.predictor import load_forest
+    """One ForestPredictor per (bundle, metrics, backend) per process: built from the manifest of ``digest``
+    and the model bytes it lists (each hashed as read), every tree checked (``predictor._layout_tree``)."""
+    from jahs_gym.predictor import ForestPredictor, ModelError, parse_booster_json, read_booster_json
     from jahs_gym.space import N_FEATURES
 
-    b = Bundle(folder)
+    b = Bundle(folder, read_manifest(folder, verify_files=False))
+    if b.manifest.digest != digest:
+        raise BundleError(f"the bundle in {folder} changed since it was loaded (manifest digest "
+                          f"{b.manifest.digest[:12]} != {digest[:12]}); load it again")
+    docs = {}
+    for m, raw in b.model_bytes(metrics).items():
+        e = b.manifest.metrics[m]
+        try:
+            docs[m] = read_booster_json(raw)
+            n = len(parse_booster_json(docs[m])[1])
+        except (ValueError, KeyError, TypeError) as err:  # XGBoostError, ModelError are ValueErrors
+            raise BundleError(f"{folder}: {e.file} is not a model jahs-gym reads ({str(err).splitlines()[0]}); "
+                              f"{refit_hint(folder)}") from None
+        if n != e.n_trees:
+            raise BundleError(f"{folder}: {e.file} has {n} trees, its manifest says n_trees {e.n_trees} (another "
+                              f"model under this name?); {refit_hint(folder)}")
     bounds, tr = b.output_bounds(), b.transforms()
-    return load_forest(b.model_files(metrics), {m: tr[m] for m in metrics}, {m: bounds[m] for m in metrics},
-                       N_FEATURES, backend, linear=b.linear(metrics))
+    try:
+        return ForestPredictor(docs, {m: tr[m] for m in metrics}, {m: bounds[m] for m in metrics}, N_FEATURES,
+                               backend, linear=b.linear(metrics),
+                               depth_limit={m: b.manifest.metrics[m].max_depth for m in metrics})
+    except ModelError as err:  # a tree that is not a proper tree (a cycle, too deep, ...)
+        raise BundleError(f"{folder}: {err}; {refit_hint(folder)}") from None
 
 
 def _restore_bundle(folder: str, digest: str) -> Bundle:

@@ -2,7 +2,8 @@
 
 :meth:`Manifest.from_json` is the one place that checks a manifest's format version (migrating the older
 formats it can) and structure; :func:`read_manifest` adds what needs the bundle folder: the manifest's size,
-its own sha256, the encoding, that every path stays inside the folder, and the sha256 of every file.
+its own sha256, the encoding, that every path stays inside the folder, that a folder named after a task holds
+that task, that the folder holds only listed files, and the sha256 of every file (rules: ``bundle_trust``).
 Fields a reader does not need typed (``compute``, ``fit``, ``versions``, a metric's ``params``) stay
 reachable through the frozen ``raw`` mappings; :meth:`Manifest.to_json` gives the dict back.
 """
@@ -11,34 +12,36 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from jahs_gym.bundle_trust import (
+    BundleError,
+    Validator,
+    check_listing,
+    file_sha256,
+    finite,
+    inside,
+    is_int,
+    is_num,
+    numbers,
+    parse_json,
+)
+
 FORMAT_VERSION = 1
 NOISE_SPACES = ("metric", "fitted")  # what a manifest's noise stds are in: metric units (older fits) or fitted space
-MAX_MANIFEST_BYTES = 16 << 20  # a manifest.json over this is refused before it is parsed
+MAX_MANIFEST_BYTES = 4 << 20  # a manifest.json over this is refused before it is parsed (the shipped: ~26 KB)
+MAX_TREE_DEPTH = 64  # a metric's declared params.max_depth is at most this (fit's grid: 4..8)
+MAX_EPOCHS = 10_000  # protocol.max_epochs is at most this (JAHS-Bench-201: 200)
 _SELF = "manifest_sha256"
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 # format_version -> a function taking a manifest of that version to the next; the formats read by migrating
 _MIGRATIONS: dict[int, Callable[[dict], dict]] = {}
-
-
-class BundleError(RuntimeError):
-    """A bundle that is missing, corrupted or of another format."""
-
-
-def file_sha256(path: Path | str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _freeze(v: Any) -> Any:
@@ -88,6 +91,7 @@ class MetricEntry:
     quality_by_fidelity: Mapping[str, Any] | None = field(default=None, repr=False)
     quality_single_run: Mapping[str, Any] | None = field(default=None, repr=False)
     raw: Mapping[str, Any] = field(default_factory=_empty, repr=False)
+    max_depth: int | None = None  # params.max_depth: the loader refuses a tree deeper than this
 
 
 @dataclass(frozen=True)
@@ -172,7 +176,7 @@ class Manifest:
         """Check ``data`` (a parsed manifest.json) and build the manifest; raise :class:`BundleError` naming the
         bad field and what is allowed. With ``folder``, every path must also stay inside it (nothing opened)."""
         where = f"{Path(folder) / 'manifest.json'}" if folder is not None else "manifest"
-        v = _Validator(where)
+        v = Validator(where)
         data = _migrate(v.obj(data, "the manifest"), where)
         from jahs_gym.metrics import BY_NAME
         from jahs_gym.transforms import TRANSFORMS
@@ -190,21 +194,30 @@ class Manifest:
         if not isinstance(feats, list) or not all(isinstance(f, str) for f in feats):
             v.fail("encoding.features", f"is {type(feats).__name__}", "a list of feature names (str)")
         encoding = Encoding(v.text(enc.get("name"), "encoding.name"), tuple(feats))
-        proto = v.obj(data.get("protocol"), "protocol", "a dict with max_epochs (int >= 1)")
+        proto = v.obj(data.get("protocol"), "protocol", f"a dict with max_epochs (int in 1..{MAX_EPOCHS})")
         me = proto.get("max_epochs")
-        if not _is_int(me) or me < 1:
-            v.fail("protocol.max_epochs", f"is {me!r}", "an integer >= 1")
+        if not is_int(me) or not 1 <= me <= MAX_EPOCHS:
+            v.fail("protocol.max_epochs", f"is {me!r}", f"an integer in 1..{MAX_EPOCHS}")
+        for k, x in proto.items():
+            if not (x is None or isinstance(x, (str, int, float))):
+                v.fail(f"protocol.{k}", f"is a {type(x).__name__}", "a string, number, bool or null")
         ptask = proto.get("task")
+        if ptask is not None and ptask != task:
+            v.fail("protocol.task", f"is {ptask!r}", f"the manifest's task {task!r}")
         protocol = ProtocolInfo(me, v.text(ptask, "protocol.task") if ptask is not None else None, _freeze(proto))
 
         raw_metrics = v.obj(data.get("metrics"), "metrics", f"a non-empty dict of metric names {list(BY_NAME)}")
         if not raw_metrics:
             v.fail("metrics", "is empty", f"a non-empty dict of metric names {list(BY_NAME)}")
-        metrics = {}
+        metrics: dict[str, MetricEntry] = {}
         for name, e in raw_metrics.items():
             if name not in BY_NAME:
                 v.fail(f"metrics[{name!r}]", "is not a known metric", f"one of {list(BY_NAME)}")
             metrics[name] = _metric(v, name, e, files, encoding, TRANSFORMS)
+            same = [m for m, x in metrics.items() if x.file == metrics[name].file and m != name]
+            if same:
+                v.fail(f"metrics[{name!r}].file", f"{metrics[name].file!r} is metric {same[0]!r}'s model too",
+                       "a model file of its own per metric")
 
         t = v.obj(data.get("table", {}), "table", "a dict (sha256, file, speed_factors, best_test_acc, ...)")
         tsha = t.get("sha256")
@@ -222,13 +235,13 @@ class Manifest:
                           *(v.opt_int(t.get(k), f"table.{k}") for k in ("rows", "tasks", "configs")), _freeze(t))
 
         budget = data.get("default_budget_s")
-        if not _is_num(budget) or not (budget > 0 and math.isfinite(budget)):
+        if not finite(budget) or not budget > 0:
             v.fail("default_budget_s", f"is {budget!r}", "a positive finite number of simulated seconds")
         noise = v.obj(data.get("noise", {}), "noise", "a dict metric -> finite std >= 0")
         for m, s in noise.items():
-            if m not in BY_NAME:
-                v.fail(f"noise[{m!r}]", "is not a known metric", f"one of {list(BY_NAME)}")
-            if not _is_num(s) or not (math.isfinite(s) and s >= 0):
+            if m not in metrics:
+                v.fail(f"noise[{m!r}]", "is not a metric of this bundle", f"one of {list(metrics)}")
+            if not finite(s) or not s >= 0:
                 v.fail(f"noise[{m!r}]", f"is {s!r}", "a finite std >= 0")
         noise_space = data.get("noise_space", "metric")
         if noise_space not in NOISE_SPACES:
@@ -240,8 +253,9 @@ class Manifest:
             for key, rel in [*((f"files[{r!r}]", r) for r in files),
                              *((f"metrics[{m!r}].file", e.file) for m, e in metrics.items()),
                              ("table.file", tfile), ("table.speed_factors", sf)]:
-                if rel is not None:
-                    _inside(v, root, key, rel)
+                why = inside(root, rel) if rel is not None else None
+                if why:
+                    v.fail(key, why, "a path inside the bundle folder, relative to it")
 
         return cls(data["format_version"], task, protocol, encoding, MappingProxyType(metrics), table,
                    float(budget), MappingProxyType(dict(files)), digest,
@@ -250,7 +264,7 @@ class Manifest:
                    v.opt_str(data.get("created"), "created"), _freeze(data))
 
 
-def _metric(v: _Validator, name: str, e: Any, files: dict, encoding: Encoding, transforms: tuple) -> MetricEntry:
+def _metric(v: Validator, name: str, e: Any, files: dict, encoding: Encoding, transforms: tuple) -> MetricEntry:
     key = f"metrics[{name!r}]"
     e = v.obj(e, key, "a dict with file, transform, lo, hi")
     f = v.text(e.get("file"), f"{key}.file")
@@ -259,85 +273,49 @@ def _metric(v: _Validator, name: str, e: Any, files: dict, encoding: Encoding, t
     tr = e.get("transform")
     if tr not in transforms:
         v.fail(f"{key}.transform", f"is {tr!r}", f"one of {list(transforms)}")
+    from jahs_gym.metrics import BY_NAME
+
     lo, hi = e.get("lo"), e.get("hi")
+    spec = BY_NAME[name]
     for b, x in (("lo", lo), ("hi", hi)):
-        if not _is_num(x) or not math.isfinite(x):
-            v.fail(f"{key}.{b}", f"is {x!r}", "a finite number")
+        if not finite(x) or not spec.lo <= x <= spec.hi:
+            v.fail(f"{key}.{b}", f"is {x!r}", f"a finite number in [{spec.lo}, {spec.hi}] ({name}'s range)")
     if lo > hi:
         v.fail(f"{key}.lo", f"{lo!r} is above hi {hi!r}", "lo <= hi")
+    params = v.obj(e.get("params"), f"{key}.params", "a dict with max_depth (the fit's XGBoost parameters)")
+    depth = params.get("max_depth")
+    if not is_int(depth) or not 1 <= depth <= MAX_TREE_DEPTH:
+        v.fail(f"{key}.params.max_depth", f"is {depth!r}", f"an integer in 1..{MAX_TREE_DEPTH}")
+    n_trees = e.get("n_trees")
+    if not is_int(n_trees) or n_trees < 1:
+        v.fail(f"{key}.n_trees", f"is {n_trees!r}", "an integer >= 1 (the model's number of trees)")
+    quality = v.obj(e.get("quality"), f"{key}.quality", "a dict with r2, kendall_tau, mae (numbers)")
+    numbers(v, quality, f"{key}.quality", ("r2", "kendall_tau", "mae"), ("r2_raw_labels",))
+    if e.get("ceiling") is not None:
+        numbers(v, v.obj(e["ceiling"], f"{key}.ceiling", "a dict with r2, kendall_tau (numbers)"),
+                 f"{key}.ceiling", ("r2", "kendall_tau"), ())
     lin = None
     if e.get("linear") is not None:
         raw = v.obj(e["linear"], f"{key}.linear", "a dict with features (list of str) and coef (list of numbers)")
         fs, coef = raw.get("features"), raw.get("coef")
         if not isinstance(fs, list) or not all(isinstance(x, str) and x in encoding.features for x in fs):
             v.fail(f"{key}.linear.features", f"is {fs!r}", "a list of the encoding's feature names")
-        if (not isinstance(coef, list) or len(coef) != len(fs) + 1
-                or not all(_is_num(c) and math.isfinite(c) for c in coef)):
+        if not isinstance(coef, list) or len(coef) != len(fs) + 1 or not all(finite(c) for c in coef):
             v.fail(f"{key}.linear.coef", f"is {coef!r}", "a list of finite numbers: intercept + one per feature")
         lin = LinearBase(tuple(fs), tuple(float(c) for c in coef))
     opt = {k: (_freeze(v.obj(e[k], f"{key}.{k}", "a dict")) if e.get(k) is not None else None)
            for k in ("speed_correction", "ceiling", "parsimony", "quality_by_fidelity", "quality_single_run")}
-    return MetricEntry(name, f, tr, float(lo), float(hi), v.opt_str(e.get("unit"), f"{key}.unit"),
-                       _freeze(v.obj(e.get("quality", {}), f"{key}.quality", "a dict")),
-                       v.opt_int(e.get("n_trees"), f"{key}.n_trees"), lin, **opt, raw=_freeze(e))
-
-
-def _is_int(x: Any) -> bool:
-    return isinstance(x, int) and not isinstance(x, bool)
-
-
-def _is_num(x: Any) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool)
-
-
-class _Validator:
-    def __init__(self, where: str) -> None:
-        self.where = where
-
-    def fail(self, key: str, problem: str, allowed: str) -> None:
-        raise BundleError(f"{self.where}: {key} {problem}; allowed: {allowed}")
-
-    def obj(self, x: Any, key: str, allowed: str = "a dict") -> dict:
-        if not isinstance(x, dict):
-            self.fail(key, f"is a {type(x).__name__}", allowed)
-        return x
-
-    def text(self, x: Any, key: str) -> str:
-        if not isinstance(x, str):
-            self.fail(key, f"is {x!r}", "a string")
-        return x
-
-    def opt_str(self, x: Any, key: str) -> str | None:
-        return None if x is None else self.text(x, key)
-
-    def opt_num(self, x: Any, key: str) -> float | None:
-        if x is not None and not (_is_num(x) and math.isfinite(x)):
-            self.fail(key, f"is {x!r}", "a finite number or null")
-        return None if x is None else float(x)
-
-    def opt_int(self, x: Any, key: str) -> int | None:
-        if x is not None and not _is_int(x):
-            self.fail(key, f"is {x!r}", "an integer or null")
-        return x
-
-
-def _inside(v: _Validator, root: Path, key: str, rel: str) -> None:
-    """``rel`` must name a path inside ``root``: relative, no ``..``, no symlink leading out."""
-    if PurePosixPath(rel).is_absolute() or Path(rel).is_absolute():
-        v.fail(key, f"{rel!r} is an absolute path", "a path relative to the bundle folder")
-    if ".." in PurePosixPath(rel).parts or ".." in Path(rel).parts:
-        v.fail(key, f"{rel!r} climbs out with '..'", "a path inside the bundle folder")
-    if not (root / rel).resolve().is_relative_to(root):
-        v.fail(key, f"{rel!r} resolves outside the bundle folder (a symlink?)", "a path inside the bundle folder")
+    return MetricEntry(name, f, tr, float(lo), float(hi), v.opt_str(e.get("unit"), f"{key}.unit"), _freeze(quality),
+                       n_trees, lin, **opt, raw=_freeze(e), max_depth=depth)
 
 
 def _migrate(data: dict, where: str) -> dict:
     """``data`` in the current format: migrated from an older one this jahs-gym knows, else refused."""
     version = data.get("format_version")
-    while _is_int(version) and version in _MIGRATIONS:
+    while is_int(version) and version in _MIGRATIONS:
         data = _MIGRATIONS[version](data)
         version = data.get("format_version")
-    if not _is_int(version) or version != FORMAT_VERSION:
+    if not is_int(version) or version != FORMAT_VERSION:
         readable = sorted({FORMAT_VERSION, *_MIGRATIONS})
         raise BundleError(f"{where}: format_version {version!r} is not supported (this jahs-gym reads "
                           f"{FORMAT_VERSION}; allowed: {readable})")
@@ -351,7 +329,7 @@ def _canonical(manifest: Mapping) -> bytes:
 def write_manifest(folder: Path, manifest: Mapping | Manifest) -> Path:
     """Add the sha256 of every file in ``folder`` (except the manifest) and of the manifest itself."""
     folder = Path(folder)
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.name != "manifest.json")
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p != folder / "manifest.json")
     manifest = manifest.to_json() if isinstance(manifest, Manifest) else dict(manifest)
     manifest["files"] = {p.relative_to(folder).as_posix(): file_sha256(p) for p in files}
     manifest[_SELF] = hashlib.sha256(_canonical(manifest)).hexdigest()
@@ -362,29 +340,31 @@ def write_manifest(folder: Path, manifest: Mapping | Manifest) -> Path:
     return path
 
 
+def refit_hint(folder: Path) -> str:
+    """What to do about a refused bundle (the end of every BundleError about it)."""
+    return (f"reinstall jahs-gym (pip install --force-reinstall jahs-gym) or refit the bundle with "
+            f"`python -m generation fit TABLE -o {folder}`")
+
+
 def read_manifest(folder: Path | str, verify_files: bool = True) -> Manifest:
     """Read and verify a bundle's manifest; raise :class:`BundleError` naming the first problem."""
+    from jahs_gym.protocol import TASKS
     from jahs_gym.space import ENCODING, FEATURES
 
     folder = Path(folder)
     path = folder / "manifest.json"
-    fix = (f"reinstall jahs-gym (pip install --force-reinstall jahs-gym) or refit the bundle with "
-           f"`python -m generation fit TABLE -o {folder}`")
+    fix = refit_hint(folder)
     if not path.exists():
         raise BundleError(f"{folder} is not a bundle: manifest.json is missing; {fix}")
+    why = inside(folder.resolve(), "manifest.json")
+    if why or not path.is_file():
+        raise BundleError(f"{path} is not a regular file inside the bundle folder ({why or 'a folder or device'}); "
+                          f"{fix}")
     size = path.stat().st_size
     if size > MAX_MANIFEST_BYTES:
         raise BundleError(f"{path} is {size} bytes, over the {MAX_MANIFEST_BYTES} a manifest may have; {fix}")
     with open(path, "rb") as fh:
-        text = fh.read(MAX_MANIFEST_BYTES + 1)
-    if len(text) > MAX_MANIFEST_BYTES:  # grew since stat
-        raise BundleError(f"{path} is over the {MAX_MANIFEST_BYTES} bytes a manifest may have; {fix}")
-    try:
-        data = json.loads(text.decode())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise BundleError(f"{path} is not valid JSON ({e}); {fix}") from None
-    if not isinstance(data, dict):
-        raise BundleError(f"{path} is not a JSON object; {fix}")
+        data = parse_json(fh.read(MAX_MANIFEST_BYTES + 1), path, MAX_MANIFEST_BYTES, fix)  # +1: grew since stat
     try:
         _migrate(data, str(path))
     except BundleError as e:
@@ -398,11 +378,16 @@ def read_manifest(folder: Path | str, verify_files: bool = True) -> Manifest:
                    f"-o {folder}-refit --ship-table`, then use {folder}-refit")
         raise BundleError(f"{path}: encoding {enc.get('name')!r} differs from this jahs-gym's {ENCODING!r}; {fix}")
     m = Manifest.from_json(data, folder)
+    name = folder.resolve().name
+    if name in TASKS and m.task != name:  # would answer for another task under this one's name
+        raise BundleError(f"{folder} holds a bundle of task {m.task!r}; allowed: a folder named after a task "
+                          f"({list(TASKS)}) holds that task's bundle (rename the folder, e.g. {m.task}_mine)")
     if verify_files:
+        check_listing(folder, m.files, fix)
         for rel, digest in m.files.items():
             f = folder / rel
-            if not f.exists():
-                raise BundleError(f"{folder}: file {rel} listed in the manifest is missing; {fix}")
+            if not f.is_file():
+                raise BundleError(f"{folder}: file {rel} listed in the manifest is missing (or not a file); {fix}")
             if file_sha256(f) != digest:
                 raise BundleError(f"{folder}: file {rel} is corrupted (sha256 mismatch); {fix}")
         if m.table.file and file_sha256(folder / m.table.file) != m.table.sha256:
@@ -410,15 +395,17 @@ def read_manifest(folder: Path | str, verify_files: bool = True) -> Manifest:
     return m
 
 
-def _optimum(v: _Validator, data: dict) -> Mapping[str, Any]:
+def _optimum(v: Validator, data: dict) -> Mapping[str, Any]:
     opt = v.obj(data.get("optimum", {}), "optimum", "a dict (test_acc, valid_acc, method, full_fidelity_cost_s)")
     for m in ("test_acc", "valid_acc"):
         if m in opt:
             e = v.obj(opt[m], f"optimum[{m!r}]", "a dict with value, config, fidelity")
             x = e.get("value")
-            if not _is_num(x) or not 0.0 <= x <= 100.0:
+            if not is_num(x) or not 0.0 <= x <= 100.0:
                 v.fail(f"optimum[{m!r}].value", f"is {x!r}", "an accuracy in [0, 100]")
+            for k in ("config", "fidelity"):
+                v.obj(e.get(k), f"optimum[{m!r}].{k}", "a dict (where the search found the optimum)")
     c = opt.get("full_fidelity_cost_s")
-    if c is not None and (not _is_num(c) or not (math.isfinite(c) and c > 0)):
+    if c is not None and (not finite(c) or not c > 0):
         v.fail("optimum.full_fidelity_cost_s", f"is {c!r}", "a positive finite number of seconds")
     return _freeze(opt)
