@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from jahs_gym.bundle import Bundle, installed_tasks, load_bundle
+from jahs_gym.live import LiveRuns
 from jahs_gym.space import (
     ACTIVATIONS,
     N_VALUES,
@@ -63,7 +64,8 @@ class BenchmarkTasks(Enum):
     MNIST = "mnist"
 
 
-KINDS = ("surrogate", "table")
+KINDS = ("surrogate", "table", "live")
+LIVE_DIR = "jahs_bench_data"  # kind="live" without save_dir: JAHS-Bench-201's default data folder, in the cwd
 NAMES = ("native", "original")
 # JAHS-Bench-201 spells the per-split metrics with a hyphen (valid-acc); the others are spelled alike
 ORIGINAL_SPELLING: dict[str, str] = {f"{split}_{m}": f"{split}-{m}" for split in ("train", "valid", "test")
@@ -75,7 +77,11 @@ NO_DOWNLOAD = ("jahs-gym never downloads: the fashion_mnist and mnist surrogates
 
 
 class Benchmark:
-    """Query a task: ``kind="surrogate"`` (XGBoost surrogates) or ``kind="table"`` (the trained rows).
+    """Query a task: ``kind="surrogate"`` (XGBoost surrogates), ``kind="table"`` (the trained rows) or
+    ``kind="live"`` (real training under the bundle's protocol, :mod:`jahs_gym.live`: each queried run is trained
+    once into ``save_dir/live/<task>/`` as a shard, default ``save_dir`` ``./jahs_bench_data`` as in
+    JAHS-Bench-201, and served from there again; timings measured on this machine; needs the ``generation``
+    extra and the task's dataset).
 
     The signature is JAHS-Bench-201's: ``task`` (a name, any case, a :class:`BenchmarkTasks` member or a bundle
     folder), ``kind`` (a string or :class:`BenchmarkTypes`), ``download`` (jahs-gym never downloads: the shipped
@@ -101,9 +107,6 @@ class Benchmark:
                  lazy: bool = False, *, backend: str | None = None, timings: str | None = None,
                  names: str = "native") -> None:
         kind = kind.value if isinstance(kind, BenchmarkTypes) else kind
-        if kind == "live":
-            raise ValueError("kind='live' is not available in this version of jahs-gym; allowed: "
-                             f"{list(KINDS)}")
         if kind not in KINDS:
             raise ValueError(f"kind={kind!r} is not allowed; allowed: {list(KINDS)} or a BenchmarkTypes member")
         for name, flag in (("download", download), ("lazy", lazy)):
@@ -116,10 +119,17 @@ class Benchmark:
             raise ValueError(f"timings={timings!r} is not allowed; allowed: {list(TIMINGS)}")
         if download:
             _log.info("download=True: %s", NO_DOWNLOAD)
+        if kind == "live":
+            if timings not in (None, "measured"):
+                raise ValueError(f"timings={timings!r} with kind='live': live runs' timings are measured on this "
+                                 "machine; allowed: None or 'measured'")
+            timings, save_dir = "measured", LIVE_DIR if save_dir is None else save_dir
+            if isinstance(save_dir, (str, os.PathLike)):
+                Path(save_dir).mkdir(parents=True, exist_ok=True)
         self.bundle, task = _load(task, save_dir, download)
         fitted = "corrected" if self.bundle.speed_corrected else "measured"  # what the surrogate predicts
         timings = timings or ("measured" if kind == "table" else fitted)
-        if kind == "surrogate" and timings != fitted:
+        if kind == "surrogate" and timings != fitted:  # (kind="live" set timings="measured" above)
             if fitted == "corrected":
                 raise ValueError("timings='measured' needs kind='table': the surrogate predicts the timings at the "
                                  "training machine's median speed (timings='corrected'); only the table holds them "
@@ -137,6 +147,9 @@ class Benchmark:
         self._predictor = None
         self._backend = backend
         self._runs: RunTable | None = run_table(self.bundle, self._native, timings) if kind == "table" else None
+        self._live: LiveRuns | None = None
+        if kind == "live":  # runs kept in save_dir/live/<task>: save_dir itself may hold bundles
+            self._live = LiveRuns(self.bundle.task, dict(self.bundle.manifest.protocol.raw), Path(save_dir) / "live")
         if kind == "surrogate" and not lazy:
             self.predictor  # noqa: B018  (load the models now)
 
@@ -185,8 +198,8 @@ class Benchmark:
             raise ValueError(f"full_trajectory={full_trajectory!r} must be True or False")
         cfg, fid = self._parse(config, nepochs, fidelity)
         epochs = list(range(1, fid.epoch + 1)) if full_trajectory else [fid.epoch]
-        if self.kind == "table":
-            return self._from_table(cfg, fid, epochs)
+        if self.kind != "surrogate":
+            return self._measured(cfg, fid, epochs)
         x = self._encode_curve(cfg, fid, epochs)
         y = self.predictor.predict(x)
         return {e: dict(zip(self.metrics, map(float, row))) for e, row in zip(epochs, y)}
@@ -218,14 +231,14 @@ class Benchmark:
         Every row is checked with the scalar API's rules (:func:`jahs_gym.space.frame_columns`).
         """
         c = frame_columns(df, self.max_epochs)
-        if self.kind == "table":
+        if self.kind != "surrogate":
             rows = []
             for i in range(len(df)):
                 cfg = Config(*c["ops"][i].tolist(), Activation=ACTIVATIONS[c["activation"][i]],
                              TrivialAugment=bool(c["trivial_augment"][i]), LearningRate=float(c["learning_rate"][i]),
                              WeightDecay=float(c["weight_decay"][i]))
                 fid = Fidelity(int(c["n"][i]), int(c["w"][i]), float(c["resolution"][i]), int(c["epoch"][i]))
-                rows.append(self._from_table(cfg, fid, [fid.epoch])[fid.epoch])
+                rows.append(self._measured(cfg, fid, [fid.epoch])[fid.epoch])
             return pd.DataFrame(rows, columns=list(self.metrics), index=df.index)
         y = self.predictor.predict(encode_arrays(**c))
         return pd.DataFrame(y, columns=list(self.metrics), index=df.index)
@@ -274,11 +287,16 @@ class Benchmark:
                              np.full(n, cfg.LearningRate), np.full(n, cfg.WeightDecay), np.full(n, fid.N),
                              np.full(n, fid.W), np.full(n, fid.Resolution), np.asarray(epochs))
 
-    def _from_table(self, cfg: Config, fid: Fidelity, epochs: list[int]) -> dict[int, dict[str, float]]:
-        """The run's lowest seed's measured metrics at ``epochs``."""
-        assert self._runs is not None
-        run = self._runs.find(cfg.config_id, fid.N, fid.W, fid.Resolution)
-        curve = self._runs.curve(run)
+    def _measured(self, cfg: Config, fid: Fidelity, epochs: list[int]) -> dict[int, dict[str, float]]:
+        """The measured metrics at ``epochs``: of the table run's lowest seed, or of the live run (trained now
+        unless the live folder holds it that far)."""
+        if self._live is not None:
+            rows = self._live.curve(cfg, fid)
+            curve = np.full((self.max_epochs, len(self._native)), np.nan)
+            curve[rows["epoch"].to_numpy() - 1] = rows[list(self._native)].to_numpy(dtype=float)
+        else:
+            assert self._runs is not None
+            curve = self._runs.curve(self._runs.find(cfg.config_id, fid.N, fid.W, fid.Resolution))
         out = {}
         for e in epochs:
             if not np.isfinite(curve[e - 1, 0]):

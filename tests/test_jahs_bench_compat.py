@@ -243,10 +243,23 @@ def test_examples_run_on_our_task_and_protocol(name: str, capsys: pytest.Capture
         assert {"N", "W", "Resolution", "epoch"} <= set(ns["config"]) and ns["config"]["epoch"] == 10
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(LIVE))
-def test_live_examples_are_refused_clearly(name: str) -> None:
-    with pytest.raises(ValueError, match="kind='live' is not available in this version"):
-        _run(LIVE[name], task="fashion_mnist", epochs=10)
+def test_live_examples_train_for_real(name: str, tiny_data_env: str, tmp_path, monkeypatch: pytest.MonkeyPatch,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """kind="live" on the tiny task (256 images, 2 epochs): the run is trained into ./jahs_bench_data/live/<task>,
+    the original's default data folder, and a second benchmark answers the same query from there."""
+    pytest.importorskip("torch")
+    monkeypatch.chdir(tmp_path)
+    ns = _run(LIVE[name], task=tiny_data_env, epochs=2)
+    live = ns.get("benchmark", ns.get("benchmark_live"))
+    assert live.kind == "live" and live._live.folder == Path("jahs_bench_data") / "live" / live.bundle.task
+    if name == "USAGE_LIVE":
+        trajectory = ns["trajectory"]
+        assert live._live.trained == 1 and 1 <= len(trajectory) <= 2 and "valid-acc" in trajectory[1]
+        assert "Result: {1: {" in capsys.readouterr().out
+        again = jahs_bench.Benchmark(task=tiny_data_env, kind="live")(ns["config"], nepochs=2, full_trajectory=True)
+        assert again == trajectory
 
 
 # ------------------------------------------------------------------------------ the API's parts

@@ -109,3 +109,22 @@ def test_jahs_v0_live_backend_refuses_bad_arguments(tiny_data_env: str, kw: dict
 
     with pytest.raises(ValueError, match=match):
         JAHSEnv(task=tiny_data_env, n_epochs=2, **kw)
+
+
+def test_benchmark_kind_live_answers_from_the_run_it_trained(tiny_data_env: str, tmp_path: Path) -> None:
+    import pandas as pd
+
+    import jahs_gym
+
+    bench = jahs_gym.Benchmark(tiny_data_env, kind="live", save_dir=tmp_path / "data")
+    cfg = {**sample_config(5).as_dict(), "N": 1, "W": 4, "Resolution": 0.25}
+    curve = bench(cfg, nepochs=2, full_trajectory=True)
+    shard = bench._live.shard(*_config_fidelity({"config": sample_config(5).as_dict(),
+                                                 "fidelity": {"N": 1, "W": 4, "Resolution": 0.25, "epoch": 2}}))
+    rows = pd.read_parquet(shard)
+    assert shard.parent.parent == tmp_path / "data" / "live" / bench.bundle.task
+    assert [curve[e]["valid_acc"] for e in (1, 2)] == rows["valid_acc"].tolist()
+    frame = bench.query(pd.DataFrame([{**cfg, "epoch": 1}, {**cfg, "epoch": 2}]))
+    assert frame["valid_acc"].tolist() == rows["valid_acc"].tolist() and bench._live.trained == 1
+    with pytest.raises(ValueError, match="timings='corrected' with kind='live'"):
+        jahs_gym.Benchmark(tiny_data_env, kind="live", save_dir=tmp_path, timings="corrected")
