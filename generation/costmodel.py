@@ -25,17 +25,43 @@ COST_MODEL_PATH = Path(__file__).with_name("cost_model.json")
 
 @dataclass(frozen=True)
 class CostModel:
+    """Seconds per image as ``a + b * MFLOPs + c * MElems``, for training and for evaluation, plus an epoch's
+    fixed overhead (one torch thread, batch 256)."""
+
     train: tuple[float, float, float]  # seconds per training image: a + b * MFLOPs + c * MElems
     evaluate: tuple[float, float, float]  # seconds per evaluated image
     epoch_overhead_s: float = 0.05
 
     def seconds(self, mflops: float, melems: float, n_train: int, n_eval: int, epochs: int) -> float:
+        """Predicted core-seconds of one task.
+
+        Args:
+            mflops: The network's MFLOPs for one image (:func:`cost_features`).
+            melems: Its output elements of every layer for one image, in millions.
+            n_train: Training images per epoch.
+            n_eval: Evaluated images per epoch (validation plus test).
+            epochs: Epochs trained.
+
+        Returns:
+            Seconds to train and evaluate the task on one core.
+        """
         tr = self.train[0] + self.train[1] * mflops + self.train[2] * melems
         ev = self.evaluate[0] + self.evaluate[1] * mflops + self.evaluate[2] * melems
         return epochs * (max(tr, 1e-6) * n_train + max(ev, 1e-7) * n_eval + self.epoch_overhead_s)
 
     @classmethod
     def load(cls, path: Path | None = None) -> CostModel:
+        """The cost model :func:`measure` wrote.
+
+        Args:
+            path: Its JSON file (default: ``generation/cost_model.json``).
+
+        Returns:
+            The model.
+
+        Raises:
+            FileNotFoundError: The file is missing; the message names the command that writes it.
+        """
         path = COST_MODEL_PATH if path is None else path
         if not path.exists():
             raise FileNotFoundError(f"{path} is missing; measure it with `python -m generation costmodel`")
@@ -44,7 +70,18 @@ class CostModel:
 
 
 def cost_features(config, n: int, w: int, px: int, channels: int = 1) -> tuple[float, float]:  # noqa: ANN001
-    """(MFLOPs, MElems) of the network for one image (built on the CPU, tiny forward passes)."""
+    """The cost features of a network (built on the CPU, measured with tiny forward passes).
+
+    Args:
+        config: A :class:`jahs_gym.space.Config`.
+        n: Cells per stage.
+        w: Channels of the first stage.
+        px: Image side in pixels.
+        channels: Input channels.
+
+    Returns:
+        ``(MFLOPs, MElems)`` for one image.
+    """
     from generation.network import JAHSNetwork, count_melems, count_mflops
 
     net = JAHSNetwork(config, n, w, channels)
@@ -62,6 +99,18 @@ def _fit(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
 
 def measure(task: str = "fashion_mnist", configs_per_fidelity: int = 3, n_images: int = 768, seed: int = 0,
             out: Path | None = None) -> CostModel:
+    """Measure this machine: train random configs one epoch at every (N, W, Resolution) and fit the model.
+
+    Args:
+        task: The dataset to measure on.
+        configs_per_fidelity: Random configs trained per fidelity.
+        n_images: Training (and validation) images per measurement.
+        seed: Seed of the sampled configs.
+        out: Where to write the JSON (default: ``generation/cost_model.json``).
+
+    Returns:
+        The fitted model (also written to ``out`` with its samples and relative errors).
+    """
     import torch
     from tqdm import tqdm
 

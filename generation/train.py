@@ -42,6 +42,18 @@ class TaskSpec:
 
     @staticmethod
     def make_id(config: Config, n: int, w: int, resolution: float, seed: int) -> str:
+        """The task's id, also its shard's file name (``jahs_gym.live.task_id``).
+
+        Args:
+            config: The config.
+            n: N of the fidelity.
+            w: W of the fidelity.
+            resolution: Resolution of the fidelity.
+            seed: The training seed.
+
+        Returns:
+            ``<config_id>-<fidelity_id>-s<seed>``.
+        """
         return task_id(config, n, w, resolution, seed)
 
 
@@ -53,6 +65,15 @@ def _mix(*xs: int) -> int:
 
 
 def build_model(spec: TaskSpec, data: TaskData) -> JAHSNetwork:
+    """The network a task trains.
+
+    Args:
+        spec: The task.
+        data: Its dataset (channels and classes).
+
+    Returns:
+        A freshly initialised network (seed it first for reproducible weights).
+    """
     return JAHSNetwork(spec.config, spec.N, spec.W, data.channels, N_CLASSES[data.protocol.task])
 
 
@@ -86,7 +107,14 @@ def _atomic_save(obj: Any, path: Path) -> None:
 
 
 def add_epoch_started(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Rows that predate ``epoch_started`` get NaN there (when they ran was not recorded)."""
+    """Rows that predate ``epoch_started`` get NaN there (when they ran was not recorded).
+
+    Args:
+        rows: A task's rows.
+
+    Returns:
+        The rows, each with ``epoch_started``.
+    """
     return [r if "epoch_started" in r else {**r, "epoch_started": float("nan")} for r in rows]
 
 
@@ -94,6 +122,12 @@ def add_cpu_runtime(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Fill ``cpu_runtime`` where rows predate it: epoch wall seconds x cpu_percent / 100, accumulated.
 
     Exact, because cpu_percent was measured over the same window as the epoch's wall seconds.
+
+    Args:
+        rows: A task's rows, in epoch order.
+
+    Returns:
+        The rows, each with ``cpu_runtime``.
     """
     if not rows or "cpu_runtime" in rows[0]:
         return rows
@@ -125,7 +159,24 @@ def _load_checkpoint(path: Path, task_id: str) -> dict | None:
 
 def train_task(spec: TaskSpec, data: TaskData, epochs: int | None = None, checkpoint: Path | None = None,
                rank: int = 0, channels_last: bool | None = None) -> list[dict[str, Any]]:
-    """Train ``spec`` for ``epochs`` (default: the protocol's max) and return one row per epoch."""
+    """Train a task; resumable from its checkpoint with the same numbers.
+
+    Args:
+        spec: The task.
+        data: Its dataset under the plan's protocol.
+        epochs: Epochs to train (default: the protocol's max; the cosine schedule always spans the max).
+        checkpoint: Per-epoch checkpoint file: a partial run continues from it (an unusable one restarts the
+            task with a warning).
+        rank: The MPI rank (recorded in the rows).
+        channels_last: Train in channels-last memory format (default: on).
+
+    Returns:
+        One row per trained epoch with every column of ``jahs_gym.metrics.TABLE_COLUMNS`` (fewer rows if the
+        run diverged).
+
+    Raises:
+        ValueError: ``epochs`` outside 1..the protocol's max epochs.
+    """
     p = data.protocol
     epochs = p.max_epochs if epochs is None else epochs
     if not 1 <= epochs <= p.max_epochs:

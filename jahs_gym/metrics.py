@@ -84,7 +84,14 @@ class SchemaError(ValueError):
 
 
 def validate_table(df: Any) -> None:
-    """Raise :class:`SchemaError` naming every missing column, wrong dtype or out-of-bounds value."""
+    """Check a table against :data:`TABLE_COLUMNS` and the metrics' bounds.
+
+    Args:
+        df: A pandas DataFrame of table rows.
+
+    Raises:
+        SchemaError: Naming every missing column, wrong dtype, out-of-bounds value and unknown status at once.
+    """
     import pandas as pd
 
     problems: list[str] = []

@@ -43,16 +43,41 @@ class Protocol:
 
     @property
     def native_px(self) -> int:
+        """The task's native image side in pixels (28 for the MNISTs, 32 for the others)."""
         return NATIVE_PX[self.task]
 
     def pixels(self, resolution: float) -> int:
+        """The image side a fidelity trains at.
+
+        Args:
+            resolution: The fidelity's Resolution (0.25, 0.5, 1.0).
+
+        Returns:
+            ``round(native_px * resolution)``, at least 4 pixels.
+        """
         return max(4, round(self.native_px * resolution))
 
     def as_dict(self) -> dict[str, Any]:
+        """The protocol as a JSON-ready dict (what plans and manifests store).
+
+        Returns:
+            Every field by name.
+        """
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Protocol:
+        """The protocol a plan or manifest stored.
+
+        Args:
+            data: Field names to values, as :meth:`as_dict` wrote them.
+
+        Returns:
+            The validated protocol.
+
+        Raises:
+            ValueError: An unknown key (naming it and the allowed ones), or a value the fields do not allow.
+        """
         allowed = [f.name for f in fields(cls)]
         unknown = [k for k in data if k not in allowed]
         if unknown:

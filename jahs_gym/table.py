@@ -31,6 +31,15 @@ class RunTable:
     ``timings="corrected"`` divides cpu_runtime, runtime and latency by each task's speed factor (the
     machine's drift over hours, ``generation.fit``), so they are at the training machine's median speed, as
     the surrogate predicts them; ``"measured"`` keeps them as measured.
+
+    Args:
+        bundle: A bundle that ships its table (``fit --ship-table``).
+        metrics: The metric columns to hold, in this order.
+        timings: ``"measured"`` or ``"corrected"``.
+
+    Raises:
+        ValueError: An unknown ``timings``, a metric the table lacks, or epochs outside the protocol's.
+        FileNotFoundError: The bundle ships no table (or, for ``"corrected"``, no speed factors).
     """
 
     def __init__(self, bundle: Bundle, metrics: Sequence[str], timings: str = "measured") -> None:
@@ -96,7 +105,21 @@ class RunTable:
         return len(self._index)
 
     def find(self, config_id: str, n: int, w: int, resolution: float) -> int:
-        """The run index of a (config, fidelity); one ``KeyError`` saying what the table has instead."""
+        """The run index of a (config, fidelity).
+
+        Args:
+            config_id: :attr:`jahs_gym.space.Config.config_id` of the config.
+            n: N of the fidelity.
+            w: W of the fidelity.
+            resolution: Resolution of the fidelity.
+
+        Returns:
+            The run's index (the first axis of :attr:`curves`).
+
+        Raises:
+            KeyError: The table has no such run; the message lists the fidelities the config was trained at, or
+                says the config is not in the table.
+        """
         i = self._index.get((config_id, n, w, float(resolution)))
         if i is not None:
             return i
@@ -108,11 +131,26 @@ class RunTable:
                        "fidelity) runs); use kind='surrogate', or a config from bench.table_configs()")
 
     def curve(self, run: int, slot: int = 0) -> np.ndarray:
-        """(max_epochs, metrics) of one seed of a run (NaN past its last epoch)."""
+        """One seed's learning curve.
+
+        Args:
+            run: The run's index.
+            slot: The seed slot (0: the run's lowest seed).
+
+        Returns:
+            A read-only (max_epochs, metrics) array, NaN past the seed's last epoch.
+        """
         return self.curves[run, slot]
 
     def config(self, run: int) -> dict[str, Any]:
-        """The run's config and fidelity as a JAHS-Bench-201 dict."""
+        """The run's config and fidelity.
+
+        Args:
+            run: The run's index.
+
+        Returns:
+            A JAHS-Bench-201 dict: the config keys plus N, W and Resolution, as Python scalars.
+        """
         c = self.configs.iloc[run].to_dict()
         f = self.fidelities.iloc[run].to_dict()
         return {**{k: (v.item() if hasattr(v, "item") else v) for k, v in c.items()},
@@ -136,5 +174,14 @@ def _corrected(bundle: Bundle, df: pd.DataFrame) -> pd.DataFrame:
 
 @functools.lru_cache(maxsize=8)
 def run_table(bundle: Bundle, metrics: tuple[str, ...], timings: str) -> RunTable:
-    """One read-only :class:`RunTable` per (bundle, metrics, timings) in a process."""
+    """The process's one read-only :class:`RunTable` per (bundle, metrics, timings).
+
+    Args:
+        bundle: A bundle that ships its table.
+        metrics: The metric columns, in order.
+        timings: ``"measured"`` or ``"corrected"``.
+
+    Returns:
+        A cached :class:`RunTable` (built on the first call).
+    """
     return RunTable(bundle, metrics, timings)

@@ -20,13 +20,33 @@ LOGIT_EPS = 1e-3  # percent: logit of an accuracy of 0 % or 100 % is taken at 0.
 
 
 def check(transform: str) -> str:
+    """A transform's name, checked.
+
+    Args:
+        transform: One of :data:`TRANSFORMS`.
+
+    Returns:
+        ``transform`` unchanged.
+
+    Raises:
+        ValueError: It is not one of :data:`TRANSFORMS`.
+    """
     if transform not in CODES:
         raise ValueError(f"transform {transform!r} is not known; allowed: {list(TRANSFORMS)}")
     return transform
 
 
 def forward(transform: str, v: np.ndarray) -> np.ndarray:
-    """The fitted space of metric values ``v`` (arrays)."""
+    """Metric values in the fitted space.
+
+    Args:
+        transform: One of :data:`TRANSFORMS`.
+        v: Metric values (an array, or anything numpy takes).
+
+    Returns:
+        The transformed values as float64: log floored at :data:`LOG_FLOOR`, log1p of values floored at 0, logit
+        of percentages clipped to [:data:`LOGIT_EPS`, 100 - :data:`LOGIT_EPS`].
+    """
     if transform == "log":
         return np.log(np.maximum(v, LOG_FLOOR))
     if transform == "log1p":
@@ -39,7 +59,15 @@ def forward(transform: str, v: np.ndarray) -> np.ndarray:
 
 
 def inverse(transform: str, y: np.ndarray) -> np.ndarray:
-    """Metric units of fitted-space values ``y`` (arrays)."""
+    """Fitted-space values back in metric units (the inverse of :func:`forward`).
+
+    Args:
+        transform: One of :data:`TRANSFORMS`.
+        y: Fitted-space values (an array).
+
+    Returns:
+        The values in metric units; a logit maps into (0, 100) percent whatever its size.
+    """
     if transform == "log":
         return np.exp(y)
     if transform == "log1p":
@@ -52,7 +80,15 @@ def inverse(transform: str, y: np.ndarray) -> np.ndarray:
 
 
 def forward_scalar(transform: str, v: float) -> float:
-    """:func:`forward` of one float, without numpy (hot paths); NaN stays NaN, as in :func:`forward`."""
+    """:func:`forward` of one float, without numpy (the env's hot path).
+
+    Args:
+        transform: One of :data:`TRANSFORMS`.
+        v: One metric value; NaN stays NaN, as in :func:`forward`.
+
+    Returns:
+        The transformed value.
+    """
     if v != v:
         check(transform)
         return v

@@ -49,9 +49,22 @@ class ActionCodec:
 
     def __init__(self, action_type: str, n_lr: int, n_wd: int, n_epochs: int, n_arms: int, arm_seed: int,
                  runs: list[np.ndarray] | None = None) -> None:
-        """``runs``: the 13 decoded columns of an arm backend's runs (the table's trained (config, fidelity)
-        pairs); the action then picks a run and an epoch index: ``MultiDiscrete([runs, n_epochs])`` or
-        ``Discrete(runs * n_epochs)`` (action ``run * n_epochs + epoch index``)."""
+        """Make the action space and its value tables.
+
+        Args:
+            action_type: One of :data:`ACTION_TYPES` (:data:`ARM_ACTION_TYPES` with ``runs``).
+            n_lr: Values on the LearningRate log grid.
+            n_wd: Values on the WeightDecay log grid.
+            n_epochs: Size of the epoch grid.
+            n_arms: The ``"discrete"`` type's pool of (config, fidelity, epoch index) arms.
+            arm_seed: Seed of that pool (>= 0).
+            runs: The 13 decoded columns of an arm backend's runs (the table's trained (config, fidelity) pairs);
+                the action then picks a run and an epoch index: ``MultiDiscrete([runs, n_epochs])`` or
+                ``Discrete(runs * n_epochs)`` (action ``run * n_epochs + epoch index``).
+
+        Raises:
+            ValueError: A bad argument, naming it and what is allowed.
+        """
         if action_type not in ACTION_TYPES:
             raise ValueError(f"action_type={action_type!r} is not allowed; allowed: {list(ACTION_TYPES)}")
         if runs is not None and action_type not in ARM_ACTION_TYPES:
@@ -109,7 +122,19 @@ class ActionCodec:
 
     # ------------------------------------------------------------------------------------ decoding
     def decode(self, action: Any) -> list:
-        """One action -> 14 Python scalars; one ``ValueError`` naming the bad entry if it is not in the space."""
+        """Decode one action.
+
+        Args:
+            action: An element of :attr:`space`.
+
+        Returns:
+            The 14 components (:data:`COMPONENTS`) as Python scalars, and the run's index as a 15th on an arm
+            backend.
+
+        Raises:
+            ValueError: The action is not in the space (outside it, NaN, wrong shape or dtype), naming the bad
+                entry.
+        """
         t = self.type
         if self.runs is not None:
             run, e = self._run_action(action)
@@ -132,7 +157,19 @@ class ActionCodec:
         return [c[0].item() for c in self.decode_batch(batch, 1, single=True)]
 
     def decode_batch(self, actions: Any, n: int, single: bool = False) -> list[np.ndarray]:
-        """``n`` actions (the batched space's sample) -> 14 arrays of length ``n`` (15 with a table's arms)."""
+        """Decode a batch of actions.
+
+        Args:
+            actions: ``n`` actions, as the batched space holds them.
+            n: The batch size.
+            single: The batch wraps one action of :meth:`decode` (its errors then speak of one action).
+
+        Returns:
+            14 arrays of length ``n`` (:data:`COMPONENTS`), 15 with a table's arms (the run's index last).
+
+        Raises:
+            ValueError: An action is not in the space, naming the first bad entry.
+        """
         t = self.type
         if self.runs is not None:
             run, e = self._run_actions(actions, n)

@@ -23,7 +23,16 @@ def _mix(x: np.ndarray) -> np.ndarray:
 
 
 def run_hash(episode_keys: np.ndarray, cols: list) -> np.ndarray:
-    """Hash of each row's episode key and run (decoded columns 0..12: the config and N, W, Resolution)."""
+    """One hash per row of its episode's key and its run.
+
+    Args:
+        episode_keys: uint64 keys, one per row (drawn at reset).
+        cols: Decoded action columns (:data:`jahs_gym.envs.codec.COMPONENTS`); columns 0..12, the config and
+            N, W, Resolution, name the run (the epoch does not).
+
+    Returns:
+        A uint64 array, one hash per row.
+    """
     h = np.asarray(episode_keys, dtype=np.uint64)
     for c in cols[:13]:
         c = np.asarray(c)
@@ -34,7 +43,15 @@ def run_hash(episode_keys: np.ndarray, cols: list) -> np.ndarray:
 
 
 def normals(h: np.ndarray, n_metrics: int) -> np.ndarray:
-    """(rows, n_metrics) standard normals from run hashes (Box-Muller on two hashed uniforms)."""
+    """Standard normals from run hashes (Box-Muller on two hashed uniforms).
+
+    Args:
+        h: uint64 run hashes (:func:`run_hash`), one per row.
+        n_metrics: Normals per row.
+
+    Returns:
+        A (rows, n_metrics) float64 array.
+    """
     j = np.arange(1, n_metrics + 1, dtype=np.uint64)
     a = _mix(h[:, None] ^ j)
     b = _mix(a)

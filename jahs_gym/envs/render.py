@@ -9,7 +9,17 @@ _BG, _AXIS, _CURVE, _DOT = (255, 255, 255), (80, 80, 80), (31, 119, 180), (214, 
 
 
 def text(history: list, steps: int, budget: float, over: bool) -> str:
-    """One line about the last step of an episode."""
+    """The ``"ansi"`` rendering: one line about the last step of an episode.
+
+    Args:
+        history: ``(cumulative_cost, incumbent_valid_acc, valid_acc, cost)`` per revealed evaluation.
+        steps: Steps taken.
+        budget: The episode's budget in simulated seconds.
+        over: Whether the last step went over the budget.
+
+    Returns:
+        The line, e.g. ``step 1: valid 44.53% cost 5.4s budget 5/1663s incumbent 44.53%``.
+    """
     if over:
         return f"step {steps}: over budget, not revealed"
     if not history:
@@ -20,8 +30,16 @@ def text(history: list, steps: int, budget: float, over: bool) -> str:
 
 
 def frame(history: list, budget: float) -> np.ndarray:
-    """(HEIGHT, WIDTH, 3) uint8: the incumbent's validation accuracy (0-100 %, blue) against the budget spent
-    (0-100 %), and the last evaluation's validation accuracy (red dot)."""
+    """The ``"rgb_array"`` rendering, drawn with numpy.
+
+    Args:
+        history: ``(cumulative_cost, incumbent_valid_acc, valid_acc, cost)`` per revealed evaluation.
+        budget: The episode's budget in simulated seconds.
+
+    Returns:
+        A (HEIGHT, WIDTH, 3) uint8 frame: the incumbent's validation accuracy (0-100 %, blue) against the budget
+        spent (0-100 %), and the last evaluation's validation accuracy (red dot).
+    """
     img = np.empty((HEIGHT, WIDTH, 3), dtype=np.uint8)
     img[:] = _BG
     x0, x1, y0, y1 = MARGIN, WIDTH - MARGIN, HEIGHT - MARGIN, MARGIN  # y0: the bottom row (0 %)

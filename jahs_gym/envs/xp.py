@@ -21,23 +21,70 @@ class Scalar:
 
     @staticmethod
     def where(cond: bool, a: Any, b: Any) -> Any:
+        """``np.where`` on scalars.
+
+        Args:
+            cond: The condition.
+            a: The value where it holds.
+            b: The value where it does not.
+
+        Returns:
+            ``a if cond else b``.
+        """
         return a if cond else b
 
     @staticmethod
     def minimum(a: float, b: float) -> float:
+        """``np.minimum`` on scalars.
+
+        Args:
+            a: A number.
+            b: A number.
+
+        Returns:
+            The smaller one.
+        """
         return a if a < b else b
 
     @staticmethod
     def maximum(a: float, b: float) -> float:
+        """``np.maximum`` on scalars.
+
+        Args:
+            a: A number.
+            b: A number.
+
+        Returns:
+            The larger one.
+        """
         return a if a > b else b
 
     @staticmethod
     def clip(v: float, lo: float, hi: float) -> float:
+        """``np.clip`` on scalars.
+
+        Args:
+            v: The value.
+            lo: The lower bound.
+            hi: The upper bound.
+
+        Returns:
+            ``v`` clipped to [lo, hi].
+        """
         return lo if v < lo else hi if v > hi else v
 
     @staticmethod
     def where_cols(cond: bool, cols: list, old: list) -> list:
-        """``where`` over a list of columns (a decoded action)."""
+        """``where`` over a list of columns (a decoded action).
+
+        Args:
+            cond: The condition.
+            cols: The columns where it holds.
+            old: The columns where it does not.
+
+        Returns:
+            ``cols if cond else old``.
+        """
         return cols if cond else old
 
 
@@ -52,6 +99,16 @@ class Array:
 
     @staticmethod
     def where_cols(cond: np.ndarray, cols: list, old: list) -> list:
+        """``np.where`` column by column (a batch of decoded actions).
+
+        Args:
+            cond: One bool per sub-environment.
+            cols: The columns where it holds.
+            old: The columns where it does not.
+
+        Returns:
+            One array per column.
+        """
         return [np.where(cond, c, o) for c, o in zip(cols, old)]
 
 
