@@ -73,7 +73,7 @@ def cost_features(config, n: int, w: int, px: int, channels: int = 1) -> tuple[f
     """The cost features of a network (built on the CPU, measured with tiny forward passes).
 
     Args:
-        config: A :class:`jahs_gym.space.Config`.
+        config (jahs_gym.space.Config): The config.
         n: Cells per stage.
         w: Channels of the first stage.
         px: Image side in pixels.
