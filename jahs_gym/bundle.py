@@ -158,7 +158,7 @@ class Bundle:
 @functools.lru_cache(maxsize=32)
 def _predictor(folder: Path, digest: str, metrics: tuple[str, ...], backend: str | None) -> Any:
     """One ForestPredictor per (bundle, metrics, backend) per process: built from the manifest of ``digest``
-    and the model bytes it lists (each hashed as read), every tree checked (``predictor._layout_tree``)."""
+    and the model bytes it lists (each hashed as read), every tree checked (``xgb_model.layout_tree``)."""
     from jahs_gym.predictor import ForestPredictor, ModelError, parse_booster_json, read_booster_json
     from jahs_gym.space import N_FEATURES
 
