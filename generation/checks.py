@@ -25,6 +25,11 @@ class Limit:
     hi_open: bool = False
 
     def allowed(self) -> str:
+        """What the limit allows, in words.
+
+        Returns:
+            E.g. ``"an integer >= 0"``, ``"a finite number in [0, 1)"``.
+        """
         what = "an integer" if self.kind is int else "a finite number"
         lo = None if self.lo is None else f"{'>' if self.lo_open else '>='} {self.lo:g}"
         hi = None if self.hi is None else f"{'<' if self.hi_open else '<='} {self.hi:g}"
@@ -35,6 +40,14 @@ class Limit:
         return " ".join(x for x in (what, lo or hi) if x)
 
     def ok(self, value: object) -> bool:
+        """Whether a value is allowed.
+
+        Args:
+            value: Any object.
+
+        Returns:
+            True for a value of the kind (an int for ``int``, never a bool), finite and within the bounds.
+        """
         if isinstance(value, bool) or not isinstance(value, numbers.Integral if self.kind is int else numbers.Real):
             return False
         v = float(value)
@@ -45,13 +58,35 @@ class Limit:
         return self.hi is None or (v < self.hi if self.hi_open else v <= self.hi)
 
     def check(self, name: str, value: object, error: type[Exception] = ValueError) -> int | float:
-        """``value`` (as int or float) when allowed; otherwise ``error`` naming it and what is allowed."""
+        """The value when it is allowed.
+
+        Args:
+            name: How the message names the value (a parameter or option name).
+            value: The value to check.
+            error: The exception class raised for a value that is not allowed.
+
+        Returns:
+            ``value`` as an int (``kind`` int) or a float.
+
+        Raises:
+            error: ``"name=value: allowed: ..."`` when the value is not allowed.
+        """
         if not self.ok(value):
             raise error(f"{name}={value!r}: allowed: {self.allowed()}")
         return int(value) if self.kind is int else float(value)
 
     def __call__(self, text: str) -> int | float:
-        """argparse ``type``: parse the command-line text and check it."""
+        """Parse and check a command-line value (the argparse ``type`` form).
+
+        Args:
+            text: The command-line text.
+
+        Returns:
+            The parsed value.
+
+        Raises:
+            argparse.ArgumentTypeError: Text that does not parse, or a value that is not allowed.
+        """
         try:
             value = self.kind(text)
         except ValueError:

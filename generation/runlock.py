@@ -25,6 +25,12 @@ class RunLocked(PlanError):
     """Another process runs this folder. ``echo``: False on the MPI ranks that are not rank 0 (one message)."""
 
     def __init__(self, message: str, echo: bool = True) -> None:
+        """A refusal to run a folder another runner holds.
+
+        Args:
+            message: Who holds the folder, and what to do.
+            echo: Whether this process prints the refusal.
+        """
         super().__init__(message)
         self.echo = echo
 
@@ -33,10 +39,23 @@ class RunLock:
     """``with RunLock(run_dir):`` holds the folder's lock, or raises :class:`RunLocked` naming the holder."""
 
     def __init__(self, run_dir: Path) -> None:
+        """The lock of a run folder (not taken yet).
+
+        Args:
+            run_dir: The run folder; the lock is its ``run.lock``.
+        """
         self.path = Path(run_dir) / LOCK_FILE
         self._f: IO[str] | None = None
 
     def acquire(self) -> RunLock:
+        """Take the lock (without waiting) and write this process's pid, host, start time and command into it.
+
+        Returns:
+            This lock, held.
+
+        Raises:
+            RunLocked: Another open file holds it (another runner), naming that runner.
+        """
         f = open(self.path, "a+")  # noqa: SIM115 -- held open for as long as the lock is held
         try:
             fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -61,6 +80,7 @@ class RunLock:
         return self
 
     def release(self) -> None:
+        """Let the lock go (the file stays; the next runner overwrites its contents)."""
         if self._f is not None:
             fcntl.flock(self._f.fileno(), fcntl.LOCK_UN)
             self._f.close()

@@ -45,6 +45,7 @@ class ShardCheck:
 
     @property
     def ok(self) -> bool:
+        """True when the shard has no problems."""
         return not self.problems
 
 
@@ -53,7 +54,14 @@ def _native(v: object) -> object:
 
 
 def derive_cpu_runtime(df: pd.DataFrame) -> pd.DataFrame:
-    """A shard from before cpu_runtime was recorded, with it derived from runtime x cpu_percent."""
+    """Derive cpu_runtime of rows from before it was recorded (runtime x cpu_percent, accumulated).
+
+    Args:
+        df: Rows of one or more runs without a cpu_runtime column.
+
+    Returns:
+        The rows, sorted by task and epoch, with cpu_runtime.
+    """
     from generation.train import add_cpu_runtime
 
     df = df.sort_values(["task_id", "epoch"])
@@ -174,8 +182,14 @@ def check_shards(items: list[tuple[Path, PlannedTask | None]], protocol: Protoco
     """Check shards: readable, the table's schema and bounds, one run whose config is in the space and whose ids
     match its file name, epochs 1..k with finite metrics (NaN only where it diverged).
 
-    With ``protocol``, each run has all ``max_epochs`` epochs (fewer only when it diverged) of that task; with a
-    task next to its path, it is that planned task (config, fidelity, seed).
+    Args:
+        items: (shard path, its planned task or None) pairs; with a task, the shard must be that task's run
+            (config, fidelity, seed).
+        protocol: The plan's protocol: each run has all its ``max_epochs`` epochs (fewer only when it diverged)
+            of its task. None: epoch counts and the task are not checked.
+
+    Returns:
+        One :class:`ShardCheck` per item, in order.
     """
     checks = [ShardCheck(Path(p)) for p, _ in items]
     frames = [_read(c) for c in checks]
@@ -200,15 +214,32 @@ def check_shards(items: list[tuple[Path, PlannedTask | None]], protocol: Protoco
 
 
 def check_shard(path: Path, task: PlannedTask | None = None, protocol: Protocol | None = None) -> ShardCheck:
-    """:func:`check_shards` for one shard."""
+    """:func:`check_shards` for one shard.
+
+    Args:
+        path: The shard.
+        task: Its planned task, or None.
+        protocol: The plan's protocol, or None.
+
+    Returns:
+        Its :class:`ShardCheck`.
+    """
     return check_shards([(Path(path), task)], protocol)[0]
 
 
 def check_run_shards(run_dir: Path, tasks: dict[str, PlannedTask] | None, protocol: Protocol | None
                      ) -> list[ShardCheck]:
-    """Check every ``run_dir/shards/*.parquet`` against the plan's tasks (None: no plan, each shard on its own).
+    """Check every ``run_dir/shards/*.parquet`` against a plan.
 
-    A shard whose name is not a planned task id fails with that reason (a shard of another plan)."""
+    Args:
+        run_dir: The run folder.
+        tasks: The plan's tasks by id (None: no plan, each shard checked on its own). A shard whose name is not
+            a planned task id fails with that reason (a shard of another plan).
+        protocol: The plan's protocol, or None.
+
+    Returns:
+        One :class:`ShardCheck` per shard, in file-name order.
+    """
     files = sorted((Path(run_dir) / "shards").glob("*.parquet"))
     known = [f for f in files if tasks is None or f.stem in tasks]
     checked = dict(zip(known, check_shards([(f, tasks[f.stem] if tasks else None) for f in known], protocol)))
@@ -218,7 +249,14 @@ def check_run_shards(run_dir: Path, tasks: dict[str, PlannedTask] | None, protoc
 
 
 def reject(check: ShardCheck) -> Path:
-    """Move a failed shard to ``shards/rejected/<name>.<time>.parquet`` next to a ``.json`` of its problems."""
+    """Move a failed shard to ``shards/rejected/<name>.<time>.parquet`` next to a ``.json`` of its problems.
+
+    Args:
+        check: The failed shard's check.
+
+    Returns:
+        Where the shard is now.
+    """
     folder = check.path.parent / REJECTED
     folder.mkdir(exist_ok=True)
     stamp = time.strftime("%Y%m%dT%H%M%S")
