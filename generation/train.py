@@ -139,8 +139,10 @@ def add_cpu_runtime(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def _load_checkpoint(path: Path, task_id: str) -> dict | None:
-    """The checkpoint's state, or None when there is none or it cannot be used (then the task restarts)."""
+def _load_checkpoint(path: Path, task_id: str, protocol: dict[str, Any] | None = None) -> dict | None:
+    """The checkpoint's state, or None when there is none or it cannot be used (then the task restarts): another
+    task's, or one written under another protocol (a plan replaced by hand; checkpoints older than this record
+    have no protocol and are taken as they are)."""
     if not path.exists():
         return None
     try:
@@ -149,6 +151,8 @@ def _load_checkpoint(path: Path, task_id: str) -> dict | None:
             state = torch.load(path, weights_only=True)
         if state["task_id"] != task_id:
             raise ValueError(f"it belongs to {state['task_id']}")
+        if protocol is not None and state.get("protocol", protocol) != protocol:
+            raise ValueError(f"it was trained under protocol {state['protocol']}, not {protocol}")
         return state
     except Exception as e:  # corrupted, truncated or foreign: train from scratch, loudly
         warnings.warn(f"checkpoint {path} is unusable ({type(e).__name__}: {str(e)[:200]}); "
@@ -195,7 +199,7 @@ def train_task(spec: TaskSpec, data: TaskData, epochs: int | None = None, checkp
                           weight_decay=cfg.WeightDecay)
     rows: list[dict[str, Any]] = []
     start_epoch, runtime, cpu_runtime = 0, 0.0, 0.0
-    state = _load_checkpoint(checkpoint, spec.task_id) if checkpoint is not None else None
+    state = _load_checkpoint(checkpoint, spec.task_id, p.as_dict()) if checkpoint is not None else None
     if state is not None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
@@ -274,7 +278,8 @@ def train_task(spec: TaskSpec, data: TaskData, epochs: int | None = None, checkp
             "FLOPS": mflops, "size_MB": nparams / 1e6, "n_params": float(nparams), "epoch_started": started,
         })
         if checkpoint is not None:
-            _atomic_save({"task_id": spec.task_id, "model": model.state_dict(), "optimizer": opt.state_dict(),
+            _atomic_save({"task_id": spec.task_id, "protocol": p.as_dict(), "model": model.state_dict(),
+                          "optimizer": opt.state_dict(),
                           "rows": rows, "epoch": epoch + 1, "runtime": runtime}, checkpoint)
         if status != "ok":
             break

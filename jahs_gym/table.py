@@ -11,6 +11,7 @@ epoch). Runs are numbered in the order the table first lists them.
 from __future__ import annotations
 
 import functools
+import io
 from collections.abc import Sequence
 from typing import Any
 
@@ -49,7 +50,7 @@ class RunTable:
         if path is None:
             raise FileNotFoundError(f"the {bundle.task} bundle ships no table; refit it with "
                                     "`python -m generation fit TABLE -o BUNDLE --ship-table`")
-        df = pd.read_parquet(path)
+        df = pd.read_parquet(io.BytesIO(bundle.read_file(bundle.manifest.table.file)))  # hashed as read
         missing = [m for m in metrics if m not in df.columns]
         if missing:
             raise ValueError(f"the {bundle.task} table lacks metric column(s) {missing}")
@@ -164,7 +165,7 @@ def _corrected(bundle: Bundle, df: pd.DataFrame) -> pd.DataFrame:
         raise FileNotFoundError(f"the {bundle.task} bundle ships no speed factors, so its table has measured "
                                 "timings only; use timings='measured', or refit it with `python -m generation fit "
                                 "TABLE -o BUNDLE --ship-table` (with the speed correction on)")
-    sf = pd.read_parquet(path).set_index("task_id")
+    sf = pd.read_parquet(io.BytesIO(bundle.read_file(bundle.manifest.table.speed_factors))).set_index("task_id")
     df = df.copy()
     for m in sf.columns:
         if m in df.columns:

@@ -192,6 +192,14 @@ def test_models_are_hashed_as_they_are_read(bundle: Path) -> None:
     with pytest.raises(BundleError, match=r"models/valid_acc.ubj is corrupted \(sha256 mismatch\)"):
         b.predictor(("valid_acc",))
 
+    # the table and its speed factors too (read long after the bundle was checked, by kind="table" and the env)
+    from jahs_gym.table import RunTable
+
+    for rel, timings in (("speed_factors.parquet", "corrected"), ("table.parquet", "measured")):
+        (bundle / rel).write_bytes((bundle / rel).read_bytes()[:-8] + b"\0" * 8)
+        with pytest.raises(BundleError, match=rf"{rel} is corrupted \(sha256 mismatch\)"):
+            RunTable(b, ("valid_acc",), timings)
+
 
 def test_the_predictor_is_built_from_the_manifest_it_was_asked_for(bundle: Path) -> None:
     b = Bundle(bundle)

@@ -383,6 +383,19 @@ def test_a_checkpoint_from_before_epoch_started_resumes(data: TaskData, tmp_path
     assert np.isnan(rows[0]["epoch_started"]) and rows[1]["epoch_started"] > 0
 
 
+
+def test_a_checkpoint_from_another_protocol_is_not_resumed(data: TaskData, tmp_path: Path) -> None:
+    spec, ck = _spec(Config(2, 0, 3, 2, 4, 2)), tmp_path / "ck.pt"
+    train_task(spec, data, epochs=1, checkpoint=ck)
+    state = torch.load(ck, weights_only=True)
+    assert state["protocol"] == PROTO.as_dict()
+    state["protocol"] = {**state["protocol"], "max_epochs": PROTO.max_epochs + 1}  # a plan replaced by hand
+    state["rows"][0]["valid_acc"] = -1.0
+    torch.save(state, ck)
+    with pytest.warns(UserWarning, match="trained under protocol"):
+        rows = train_task(spec, data, epochs=1, checkpoint=ck)
+    assert rows[0]["valid_acc"] >= 0  # trained again, not resumed
+
 @pytest.mark.slow
 def test_a_fatal_error_on_one_rank_ends_every_rank(tmp_path: Path) -> None:
     from jahs_gym.protocol import Protocol
