@@ -24,9 +24,9 @@ from typing import Any
 
 import pandas as pd
 
-from jahs_gym.live import LIVE_PROTOCOL_FILE, task_id
+from jahs_gym.live import LIVE_PROTOCOL_FILE
 from jahs_gym.protocol import Protocol
-from jahs_gym.space import Config, Fidelity
+from jahs_gym.space import Config, Fidelity, task_id
 
 
 def _claim_protocol(folder: Path, protocol: Protocol) -> None:

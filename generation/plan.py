@@ -20,7 +20,7 @@ import pandas as pd
 from generation.checks import NON_NEGATIVE, POSITIVE, Limit
 from generation.costmodel import CostModel
 from jahs_gym.protocol import Protocol
-from jahs_gym.space import Config, Fidelity, SpaceError, all_fidelities, fidelity_id, sample_configs
+from jahs_gym.space import Config, Fidelity, SpaceError, all_fidelities, fidelity_id, sample_configs, task_id
 
 PLAN_FORMAT = 1
 
@@ -228,7 +228,7 @@ def _costed_tasks(jobs: list[tuple[Config, tuple[int, int, float], int]], protoc
         if key not in cache:
             cache[key] = cost_features(cfg, n, w, protocol.pixels(r), CHANNELS[protocol.task])
         mf, me = cache[key]
-        tasks.append(PlannedTask(f"{cfg.config_id}-{fidelity_id(n, w, r)}-s{s}", cfg, n, w, r, s, mf,
+        tasks.append(PlannedTask(task_id(cfg, n, w, r, s), cfg, n, w, r, s, mf,
                                  cm.seconds(mf, me, n_train, n_eval, protocol.max_epochs)))
     return tasks
 
@@ -280,7 +280,7 @@ def add_seeds(plan: Plan, n_tasks: int, seed: int = 1) -> tuple[Plan, list[Plann
                          not in have), key=lambda t: (t.est_seconds, t.task_id))
     if not candidates:
         raise PlanError(f"every first-seed task of the plan already has seed {seed}")
-    new = [PlannedTask(f"{t.config.config_id}-{fidelity_id(t.N, t.W, t.Resolution)}-s{seed}", t.config, t.N, t.W,
+    new = [PlannedTask(task_id(t.config, t.N, t.W, t.Resolution, seed), t.config, t.N, t.W,
                        t.Resolution, seed, t.mflops, t.est_seconds) for t in candidates[:n_tasks]]
     options = {**plan.options, "extensions": [*plan.options.get("extensions", []), {
         "added": len(new), "seed": seed, "order": "cheapest first-seed runs first",

@@ -19,7 +19,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from jahs_gym.metrics import METRIC_NAMES, TABLE_COLUMNS, SchemaError, validate_table
-from jahs_gym.space import CONFIG_KEYS, Config, Fidelity, SpaceError, fidelity_id
+from jahs_gym.space import CONFIG_KEYS, Config, Fidelity, SpaceError, fidelity_id, task_id
 
 if TYPE_CHECKING:
     from generation.plan import PlannedTask
@@ -148,7 +148,7 @@ def _identity(check: ShardCheck, df: pd.DataFrame) -> tuple[Config, Fidelity, in
         return None
     seed = int(row["seed"])
     want = {"config_id": cfg.config_id, "fidelity_id": fidelity_id(fid.N, fid.W, fid.Resolution),
-            "task_id": f"{cfg.config_id}-{fidelity_id(fid.N, fid.W, fid.Resolution)}-s{seed}"}
+            "task_id": task_id(cfg, fid.N, fid.W, fid.Resolution, seed)}
     for col, v in want.items():
         if row[col] != v:
             check.problems.append(f"{col} {row[col]!r} does not match the row's config and fidelity ({v!r})")

@@ -24,9 +24,8 @@ import torch.nn.functional as F
 import jahs_gym
 from generation.datasets import TaskData, random_crop_flip, trivial_augment
 from generation.network import JAHSNetwork, count_mflops, n_params
-from jahs_gym.live import task_id
 from jahs_gym.protocol import N_CLASSES
-from jahs_gym.space import Config, fidelity_id
+from jahs_gym.space import Config, fidelity_id, task_id
 
 
 @dataclass(frozen=True)

@@ -23,18 +23,13 @@ from typing import Any
 
 import pandas as pd
 
-from jahs_gym.space import Config, Fidelity, fidelity_id
+from jahs_gym.space import Config, Fidelity, task_id
 
 LIVE_PROTOCOL_FILE = "protocol.json"
 
 
 class LiveError(RuntimeError):
     """Live training could not run; the message says why and how to fix it."""
-
-
-def task_id(config: Config, n: int, w: int, resolution: float, seed: int) -> str:
-    """The id of one run (config, fidelity, seed): the shard's file name in run and live folders."""
-    return f"{config.config_id}-{fidelity_id(n, w, resolution)}-s{seed}"
 
 
 class LiveRuns:

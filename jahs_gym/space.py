@@ -204,6 +204,12 @@ def fidelity_id(n: int, w: int, resolution: float) -> str:
     return f"N{int(n)}-W{int(w)}-R{float(resolution):g}"
 
 
+def task_id(config: Config, n: int, w: int, resolution: float, seed: int) -> str:
+    """The id of one run (config, fidelity, seed), e.g. ``f7ac64ef440c-N1-W4-R0.25-s0``: a plan's task id and the
+    shard's file name in run and live folders."""
+    return f"{config.config_id}-{fidelity_id(n, w, resolution)}-s{seed}"
+
+
 def all_fidelities() -> list[tuple[int, int, float]]:
     """The 27 (N, W, Resolution) combinations."""
     return [(n, w, r) for n in N_VALUES for w in W_VALUES for r in RESOLUTIONS]
