@@ -41,7 +41,7 @@ class TaskSpec:
 
     @staticmethod
     def make_id(config: Config, n: int, w: int, resolution: float, seed: int) -> str:
-        """The task's id, also its shard's file name (``jahs_gym.live.task_id``).
+        """The task's id, also its shard's file name (``jahs_gym.space.task_id``).
 
         Args:
             config: The config.
