@@ -30,7 +30,7 @@ SKIP = re.compile(r"^<!--\s*skip:\s*(.+?)\s*-->$")
 # modules whose docstrings have Args/Returns/Raises complete (tests/docstring_gaps.py); keep them so
 COMPLETE = ["jahs_gym/metrics.py", "jahs_gym/protocol.py", "jahs_gym/table.py", "jahs_gym/transforms.py",
             "jahs_gym/envs/__init__.py", "jahs_gym/envs/noise.py", "jahs_gym/envs/render.py",
-            "jahs_gym/envs/xp.py", "jahs_gym/envs/codec.py",
+            "jahs_gym/envs/xp.py", "jahs_gym/envs/codec.py", "jahs_gym/envs/tasks.py",
             "generation/__init__.py", "generation/costmodel.py", "generation/speed.py", "generation/optimum.py",
             "generation/datacard.py", "generation/labels.py", "generation/network.py", "generation/train.py",
             "generation/datasets.py", "tests/docstring_gaps.py", "docs/hooks/datacards.py",

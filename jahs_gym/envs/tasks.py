@@ -23,14 +23,33 @@ ARM_BACKENDS = ("table", "surrogate_arms")
 
 
 def epoch_grid(max_epochs: int, n: int) -> np.ndarray:
-    """n epoch choices: every epoch when n >= max_epochs, else log-spaced from 1 to max_epochs."""
+    """The epochs an action can ask for.
+
+    Args:
+        max_epochs: The task's max epochs.
+        n: How many choices (the env's ``n_epochs``).
+
+    Returns:
+        ``n`` int64 epochs: every epoch when ``n >= max_epochs``, else log-spaced from 1 to ``max_epochs``.
+    """
     if n >= max_epochs:
         return np.round(np.linspace(1, max_epochs, n)).astype(np.int64)
     return np.round(np.geomspace(1, max_epochs, n)).astype(np.int64)
 
 
 def resolve_tasks(task: str) -> list[str]:
-    """The task names an env draws from: ``[task]``, or every installed task for ``task="random"``."""
+    """The task names an env draws from.
+
+    Args:
+        task: A task name, a bundle folder, or ``"random"``.
+
+    Returns:
+        ``[task]``, or every installed task for ``"random"``.
+
+    Raises:
+        ValueError: ``task`` is not a string.
+        KeyError: ``"random"`` with no bundle installed.
+    """
     if not isinstance(task, str):
         raise ValueError(f"task={task!r} must be a task name, a bundle folder or 'random'")
     if task == "random":
@@ -46,6 +65,21 @@ class EnvTask:
 
     def __init__(self, name: str, n_epochs: int, budget: float | None, metrics: tuple[str, ...] | None,
                  bundle: Bundle | None = None, backend: str = "surrogate", live: dict | None = None) -> None:
+        """Load the bundle and precompute what a step needs.
+
+        Args:
+            name: A task name or bundle folder.
+            n_epochs: Size of the epoch grid.
+            budget: Simulated seconds per episode (None: the manifest's default).
+            metrics: The metric order of the env's other tasks (None: this bundle's); they must match.
+            bundle: The loaded bundle, when the caller has it (pickles carry it).
+            backend: One of ``BACKENDS``.
+            live: ``backend="live"``: ``save_dir`` and ``seed`` of the live runs.
+
+        Raises:
+            ValueError: An unknown backend, a bundle lacking a metric JAHS-v0 needs, metrics that differ from the
+                env's other tasks, or a budget that is not a positive, finite number.
+        """
         if backend not in BACKENDS:
             raise ValueError(f"backend={backend!r} is not allowed; allowed: {list(BACKENDS)}")
         self._args = (name, n_epochs, budget, metrics)
@@ -98,7 +132,14 @@ class EnvTask:
         return self  # read-only
 
     def normalise_one(self, raw: list[float]) -> list[float]:
-        """The 8 observation entries of one evaluation from the forest's raw (fitted-space) outputs."""
+        """The 8 observation entries of one evaluation.
+
+        Args:
+            raw: The forest's raw (fitted-space) outputs, one per metric.
+
+        Returns:
+            The entries, each clipped to [0, 1].
+        """
         out = []
         for c, lo, span in self._obs_scalar:
             v = (raw[c] - lo) / span
@@ -106,9 +147,17 @@ class EnvTask:
         return out
 
     def train_live(self, cols: list, epoch: int) -> tuple[list[float], list[float]]:
-        """backend="live": (metrics, fitted-space metrics) of one evaluation (13 decoded columns, an epoch), the
-        last measured row of its run (trained now unless the live folder holds it). A diverged run's NaN losses
-        stay NaN in the metrics and sit at the top of the table's range in the fitted space (the observation)."""
+        """``backend="live"``: one evaluation, the last measured row of its run (trained now unless the live folder
+        holds it). A diverged run's NaN losses stay NaN in the metrics and sit at the top of the table's range in
+        the fitted space (the observation).
+
+        Args:
+            cols: The 13 decoded action columns (config and N, W, Resolution).
+            epoch: The epoch asked for.
+
+        Returns:
+            ``(metrics, fitted-space metrics)``, each in :attr:`metrics` order.
+        """
         from jahs_gym.space import ACTIVATIONS, Config, Fidelity
 
         cfg = Config(*cols[:6], Activation=ACTIVATIONS[cols[6]], TrivialAugment=bool(cols[7]),
@@ -120,12 +169,28 @@ class EnvTask:
         return y, raw
 
     def normalise(self, raw: np.ndarray) -> np.ndarray:
-        """The 8 observation entries of rows of raw (fitted-space) outputs, (rows, metrics) -> (rows, 8)."""
+        """The 8 observation entries of many evaluations.
+
+        Args:
+            raw: (rows, metrics) raw (fitted-space) outputs.
+
+        Returns:
+            (rows, 8), clipped to [0, 1].
+        """
         return np.clip((raw[:, self.obs_cols] - self._obs_lo_arr) / self._obs_span_arr, 0.0, 1.0)
 
 
 def noise_std(bundle: Bundle, metrics: tuple[str, ...]) -> list[float] | None:
-    """Seed-noise std per metric in its transform space, or None when the bundle has no usable noise model."""
+    """The bundle's seed-noise model.
+
+    Args:
+        bundle: The bundle.
+        metrics: The metric order.
+
+    Returns:
+        One std per metric in its fitted space (0 where it has none), or None when the bundle has no noise model
+        in the fitted space.
+    """
     man = bundle.manifest
     if not man.noise or man.noise_space != "fitted":
         return None
@@ -143,6 +208,15 @@ class Arms:
     """
 
     def __init__(self, task: EnvTask, backend: str) -> None:
+        """Read the table's runs and their numbers.
+
+        Args:
+            task: The env's task (its bundle ships the table).
+            backend: ``"table"`` or ``"surrogate_arms"``.
+
+        Raises:
+            ValueError: The table has no run trained to the last epoch.
+        """
         from jahs_gym.space import encode_arrays
         from jahs_gym.table import run_table
 
