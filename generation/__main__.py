@@ -151,7 +151,7 @@ def _parser() -> argparse.ArgumentParser:
                         "speed factor (cpu_runtime, runtime, latency labels are divided by it); 0: no correction")
     f.add_argument("--optimum-rows", type=NON_NEGATIVE, default=1_000_000,
                    help="random rows of the search for the surrogate's optimum (JAHS-v0's regret reference; "
-                        "then hill climbing from the best 100: generation/optimum.py)")
+                        "then hill climbing from the best 1,000: generation/optimum.py)")
     f.add_argument("--labels", choices=("seed_mean", "single"), default="seed_mean",
                    help="seed_mean: fit one row per (config, fidelity, epoch), the mean of its seeds in the fitted "
                         "space (less label noise); single: every run's row. Quality is reported against both")

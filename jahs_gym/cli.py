@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable
 from typing import NoReturn
@@ -160,6 +161,9 @@ def main(argv: list[str] | None = None) -> int:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else e
         print(f"jahs-gym {args.cmd}: {msg}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `jahs-gym tasks | head`: the reader left; no traceback (Python's recipe)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":
