@@ -146,11 +146,12 @@ def test_callable_reward(tiny_data_env: str) -> None:
         seen.update(state)
         return metrics["valid_acc"] - state["cost"]
 
-    env = JAHSEnv(task=tiny_data_env, reward=fn)
+    env = JAHSEnv(task=tiny_data_env, reward=fn, budget=1e9)  # within the budget, so the reward is called
     env.reset(seed=0)
+    env.action_space.seed(0)
     _, r, _, _, info = env.step(env.action_space.sample())
     assert r == pytest.approx(info["valid_acc"] - info["cost"]) and seen["step"] == 1
-    bad = JAHSEnv(task=tiny_data_env, reward=lambda m, s: float("nan"))
+    bad = JAHSEnv(task=tiny_data_env, reward=lambda m, s: float("nan"), budget=1e9)
     bad.reset(seed=0)
     with pytest.raises(ValueError, match="must return a finite float"):
         bad.step(bad.action_space.sample())
