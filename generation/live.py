@@ -45,7 +45,14 @@ def _claim_protocol(folder: Path, protocol: Protocol) -> None:
 
 
 def trained_epochs(shard: Path) -> tuple[int, bool]:
-    """(epochs in a shard, whether the run ended: diverged or at the last epoch is decided by the caller)."""
+    """What a live shard holds.
+
+    Args:
+        shard: The shard's path (it may not exist yet).
+
+    Returns:
+        (the last epoch trained, 0 when there is no shard; whether the run diverged).
+    """
     if not shard.exists():
         return 0, False
     df = pd.read_parquet(shard, columns=["epoch", "status"])
@@ -54,7 +61,24 @@ def trained_epochs(shard: Path) -> tuple[int, bool]:
 
 def train_live(folder: Path, protocol: Protocol, config: Config, fidelity: Fidelity, epochs: int, seed: int = 0,
                threads: int = 1, data_root: str | None = None) -> Path:
-    """Train (or continue) one run in ``folder`` up to ``epochs`` and return its shard's path."""
+    """Train (or continue) one run in ``folder`` up to ``epochs``; a run that holds them already is left alone.
+
+    Args:
+        folder: The live folder of the task.
+        protocol: The protocol to train under (the folder's ``protocol.json`` must match it).
+        config: The run's config.
+        fidelity: The run's N, W and Resolution.
+        epochs: Train up to this epoch (1..``protocol.max_epochs``).
+        seed: The run's seed.
+        threads: Torch threads.
+        data_root: The dataset's folder (default: the installed dataset).
+
+    Returns:
+        The shard's path.
+
+    Raises:
+        SystemExit: ``epochs`` out of range, or the folder holds runs of another protocol.
+    """
     import torch
 
     from generation.datasets import TaskData
@@ -93,6 +117,14 @@ def _json_arg(text: str) -> Any:
 
 
 def main(argv: list[str] | None = None) -> None:
+    """The command line (see the module's docstring); prints ``{"shard": PATH}`` as JSON.
+
+    Args:
+        argv: The arguments (default: ``sys.argv[1:]``).
+
+    Raises:
+        SystemExit: Bad arguments (exit 2), or training that cannot run (the dataset is missing, another protocol).
+    """
     ap = argparse.ArgumentParser(prog="python -m generation.live", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("folder", type=Path, help="the live folder of one task (save_dir/<task>)")

@@ -33,7 +33,20 @@ class LiveError(RuntimeError):
 
 
 class LiveRuns:
-    """The live runs of one task in ``save_dir/<task>``, trained on demand under ``protocol``."""
+    """The live runs of one task in ``save_dir/<task>``, trained on demand under ``protocol``.
+
+    Args:
+        task: The task's name (the dataset); the live folder is ``save_dir/<task>``.
+        protocol: The bundle's protocol (:class:`jahs_gym.protocol.Protocol` fields) every run trains under.
+        save_dir: The folder that keeps the live runs.
+        seed: The seed of every run (the tables' first seed is 0).
+        threads: Torch threads of the training worker.
+        data_root: The dataset's folder (default: the installed dataset).
+
+    Raises:
+        ValueError: No ``save_dir``, or a seed or thread count that is not allowed.
+        LiveError: torch, torchvision or ``generation`` is not installed (the message gives the pip command).
+    """
 
     def __init__(self, task: str, protocol: dict[str, Any], save_dir: Path | str, seed: int = 0, threads: int = 1,
                  data_root: str | None = None) -> None:
@@ -55,6 +68,15 @@ class LiveRuns:
         self.trained = 0  # runs this object had the worker train or continue
 
     def shard(self, config: Config, fidelity: Fidelity) -> Path:
+        """The shard of a run (trained or not).
+
+        Args:
+            config: The run's config.
+            fidelity: Its fidelity (the epoch does not matter: one shard holds every epoch trained).
+
+        Returns:
+            ``save_dir/<task>/shards/<task_id>.parquet``.
+        """
         tid = task_id(config, fidelity.N, fidelity.W, fidelity.Resolution, self.seed)
         return self.folder / "shards" / f"{tid}.parquet"
 
@@ -66,7 +88,19 @@ class LiveRuns:
                             "the run") from None
 
     def curve(self, config: Config, fidelity: Fidelity) -> pd.DataFrame:
-        """Measured rows of epochs 1..``fidelity.epoch`` (fewer if the run diverged), training what is missing."""
+        """Measured rows of epochs 1..``fidelity.epoch`` (fewer if the run diverged), training what is missing.
+
+        Args:
+            config: The run's config.
+            fidelity: Its N, W, Resolution and the epochs wanted.
+
+        Returns:
+            The run's rows (the table's columns) up to ``fidelity.epoch``, sorted by epoch.
+
+        Raises:
+            SpaceError: ``fidelity.epoch`` above the protocol's max epochs.
+            LiveError: The worker failed (its last line of output says why) or a shard is unreadable.
+        """
         fidelity.check_epoch(self.max_epochs)
         path = self.shard(config, fidelity)
         df = self._read(path) if path.exists() else None

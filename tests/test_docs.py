@@ -33,7 +33,8 @@ COMPLETE = ["jahs_gym/metrics.py", "jahs_gym/protocol.py", "jahs_gym/table.py", 
             "jahs_gym/envs/xp.py", "jahs_gym/envs/codec.py", "jahs_gym/envs/tasks.py",
             "generation/__init__.py", "generation/costmodel.py", "generation/speed.py", "generation/optimum.py",
             "generation/datacard.py", "generation/labels.py", "generation/network.py", "generation/train.py",
-            "generation/datasets.py", "tests/docstring_gaps.py", "docs/hooks/datacards.py",
+            "generation/datasets.py", "generation/live.py", "jahs_gym/live.py", "tests/docstring_gaps.py",
+            "docs/hooks/datacards.py",
             "docs/hooks/doctest_fences.py"]
 
 
