@@ -1,5 +1,5 @@
-"""``python -m generation {costmodel,plan,plan-seeds,plan-protocol,run,merge,fit}``: make a JAHS-Gym benchmark
-on CPUs."""
+"""``python -m generation {costmodel,plan,plan-seeds,plan-protocol,run,merge,date-shards,fit}``: make a JAHS-Gym
+benchmark on CPUs."""
 
 from __future__ import annotations
 
@@ -159,6 +159,14 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one subcommand; a refused input prints ``<command> refused: <why>`` to stderr.
+
+    Args:
+        argv: The arguments (None: ``sys.argv[1:]``).
+
+    Returns:
+        0 on success, 2 when the input is refused (argparse exits with 2 itself for a bad option).
+    """
     args = _parser().parse_args(argv)
     from generation.merge import MergeError
     from generation.plan import PlanError

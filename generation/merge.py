@@ -31,6 +31,8 @@ class MergeError(ValueError):
 
 @dataclass
 class MergeReport:
+    """What a merge kept, filled in and dropped: counts, and the task ids of each kind (``text`` prints it)."""
+
     shards: int = 0
     rows: int = 0
     tasks: int = 0
@@ -45,6 +47,11 @@ class MergeReport:
     without_plan: list[str] = field(default_factory=list)  # run folders whose shards were checked on their own
 
     def text(self) -> str:
+        """The report for the command line.
+
+        Returns:
+            One line per count (up to 10 failed tasks and tasks with gaps named).
+        """
         lines = [f"merged {self.shards} shard(s): {self.tasks} tasks, {self.rows} rows",
                  "every shard checked" + (f"; folder(s) without plan.json, so not against a plan (epoch counts, "
                                           f"membership): {self.without_plan}" if self.without_plan
@@ -67,8 +74,18 @@ class MergeReport:
 def merge(run_dirs: list[Path], out: Path | None = None) -> tuple[pd.DataFrame, MergeReport]:
     """Check every shard of ``run_dirs`` and merge them into one table (written to ``out`` when given).
 
-    Raises :class:`MergeError` naming every shard that fails its checks, or when the folders' plans have
-    different protocols (their rows would not be comparable)."""
+    Args:
+        run_dirs: Run folders; each shard is checked against its folder's plan.json where there is one.
+        out: The parquet file to write (atomically, zstd), or None.
+
+    Returns:
+        ``(table, report)``: rows sorted by (task_id, epoch), duplicate (task_id, epoch) rows dropped; with a
+        ``shard_committed`` column when a folder's shard_dates.json dates any shard.
+
+    Raises:
+        MergeError: A folder without shards/, shards that fail their checks (each named), folders whose plans
+            have different protocols (their rows would not be comparable), or no shard at all.
+    """
     rep = MergeReport()
     frames, problems = [], []
     planned: set[str] = set()
@@ -138,7 +155,14 @@ def merge(run_dirs: list[Path], out: Path | None = None) -> tuple[pd.DataFrame, 
 
 def shard_commit_times(run_dir: Path) -> dict[str, float]:
     """task_id -> Unix time of the git commit that first added its shard (empty outside a git work tree or in
-    a clone without that history)."""
+    a clone without that history).
+
+    Args:
+        run_dir: The run folder.
+
+    Returns:
+        task_id -> Unix time, for the shards git knows.
+    """
     shards = (Path(run_dir) / "shards").resolve()
     try:
         out = subprocess.run(["git", "log", "--diff-filter=A", "--format=@%ct", "--name-only", "--", "."],
@@ -156,7 +180,14 @@ def shard_commit_times(run_dir: Path) -> dict[str, float]:
 
 def write_shard_dates(run_dir: Path) -> tuple[Path, int, int]:
     """Write ``run_dir/shard_dates.json``: the git commit time of every shard from before ``epoch_started``
-    was recorded. Returns (path, shards dated, undated shards git does not know)."""
+    was recorded.
+
+    Args:
+        run_dir: The run folder.
+
+    Returns:
+        ``(path, shards dated, undated shards git does not know)``.
+    """
     run_dir = Path(run_dir)
     old = [f for f in sorted((run_dir / "shards").glob("*.parquet"))
            if "epoch_started" not in pq.read_schema(f).names]
@@ -170,6 +201,17 @@ def write_shard_dates(run_dir: Path) -> tuple[Path, int, int]:
 
 
 def read_shard_dates(run_dir: Path) -> dict[str, float]:
+    """Read ``run_dir/shard_dates.json`` (:func:`write_shard_dates`).
+
+    Args:
+        run_dir: The run folder.
+
+    Returns:
+        task_id -> Unix time of the commit that added its shard.
+
+    Raises:
+        ValueError: The file is not a shard-dates file.
+    """
     path = Path(run_dir) / SHARD_DATES
     try:
         d = json.loads(path.read_text())["shard_committed"]
@@ -183,6 +225,15 @@ def compute_summary(df: pd.DataFrame, run_dirs: list[Path] | None = None) -> dic
     """The compute a table cost: core-seconds = each task's cumulative runtime (one core per rank).
 
     With ``run_dirs``, the machines their runs recorded (``machines.jsonl``) are listed too.
+
+    Args:
+        df: The merged table.
+        run_dirs: The run folders the table came from, or None.
+
+    Returns:
+        ``core_hours``, ``cpu_core_hours``, ``tasks``, up to 10 ``hosts``, ``torch`` versions,
+        ``threads_per_rank`` (1, or what machines.jsonl recorded: one value or a list), a ``note`` and, when
+        recorded, ``machines``.
     """
     per_task = df.groupby("task_id")["runtime"].max()
     cpu = df.groupby("task_id")["cpu_runtime"].max()

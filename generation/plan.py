@@ -44,7 +44,18 @@ DATASET_SIZES: dict[str, tuple[int, int]] = {"fashion_mnist": (60_000, 10_000), 
 
 
 def check_protocol(protocol: Protocol) -> Protocol:
-    """Refuse a protocol that a run could not use: a negative split seed, or more images than the task has."""
+    """Refuse a protocol that a run could not use: a negative split seed, or more images than the task has.
+
+    Args:
+        protocol: The protocol to check.
+
+    Returns:
+        ``protocol`` itself.
+
+    Raises:
+        PlanError: A ``split_seed`` that is not an integer >= 0, ``n_valid`` not below the task's training
+            images, or ``n_train`` or ``n_test`` above what is left.
+    """
     SPLIT_SEED.check("split_seed", protocol.split_seed, PlanError)
     train, test = DATASET_SIZES[protocol.task]
     if protocol.n_valid >= train:
@@ -61,6 +72,9 @@ def check_protocol(protocol: Protocol) -> Protocol:
 
 @dataclass(frozen=True)
 class PlannedTask:
+    """One task: ``config`` trained at (N, W, Resolution) with ``seed``; ``mflops`` and ``est_seconds`` are the
+    cost model's."""
+
     task_id: str
     config: Config
     N: int
@@ -71,6 +85,11 @@ class PlannedTask:
     est_seconds: float
 
     def as_dict(self) -> dict[str, Any]:
+        """The task as plan.json holds it.
+
+        Returns:
+            The fields by name, the config as its dict.
+        """
         return {"task_id": self.task_id, "config": self.config.as_dict(), "N": self.N, "W": self.W,
                 "Resolution": self.Resolution, "seed": self.seed, "mflops": self.mflops,
                 "est_seconds": self.est_seconds}
@@ -78,6 +97,8 @@ class PlannedTask:
 
 @dataclass(frozen=True)
 class Plan:
+    """A run folder's plan (plan.json): the protocol, the tasks, the seed that drew them and the options used."""
+
     protocol: Protocol
     tasks: tuple[PlannedTask, ...]
     seed: int
@@ -85,10 +106,15 @@ class Plan:
 
     @property
     def core_hours(self) -> float:
+        """The tasks' estimated seconds, summed, in hours."""
         return sum(t.est_seconds for t in self.tasks) / 3600
 
     def identity(self) -> tuple:
-        """What the plan trains: its protocol and its tasks (id, config, fidelity, seed), in task-id order."""
+        """What the plan trains: its protocol and its tasks (id, config, fidelity, seed), in task-id order.
+
+        Returns:
+            ``(protocol, task tuples)``: equal for two plans that train the same runs.
+        """
         return self.protocol, tuple(sorted((t.task_id, t.config, t.N, t.W, t.Resolution, t.seed)
                                            for t in self.tasks))
 
@@ -98,6 +124,17 @@ class Plan:
         The same plan again (same protocol and tasks) leaves the file as it is; another plan is refused, since
         ``run`` would count the old plan's shards as done. ``extends``: this plan keeps the old one's protocol
         and tasks and adds tasks (``plan-seeds``). A folder with shards but no plan.json is refused too.
+
+        Args:
+            run_dir: The run folder (made if missing).
+            extends: Whether this plan may extend the plan the folder holds.
+
+        Returns:
+            The path of plan.json.
+
+        Raises:
+            PlanError: The folder holds another plan (or, from :func:`plan_target`, is a file or holds shards
+                without a plan).
         """
         run_dir = Path(run_dir)
         old = plan_target(run_dir)
@@ -120,6 +157,18 @@ class Plan:
 
     @classmethod
     def load(cls, run_dir: Path) -> Plan:
+        """Read ``run_dir/plan.json``.
+
+        Args:
+            run_dir: The run folder.
+
+        Returns:
+            The plan.
+
+        Raises:
+            PlanError: No plan.json, invalid JSON, another format, a bad protocol, a task whose config or
+                fidelity is refused, or a task id twice.
+        """
         path = Path(run_dir) / "plan.json"
         if not path.exists():
             raise PlanError(f"{path} does not exist; make one with `python -m generation plan --out {run_dir}`")
@@ -149,7 +198,17 @@ class Plan:
 
 
 def plan_target(run_dir: Path) -> Plan | None:
-    """The plan a folder already holds (None: a new or empty folder); refuses a file, or shards without a plan."""
+    """The plan a folder already holds; refuses a file, or shards without a plan.
+
+    Args:
+        run_dir: The run folder, existing or not.
+
+    Returns:
+        Its plan, or None for a new folder or one without plan.json and shards.
+
+    Raises:
+        PlanError: ``run_dir`` is a file, or its shards/ holds shards but it has no plan.json.
+    """
     run_dir = Path(run_dir)
     if run_dir.exists() and not run_dir.is_dir():
         raise PlanError(f"{run_dir} is a file; allowed: a run folder, new or holding this same plan")
@@ -180,7 +239,17 @@ ORDERS: tuple[str, ...] = ("longest", "interleaved", "coverage", "cheapest")
 
 
 def parse_fidelities(text: str | None) -> list[tuple[int, int, float]]:
-    """``"1,4,0.25 3,8,0.5"`` -> [(1, 4, 0.25), (3, 8, 0.5)]; None -> all 27."""
+    """Parse the ``--fidelities`` option.
+
+    Args:
+        text: Space-separated N,W,Resolution triples, such as ``"1,4,0.25 3,8,0.5"``; None or empty: all 27.
+
+    Returns:
+        The (N, W, Resolution) triples, in the order given.
+
+    Raises:
+        PlanError: A part that is not three numbers, or a fidelity outside the space.
+    """
     if not text:
         return all_fidelities()
     out = []
@@ -197,7 +266,16 @@ def parse_fidelities(text: str | None) -> list[tuple[int, int, float]]:
 def fidelity_costs(protocol: Protocol, fidelities: list[tuple[int, int, float]],
                    cost_model: CostModel | None = None) -> np.ndarray:
     """Estimated seconds of one task at each fidelity, from a reference cell (2 convs of 6 edges, typical of the
-    space): the relative cost that spreads a plan's tasks."""
+    space): the relative cost that spreads a plan's tasks.
+
+    Args:
+        protocol: Image counts (None counts: 50,000 train, 10,000 test), resolution and epochs of the runs.
+        fidelities: (N, W, Resolution) triples.
+        cost_model: The cost model (None: :meth:`CostModel.load`).
+
+    Returns:
+        The seconds, one per fidelity, in order.
+    """
     from generation.costmodel import cost_features
     from jahs_gym.protocol import CHANNELS
 
@@ -237,7 +315,26 @@ def make_plan(protocol: Protocol, n_tasks: int, seed: int = 0, min_per_fidelity:
               repeat_share: float = 0.1, cheap_bias: float = 0.5,
               fidelities: list[tuple[int, int, float]] | None = None,
               cost_model: CostModel | None = None, progress: bool = True) -> Plan:
-    """Sample a plan of about ``n_tasks`` tasks (first seeds plus repeats)."""
+    """Sample a plan of about ``n_tasks`` tasks (first seeds plus repeats).
+
+    Args:
+        protocol: The runs' protocol (:func:`check_protocol`).
+        n_tasks: Tasks in all: ``round(n_tasks / (1 + repeat_share))`` seed-0 tasks, then their repeats.
+        seed: Seed of the draw (configs, fidelities, repeats).
+        min_per_fidelity: Seed-0 configs each fidelity gets at least.
+        repeat_share: Share of the seed-0 tasks trained again with seed 1.
+        cheap_bias: The other tasks go to fidelities with weights ``cost ** -cheap_bias``.
+        fidelities: (N, W, Resolution) triples (None: all 27).
+        cost_model: The cost model (None: :meth:`CostModel.load`).
+        progress: Show a progress bar while the tasks are costed.
+
+    Returns:
+        The plan: the seed-0 tasks, then the repeats.
+
+    Raises:
+        PlanError: A number outside its limit, a protocol :func:`check_protocol` refuses, or too few tasks to
+            give ``min_per_fidelity`` configs to every fidelity.
+    """
     fids = fidelities or all_fidelities()
     TASKS.check("n_tasks", n_tasks, PlanError)
     SEED.check("seed", seed, PlanError)
@@ -272,7 +369,19 @@ def make_plan(protocol: Protocol, n_tasks: int, seed: int = 0, min_per_fidelity:
 def add_seeds(plan: Plan, n_tasks: int, seed: int = 1) -> tuple[Plan, list[PlannedTask]]:
     """The plan with ``n_tasks`` more tasks that train first-seed (config, fidelity) runs again with ``seed``,
     cheapest first, and the new tasks. Labels that average several seeds are less noisy (issue: surrogate
-    fidelity); the protocol and the split stay the plan's, so the new shards merge with the old ones."""
+    fidelity); the protocol and the split stay the plan's, so the new shards merge with the old ones.
+
+    Args:
+        plan: The plan to extend.
+        n_tasks: At most this many new tasks.
+        seed: The new tasks' seed (1 or more).
+
+    Returns:
+        ``(extended plan, new tasks)``; the extension is recorded in the options' ``extensions``.
+
+    Raises:
+        PlanError: ``n_tasks`` or ``seed`` outside its limit, or every first-seed task already has ``seed``.
+    """
     TASKS.check("n_tasks", n_tasks, PlanError)
     ADDED_SEED.check("seed", seed, PlanError)
     have = {(t.config.config_id, t.N, t.W, t.Resolution) for t in plan.tasks if t.seed == seed}
@@ -289,7 +398,17 @@ def add_seeds(plan: Plan, n_tasks: int, seed: int = 1) -> tuple[Plan, list[Plann
 
 
 def read_protocol(path: Path) -> Protocol:
-    """The protocol of a bundle (its folder or manifest.json) or of a run (its folder or plan.json)."""
+    """The protocol of a bundle (its folder or manifest.json) or of a run (its folder or plan.json).
+
+    Args:
+        path: A bundle or run folder (a folder with both: its manifest.json), or the JSON file itself.
+
+    Returns:
+        The protocol.
+
+    Raises:
+        PlanError: A folder with neither file, a missing file, or a file without a readable protocol.
+    """
     path = Path(path)
     if path.is_dir():
         found = [path / f for f in ("manifest.json", "plan.json") if (path / f).exists()]
@@ -308,7 +427,18 @@ def table_runs(table: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
     """One row per complete ``seed`` run of a learning-curve table: config keys, config_id, N, W, Resolution.
 
     Complete: epochs 1..E without a gap and every row ``ok`` (E: the table's last epoch), so a diverged,
-    failed or unfinished run is never chosen."""
+    failed or unfinished run is never chosen.
+
+    Args:
+        table: A learning-curve table (``python -m generation merge``).
+        seed: The seed whose runs count.
+
+    Returns:
+        The runs, sorted by (config_id, N, W, Resolution).
+
+    Raises:
+        PlanError: The table lacks a column this needs.
+    """
     from jahs_gym.space import CONFIG_KEYS
 
     need = ["config_id", "seed", "status", "epoch", "N", "W", "Resolution", *CONFIG_KEYS]
@@ -337,6 +467,23 @@ def plan_from_table(table: pd.DataFrame, protocol: Protocol, n_configs: int, see
     ``seed`` from the candidates sorted by config_id, so the plan depends only on the table's runs and the
     arguments. The tasks keep seed 0: the same initialisation and batch order as the table's runs, so the
     first epochs differ from them only by the protocol (the cosine schedule's length for ``max_epochs``).
+
+    Args:
+        table: The learning-curve table (:func:`table_runs`).
+        protocol: The new runs' protocol (:func:`check_protocol`).
+        n_configs: Runs to train again.
+        seed: Seed of the draw within each fidelity.
+        fidelities: (N, W, Resolution) triples (None: all 27).
+        cost_model: The cost model (None: :meth:`CostModel.load`).
+        progress: Show a progress bar while the tasks are costed.
+        source: The table's path, recorded in the options as ``from_table``.
+
+    Returns:
+        The plan.
+
+    Raises:
+        PlanError: A number outside its limit, a refused protocol, a table without the columns or without
+            ``n_configs`` complete seed-0 runs at ``fidelities``, or a row whose config_id is not its config's.
     """
     from jahs_gym.space import CONFIG_KEYS
 
@@ -382,6 +529,15 @@ def plan_from_table(table: pd.DataFrame, protocol: Protocol, n_configs: int, see
 
 
 def summary(plan: Plan, cores: int = 2) -> str:
+    """What a plan trains and costs, for the command line.
+
+    Args:
+        plan: The plan.
+        cores: Cores the wall-time estimate assumes.
+
+    Returns:
+        Three lines: tasks and protocol, estimated compute, first-seed configs per fidelity.
+    """
     from collections import Counter
 
     per_fid = Counter(fidelity_id(t.N, t.W, t.Resolution) for t in plan.tasks if t.seed == 0)

@@ -38,7 +38,17 @@ TIME_LIMIT = Limit(float, 0, lo_open=True)
 
 
 def rows_to_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    """Rows -> DataFrame with the table's columns and dtypes (jahs_gym.metrics.TABLE_COLUMNS)."""
+    """Rows -> DataFrame with the table's columns and dtypes (jahs_gym.metrics.TABLE_COLUMNS).
+
+    Args:
+        rows: One dict per epoch (:func:`generation.train.train_task`).
+
+    Returns:
+        The table's columns only, in its order and dtypes (other keys are left out).
+
+    Raises:
+        ValueError: The rows lack a table column.
+    """
     df = pd.DataFrame(rows)
     missing = [c for c in TABLE_COLUMNS if c not in df.columns]
     if missing:
@@ -48,6 +58,12 @@ def rows_to_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
 
 
 def write_atomic_parquet(df: pd.DataFrame, path: Path) -> None:
+    """Write ``df`` to a temp file next to ``path``, then rename it: ``path`` is whole or absent.
+
+    Args:
+        df: The rows (written without the index).
+        path: The parquet file.
+    """
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     df.to_parquet(tmp, index=False)
     os.replace(tmp, path)
@@ -118,7 +134,11 @@ def _comm() -> Any:
 
 
 def machine_info() -> dict[str, Any]:
-    """This machine: host, CPU model (from /proc/cpuinfo where there is one) and logical CPUs."""
+    """This machine: host, CPU model (from /proc/cpuinfo where there is one) and logical CPUs.
+
+    Returns:
+        ``host``, ``cpu``, ``logical_cpus`` and ``system``.
+    """
     import platform
     import socket
 
@@ -134,7 +154,16 @@ def machine_info() -> dict[str, Any]:
 
 
 def record_machine(run_dir: Path, ranks: int, threads: int) -> dict[str, Any]:
-    """Append this start's machine, ranks and threads per rank to ``run_dir/machines.jsonl``."""
+    """Append this start's machine, ranks and threads per rank to ``run_dir/machines.jsonl``.
+
+    Args:
+        run_dir: The run folder.
+        ranks: MPI ranks of the job.
+        threads: Torch threads per rank.
+
+    Returns:
+        The entry written: start time, :func:`machine_info`, ranks, threads per rank, torch version.
+    """
     import torch
 
     entry = {"started": time.strftime("%Y-%m-%dT%H:%M:%S"), **machine_info(), "ranks": ranks,
@@ -145,7 +174,9 @@ def record_machine(run_dir: Path, ranks: int, threads: int) -> dict[str, Any]:
 
 
 def order_tasks(tasks: list, order: str, configs_done: dict[tuple, int] | None = None, min_configs: int = 20) -> list:
-    """``longest``: longest first (best makespan when the whole plan runs at once).
+    """The order in which a run works through ``tasks``.
+
+    ``longest``: longest first (best makespan when the whole plan runs at once).
 
     ``coverage``: first the first-seed tasks (and their repeats) that bring every fidelity up to
     ``min_configs`` configs, counting ``configs_done`` ((N, W, Resolution) -> first seeds already trained),
@@ -158,6 +189,18 @@ def order_tasks(tasks: list, order: str, configs_done: dict[tuple, int] | None =
     already covers every fidelity after each session. A repeated seed runs right after its first seed (or
     spread evenly among the repeats when the first seed is done already), so every prefix holds complete
     pairs for the noise model.
+
+    Args:
+        tasks: Planned tasks (:class:`generation.plan.PlannedTask`).
+        order: One of :data:`generation.plan.ORDERS`.
+        configs_done: ``coverage`` only: (N, W, Resolution) -> first seeds already trained.
+        min_configs: ``coverage`` only: the configs every fidelity should reach.
+
+    Returns:
+        The tasks, in that order (a new list).
+
+    Raises:
+        ValueError: An ``order`` not in ORDERS.
     """
     if order not in ORDERS:
         raise ValueError(f"order={order!r}; allowed: {', '.join(map(repr, ORDERS))}")
@@ -203,6 +246,22 @@ def run(run_dir: Path, threads: int = 1, time_limit_s: float | None = None, max_
     An error outside a task (a bad plan, missing data) on any rank aborts every rank of the job with
     that rank's message, instead of leaving the others waiting forever. A folder another runner holds is
     refused on every rank (:class:`generation.runlock.RunLocked`).
+
+    Args:
+        run_dir: The run folder holding plan.json.
+        threads: Torch threads per rank.
+        time_limit_s: Stop claiming tasks after this many seconds (a task in progress finishes); None: no limit.
+        max_tasks: Run at most this many of the pending tasks, over all ranks; None: all.
+        data_root: Folder of a local data copy (:class:`generation.datasets.TaskData`); None: the default.
+        log: Called with each progress line; None: print.
+        order: One of :data:`generation.plan.ORDERS` (:func:`order_tasks`).
+
+    Returns:
+        This rank's ``done``, ``failed`` and ``diverged`` task counts.
+
+    Raises:
+        PlanError: A number outside its limit, or a plan :meth:`generation.plan.Plan.load` refuses.
+        RunLocked: Another runner holds the folder.
     """
     THREADS.check("threads", threads, PlanError)
     if time_limit_s is not None:

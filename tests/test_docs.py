@@ -34,6 +34,8 @@ COMPLETE = ["jahs_gym/metrics.py", "jahs_gym/protocol.py", "jahs_gym/table.py", 
             "generation/__init__.py", "generation/costmodel.py", "generation/speed.py", "generation/optimum.py",
             "generation/datacard.py", "generation/labels.py", "generation/network.py", "generation/train.py",
             "generation/datasets.py", "generation/live.py", "jahs_gym/live.py", "tests/docstring_gaps.py",
+            "generation/plan.py", "generation/run.py", "generation/merge.py", "generation/shards.py",
+            "generation/checks.py", "generation/runlock.py", "generation/__main__.py",
             "docs/hooks/datacards.py",
             "docs/hooks/doctest_fences.py"]
 
