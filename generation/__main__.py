@@ -116,7 +116,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="longest: longest tasks first (best makespan); interleaved: every prefix of the run has "
                         "the plan's mix of fidelities, cheapest first (for runs spread over several sessions); "
                         "coverage: first what brings every fidelity to the plan's min_per_fidelity configs, then "
-                        "interleaved")
+                        "interleaved; cheapest: cheapest tasks first (for plan-seeds additions)")
 
     m = sub.add_parser("merge", help="validate shards and write one table",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
