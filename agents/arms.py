@@ -47,15 +47,39 @@ def _features(columns: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
 
 
 class Neighbours:
-    """Nearest runs of a table (for mutations and for snapping a proposal to a trained run)."""
+    """Nearest runs of a table (for mutations and for snapping a proposal to a trained run).
+
+    Args:
+        env: A JAHS-v0 env on an arm backend.
+    """
 
     def __init__(self, env: gym.Env) -> None:
         self.cat, self.num = _features(_arms(env).columns)
 
     def distance(self, cat: np.ndarray, num: np.ndarray) -> np.ndarray:
+        """Each run's distance to a point: differing categorical values plus log10 distances of the two rates.
+
+        Args:
+            cat: The point's 11 categorical codes.
+            num: Its log10 LearningRate and WeightDecay.
+
+        Returns:
+            One distance per run.
+        """
         return (self.cat != cat).sum(axis=1) + np.abs(self.num - num).sum(axis=1)
 
     def nearest(self, cat: np.ndarray, num: np.ndarray, k: int = 1, exclude: int | None = None) -> np.ndarray:
+        """The ``k`` runs nearest a point (ties: lower run first).
+
+        Args:
+            cat: The point's 11 categorical codes.
+            num: Its log10 LearningRate and WeightDecay.
+            k: How many.
+            exclude: A run left out (e.g. the parent).
+
+        Returns:
+            Their run indices, nearest first.
+        """
         d = self.distance(cat, num)
         if exclude is not None:
             d[exclude] = np.inf
@@ -63,7 +87,16 @@ class Neighbours:
 
 
 def evaluate_run(env: Recorder, run: int, epoch_index: int) -> float | None:
-    """Valid accuracy of a run at an epoch index, or None when the episode ended."""
+    """Valid accuracy of a run at an epoch index, or None when the episode ended.
+
+    Args:
+        env: The recorded episode (``multidiscrete`` actions).
+        run: The run's index.
+        epoch_index: Index into the env's epoch grid.
+
+    Returns:
+        The validation accuracy in percent, or None.
+    """
     if env.done:
         return None
     _, _, _, _, info = env.step(np.array([run, epoch_index], dtype=np.int64))
@@ -75,22 +108,46 @@ def _top(env: Recorder) -> int:
 
 
 class ArmRandom:
+    """Uniform runs at the last epoch until the episode ends."""
+
     name, action_type = "random", "multidiscrete"
 
     def run(self, env: Recorder, rng: np.random.Generator) -> None:
+        """Evaluate random runs until the episode ends.
+
+        Args:
+            env: The recorded episode (``multidiscrete`` actions).
+            rng: The agent's random generator.
+        """
         n, top = len(_arms(env)), _top(env)
         while evaluate_run(env, int(rng.integers(n)), top) is not None:
             pass
 
 
 class ArmSuccessiveHalving:
+    """Successive halving over the epoch rungs ``RUNG_SHARES``, brackets of eta^2 uniform runs.
+
+    Args:
+        eta: Keep the best 1/eta at each rung.
+    """
+
     name, action_type = "successive_halving", "multidiscrete"
 
     def __init__(self, eta: int = 3) -> None:
         self.eta = eta
 
     def bracket(self, env: Recorder, rng: np.random.Generator, n: int, start: int) -> bool:
-        """One bracket from rung ``start``; False when the episode ended inside it."""
+        """One bracket of ``n`` uniform runs from rung ``start``.
+
+        Args:
+            env: The recorded episode (``multidiscrete`` actions).
+            rng: The random generator.
+            n: Runs on the first rung.
+            start: The first rung.
+
+        Returns:
+            False when the episode ended inside the bracket, else True.
+        """
         runs = [int(r) for r in rng.integers(len(_arms(env)), size=n)]
         for share in RUNG_SHARES[start:]:
             ei = round(share * _top(env))
@@ -104,14 +161,28 @@ class ArmSuccessiveHalving:
         return True
 
     def run(self, env: Recorder, rng: np.random.Generator) -> None:
+        """Run brackets until the episode ends.
+
+        Args:
+            env: The recorded episode (``multidiscrete`` actions).
+            rng: The agent's random generator.
+        """
         while self.bracket(env, rng, self.eta ** (len(RUNG_SHARES) - 1), 0):
             pass
 
 
 class ArmHyperband(ArmSuccessiveHalving):
+    """Hyperband over the epoch rungs: loops of brackets that start on ever higher rungs."""
+
     name = "hyperband"
 
     def run(self, env: Recorder, rng: np.random.Generator) -> None:
+        """Run Hyperband loops until the episode ends.
+
+        Args:
+            env: The recorded episode (``multidiscrete`` actions).
+            rng: The agent's random generator.
+        """
         s_max = len(RUNG_SHARES) - 1
         while True:
             for s in range(s_max, -1, -1):
@@ -120,12 +191,26 @@ class ArmHyperband(ArmSuccessiveHalving):
 
 
 class ArmEvolution:
+    """Regularized evolution on the runs: a mutation moves to one of the parent's nearest runs.
+
+    Args:
+        population: Runs kept alive (the first ones uniform).
+        sample: Tournament size.
+        neighbours: A child is one of the parent's this many nearest runs.
+    """
+
     name, action_type = "evolution", "multidiscrete"
 
     def __init__(self, population: int = 10, sample: int = 3, neighbours: int = 8) -> None:
         self.population, self.sample, self.neighbours = population, sample, neighbours
 
     def run(self, env: Recorder, rng: np.random.Generator) -> None:
+        """Evolve until the episode ends.
+
+        Args:
+            env: The recorded episode (``multidiscrete`` actions).
+            rng: The agent's random generator.
+        """
         near, n, top = Neighbours(env), len(_arms(env)), _top(env)
         pop: collections.deque = collections.deque()
         while True:
@@ -145,9 +230,20 @@ class ArmEvolution:
 
 
 class ArmTPE:
+    """Optuna's TPE proposes hyperparameters and fidelity; the nearest run is evaluated at the last epoch."""
+
     name, action_type = "optuna_tpe", "multidiscrete"
 
     def run(self, env: Recorder, rng: np.random.Generator) -> None:
+        """Ask and tell trials until the episode ends.
+
+        Args:
+            env: The recorded episode (``multidiscrete`` actions).
+            rng: The agent's random generator.
+
+        Raises:
+            ImportError: Optuna is not installed (naming the extra that installs it).
+        """
         try:
             import optuna
         except ImportError as e:
@@ -172,7 +268,13 @@ class ArmTPE:
 
 
 class ArmPool(gym.ActionWrapper):
-    """``Discrete(n_arms)`` over a pool of (run, epoch index) arms drawn with ``seed`` (for the bandits)."""
+    """``Discrete(n_arms)`` over a pool of (run, epoch index) arms drawn with ``seed`` (for the bandits).
+
+    Args:
+        env: A JAHS-v0 env on an arm backend (``multidiscrete`` actions).
+        n_arms: Arms in the pool (drawn with replacement).
+        seed: The pool's seed.
+    """
 
     def __init__(self, env: gym.Env, n_arms: int = 256, seed: int = 0) -> None:
         super().__init__(env)
@@ -182,11 +284,29 @@ class ArmPool(gym.ActionWrapper):
         self.action_space = spaces.Discrete(n_arms)
 
     def action(self, action: Any) -> np.ndarray:
+        """The env's action of an arm.
+
+        Args:
+            action: The arm's index.
+
+        Returns:
+            ``[run, epoch index]``.
+        """
         return self.pool[int(action)]
 
 
 def make_arm_agent(name: str) -> Any:
-    """The arm-space version of a harness agent (the bandits are the harness's own, on an :class:`ArmPool`)."""
+    """The arm-space version of a harness agent (the bandits are the harness's own, on an :class:`ArmPool`).
+
+    Args:
+        name: One of ``ARM_AGENTS``.
+
+    Returns:
+        A fresh agent.
+
+    Raises:
+        ValueError: ``name`` has no arm-space version.
+    """
     if name in ("ucb", "thompson"):
         from agents.bandits import UCB1, ThompsonSampling
         return UCB1() if name == "ucb" else ThompsonSampling()

@@ -10,6 +10,12 @@ from agents.common import Recorder
 
 
 class UCB1:
+    """UCB1 over the env's pool of arms: each arm once in random order, then the highest upper confidence bound.
+
+    Args:
+        c: Exploration weight on the [0, 1] accuracy scale.
+    """
+
     name = "ucb"
     action_type = "discrete"
     arms_per_seed = True  # the harness draws the arm pool from the episode's seed
@@ -18,6 +24,12 @@ class UCB1:
         self.c = c  # exploration weight on the [0, 1] accuracy scale
 
     def run(self, env: Recorder, rng: np.random.Generator) -> None:
+        """Pull arms until the episode ends.
+
+        Args:
+            env: The recorded episode (``discrete`` actions).
+            rng: The agent's random generator.
+        """
         k = env.action_space.n
         n, total = np.zeros(k), np.zeros(k)
         order = rng.permutation(k)  # untried arms first, in a random order
@@ -37,6 +49,14 @@ class UCB1:
 
 
 class ThompsonSampling:
+    """Thompson sampling with a Gaussian prior and likelihood on each arm's mean accuracy (on the [0, 1] scale).
+
+    Args:
+        prior_mean: The prior's mean.
+        prior_sd: The prior's standard deviation.
+        noise_sd: The standard deviation of one evaluation around its arm's mean.
+    """
+
     name = "thompson"
     action_type = "discrete"
     arms_per_seed = True
@@ -45,6 +65,12 @@ class ThompsonSampling:
         self.m0, self.s0, self.sn = prior_mean, prior_sd, noise_sd
 
     def run(self, env: Recorder, rng: np.random.Generator) -> None:
+        """Pull arms until the episode ends.
+
+        Args:
+            env: The recorded episode (``discrete`` actions).
+            rng: The agent's random generator.
+        """
         k = env.action_space.n
         n, total = np.zeros(k), np.zeros(k)
         while not env.done:

@@ -58,7 +58,17 @@ RL_TIMESTEPS = 8192  # training steps of an RL policy the harness trains
 
 
 def rl_args(algo: str, protocol: Any, policy_dir: Path | None, timesteps: int) -> Any:
-    """The training settings of the RL policy an episode under ``protocol`` uses (its own env settings)."""
+    """The training settings of the RL policy an episode under ``protocol`` uses (its own env settings).
+
+    Args:
+        algo: ``"ppo"``, ``"a2c"`` or ``"dqn"``.
+        protocol: The episodes' :class:`agents.common.Protocol`.
+        policy_dir: Folder of the signed policies (None: the default, see ``agents/policies.py``).
+        timesteps: Training steps of the policy.
+
+    Returns:
+        An ``agents.train_rl.Args``.
+    """
     from agents.train_rl import Args
 
     return Args(algo=algo, task=protocol.task, total_timesteps=timesteps, budget=float(protocol.budget or 0.0),
@@ -68,6 +78,20 @@ def rl_args(algo: str, protocol: Any, policy_dir: Path | None, timesteps: int) -
 
 def make_agent(name: str, policy_dir: Path | None = None, protocol: Any = None,
                rl_timesteps: int = RL_TIMESTEPS) -> Any:
+    """A fresh agent by its harness name.
+
+    Args:
+        name: One of ``AGENTS``.
+        policy_dir: Folder of the RL policies (RL agents only).
+        protocol: The episodes' :class:`agents.common.Protocol` (RL agents: their policy's settings).
+        rl_timesteps: Training steps of an RL agent's policy.
+
+    Returns:
+        The agent: an ``agents.rl.SB3Agent`` for ppo, a2c and dqn, else an instance of its ``CLASSES`` entry.
+
+    Raises:
+        ValueError: ``name`` is not a harness agent.
+    """
     if name in ("ppo", "a2c", "dqn"):
         from agents.rl import SB3Agent
         return SB3Agent(name, rl_args(name, protocol, policy_dir, rl_timesteps))
@@ -81,7 +105,18 @@ def make_agent(name: str, policy_dir: Path | None = None, protocol: Any = None,
 
 def run_one(agent_name: str, seed: int, protocol: Any, policy_dir: Path | None = None,
             rl_timesteps: int = RL_TIMESTEPS) -> list[dict[str, Any]]:
-    """One episode of one agent; the rows of its evaluations."""
+    """One episode of one agent (on an arm backend, its arm-space version from ``agents/arms.py``).
+
+    Args:
+        agent_name: One of ``AGENTS``.
+        seed: The episode's seed (env reset, the agent's rng, and the bandits' pool of arms).
+        protocol: The episode's :class:`agents.common.Protocol`.
+        policy_dir: Folder of the RL policies (RL agents only).
+        rl_timesteps: Training steps of an RL agent's policy.
+
+    Returns:
+        One row per revealed evaluation: task, agent, seed and the :class:`agents.common.Recorder` columns.
+    """
     from agents.common import Recorder
 
     if protocol.backend != "surrogate":  # a table's arms: the agents' arm-space versions (agents/arms.py)
@@ -107,6 +142,19 @@ def _init_worker() -> None:
 
 def run_jobs(jobs: list[tuple[str, int]], protocol: Any, policy_dir: Path | None, workers: int,
              progress: bool = True, rl_timesteps: int = RL_TIMESTEPS) -> list[dict[str, Any]]:
+    """Run episodes in this process (``workers`` 1) or in spawned worker processes.
+
+    Args:
+        jobs: (agent name, seed) of each episode.
+        protocol: The episodes' :class:`agents.common.Protocol`.
+        policy_dir: Folder of the RL policies (RL agents only).
+        workers: Worker processes; 1 runs the jobs here, in order.
+        progress: Show a tqdm bar on stderr (when tqdm is installed).
+        rl_timesteps: Training steps of an RL agent's policy.
+
+    Returns:
+        The rows of every episode (in completion order with several workers).
+    """
     rows: list[dict[str, Any]] = []
     bar = None
     if progress:
@@ -135,8 +183,15 @@ def run_jobs(jobs: list[tuple[str, int]], protocol: Any, policy_dir: Path | None
 
 
 def leaderboard(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(board, pairs): per agent mean +- SE of final regret, average rank over seeds, which agents it beats
-    significantly; and every pair's paired test (agents/stats.py)."""
+    """The leaderboard of a results table, and every pair's paired test (agents/stats.py).
+
+    Args:
+        df: The results (``RESULT_COLUMNS``), one row per evaluation.
+
+    Returns:
+        (board, pairs): one row per agent by mean final regret (mean +- SE, average rank, whom it beats, top
+        group); :func:`agents.stats.pairwise` of the final regrets.
+    """
     from agents.stats import average_ranks, beats, final_regrets, pairwise, top_group
 
     last = df.sort_values("step").groupby(["agent", "seed"]).agg(
@@ -169,7 +224,17 @@ EXPENSIVE = ("ppo", "a2c", "dqn", "optuna_tpe", "dehb", "smac", "smac_mf")  # 10
 def flag_type(kind: type, minimum: float | None = None, exclusive: bool = False,
               choices: tuple[str, ...] | None = None) -> Any:
     """An argparse ``type``: the value as ``kind`` (finite, >= or > ``minimum``, or one of ``choices``), else one
-    line naming the value and what is allowed. The one rule for every numeric or choice flag of the agents' CLIs."""
+    line naming the value and what is allowed. The one rule for every numeric or choice flag of the agents' CLIs.
+
+    Args:
+        kind: ``int``, ``float`` or ``str``.
+        minimum: The lowest value allowed (numbers; None: any finite value).
+        exclusive: ``minimum`` itself is not allowed.
+        choices: The values allowed (``str`` only).
+
+    Returns:
+        A function of the flag's text that returns the value or raises ``argparse.ArgumentTypeError``.
+    """
     if kind is str:
         what = f"one of {', '.join(choices or ())}"
     else:
@@ -189,7 +254,17 @@ def flag_type(kind: type, minimum: float | None = None, exclusive: bool = False,
 
 
 def agent_list(spec: str) -> list[str]:
-    """--agents: comma-separated harness agents, each once (a repeat would run its seeds twice)."""
+    """--agents: comma-separated harness agents, each once (a repeat would run its seeds twice).
+
+    Args:
+        spec: The flag's text, e.g. ``"random,hyperband,ppo"``.
+
+    Returns:
+        The agent names, in the order given.
+
+    Raises:
+        ArgumentTypeError: No agent, an unknown or repeated one, or one whose packages are not installed.
+    """
     names = [a.strip() for a in spec.split(",")]
     bad = [a for a in names if a not in AGENTS]
     if bad or not spec.strip():
@@ -210,6 +285,14 @@ def agent_list(spec: str) -> list[str]:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The harness's flags, every bad value refused (argparse prints one line and exits 2).
+
+    Args:
+        argv: The arguments (None: ``sys.argv[1:]``).
+
+    Returns:
+        The parsed flags.
+    """
     p = argparse.ArgumentParser(prog="python -m agents.bench", description=__doc__,
                                 formatter_class=_Help)
     p.add_argument("--task", default="fashion_mnist", help="installed task (see `jahs-gym tasks`)")
@@ -258,7 +341,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def train_policies(names: list[str], protocol: Any, policy_dir: Path | None, timesteps: int) -> None:
-    """Train every RL policy the run needs that is not saved, signed, for exactly these settings."""
+    """Train every RL policy the run needs that is not saved, signed, for exactly these settings.
+
+    Args:
+        names: The run's agents (only ppo, a2c and dqn have policies).
+        protocol: The episodes' :class:`agents.common.Protocol`.
+        policy_dir: Folder of the signed policies (None: the default).
+        timesteps: Training steps of each policy.
+    """
     from agents import policies
     from agents.train_rl import policy_file, policy_settings, train
 
@@ -272,6 +362,15 @@ def train_policies(names: list[str], protocol: Any, policy_dir: Path | None, tim
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark (``python -m agents.bench``) and write results, plot and leaderboard to ``--out``.
+
+    Args:
+        argv: The arguments (None: ``sys.argv[1:]``).
+
+    Returns:
+        0 on success or ``--help``; 2 on a refused argument, task or ``--out``, or (``--protocol jahs``) a bundle
+        without a mean full-fidelity cost.
+    """
     try:
         args = parse_args(argv)
     except SystemExit as e:  # argparse printed the one-line refusal (or --help)
@@ -340,7 +439,15 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def arm_reference(task: str, backend: str) -> float:
-    """The regret reference of an arm backend: the best noise-free test accuracy of the table's runs."""
+    """The regret reference of an arm backend: the best noise-free test accuracy of the table's runs.
+
+    Args:
+        task: The installed task.
+        backend: ``"table"`` or ``"surrogate_arms"``.
+
+    Returns:
+        That accuracy, in percent.
+    """
     from jahs_gym.envs.tasks import EnvTask
 
     return EnvTask(task, 10, None, None, backend=backend).regret_reference
@@ -348,7 +455,21 @@ def arm_reference(task: str, backend: str) -> float:
 
 def report(board: pd.DataFrame, pairs: pd.DataFrame, args: Any, budget: float, best: float, man: Any,
            unit: float | None, wall_s: float) -> str:
-    """The leaderboard as markdown: what was run, the board, and every pair's test."""
+    """The leaderboard as markdown: what was run, the board, and every pair's test.
+
+    Args:
+        board: The board of :func:`leaderboard`.
+        pairs: The pairs of :func:`leaderboard`.
+        args: The parsed flags (task, budget, noise, backend, no_continuation).
+        budget: Simulated seconds per episode.
+        best: The regret reference, in percent.
+        man: The bundle's manifest.
+        unit: Seconds of one mean full-fidelity evaluation under ``--protocol jahs``, else None.
+        wall_s: The harness's wall time.
+
+    Returns:
+        The markdown (a pipe table when tabulate is installed, else plain text tables).
+    """
     whose = "the bundle's" if getattr(args, "budget", None) is None else "--budget"
     proto = (f"JAHS-Bench-201 protocol: budget 100 mean full-fidelity evaluations ({budget:.0f} simulated s; "
              f"one = {unit:.1f} s)" if unit else f"default protocol: budget {budget:.0f} simulated s ({whose})")

@@ -27,12 +27,25 @@ class Protocol:
     backend: str = "surrogate"  # or a table's arms: "table" (measured), "surrogate_arms" (predicted)
 
     def make_env(self, action_type: str = "dict", **kw: Any) -> JAHSEnv:
+        """A JAHS-v0 env with this protocol's settings.
+
+        Args:
+            action_type: The env's action type (``"dict"``, ``"discrete"``, ``"multidiscrete"``, ...).
+            **kw: More :class:`jahs_gym.envs.JAHSEnv` keywords (e.g. ``arm_seed``).
+
+        Returns:
+            The env (not reset).
+        """
         return JAHSEnv(task=self.task, budget=self.budget, max_steps=self.max_steps, noise=self.noise,
                        continuation=self.continuation, action_type=action_type, backend=self.backend, **kw)
 
 
 class Recorder(gym.Wrapper):
-    """Keeps one row per revealed evaluation and knows when the episode is over."""
+    """Keeps one row per revealed evaluation and knows when the episode is over.
+
+    Args:
+        env: The JAHS-v0 env to record.
+    """
 
     def __init__(self, env: JAHSEnv) -> None:
         super().__init__(env)
@@ -42,11 +55,30 @@ class Recorder(gym.Wrapper):
         self._t0 = time.perf_counter()
 
     def reset(self, **kw: Any) -> tuple[Any, dict]:
+        """Reset the env and start a new record.
+
+        Args:
+            **kw: ``env.reset`` keywords (``seed``, ``options``).
+
+        Returns:
+            (observation, info) of the env.
+        """
         self.rows, self.done, self._t0 = [], False, time.perf_counter()
         self.obs, info = self.env.reset(**kw)
         return self.obs, info
 
     def step(self, action: Any) -> tuple[Any, float, bool, bool, dict]:
+        """Step the env; record the evaluation unless it went over budget.
+
+        Args:
+            action: An action of the env's action space.
+
+        Returns:
+            The env's (observation, reward, terminated, truncated, info).
+
+        Raises:
+            RuntimeError: The episode is over (reset first).
+        """
         if self.done:
             raise RuntimeError("the episode is over; reset first")
         obs, r, term, trunc, info = self.env.step(action)
@@ -64,7 +96,18 @@ class Recorder(gym.Wrapper):
 
 
 def dict_action(cfg: Config | dict, n: int, w: int, r: float, epoch_index: int) -> dict[str, Any]:
-    """The ``dict`` action asking for ``cfg`` at (N, W, Resolution) and the epoch grid's ``epoch_index``."""
+    """The ``dict`` action asking for ``cfg`` at (N, W, Resolution) and the epoch grid's ``epoch_index``.
+
+    Args:
+        cfg: The config (a Config or its dict).
+        n: N, one of ``N_VALUES``.
+        w: W, one of ``W_VALUES``.
+        r: Resolution, one of ``RESOLUTIONS``.
+        epoch_index: Index into the env's epoch grid.
+
+    Returns:
+        The action, as the ``dict`` action space takes it.
+    """
     c = cfg.as_dict() if isinstance(cfg, Config) else cfg
     return {**{k: int(c[k]) for k in OP_KEYS}, "Activation": ACTIVATIONS.index(c["Activation"]),
             "TrivialAugment": int(bool(c["TrivialAugment"])),
@@ -75,7 +118,17 @@ def dict_action(cfg: Config | dict, n: int, w: int, r: float, epoch_index: int) 
 
 
 def evaluate(env: Recorder, cfg: Config, fid: tuple[int, int, float], epoch_index: int) -> float | None:
-    """Valid accuracy of cfg at the fidelity, or None when the episode ended (budget or steps)."""
+    """Valid accuracy of cfg at the fidelity, or None when the episode ended (budget or steps).
+
+    Args:
+        env: The recorded episode (``dict`` actions).
+        cfg: The config.
+        fid: (N, W, Resolution).
+        epoch_index: Index into the env's epoch grid.
+
+    Returns:
+        The validation accuracy in percent, or None.
+    """
     if env.done:
         return None
     _, _, _, _, info = env.step(dict_action(cfg, *fid, epoch_index))
@@ -83,8 +136,24 @@ def evaluate(env: Recorder, cfg: Config, fid: tuple[int, int, float], epoch_inde
 
 
 def random_config(rng: np.random.Generator) -> Config:
+    """A uniform config of the search space.
+
+    Args:
+        rng: The random generator.
+
+    Returns:
+        The config.
+    """
     return sample_config(rng)
 
 
 def max_epoch_index(env: Recorder) -> int:
+    """The last index of the env's epoch grid.
+
+    Args:
+        env: The recorded episode.
+
+    Returns:
+        That index.
+    """
     return env.unwrapped.codec.n_epochs - 1

@@ -29,6 +29,15 @@ from agents.objective import EnvObjective, Objective, config_from, config_space,
 
 @dataclass
 class Args:
+    """DEHB's settings (DEHB's defaults but eta).
+
+    Attributes:
+        eta: Hyperband's reduction factor.
+        mutation_factor: DE's F.
+        crossover_prob: DE's CR.
+        strategy: DE's mutation and crossover.
+    """
+
     eta: int = 3  # Hyperband's reduction factor
     mutation_factor: float = 0.5  # DE's F (DEHB's default)
     crossover_prob: float = 0.5  # DE's CR (DEHB's default)
@@ -44,13 +53,29 @@ def _dehb() -> Any:
 
 
 def epochs_of(fidelity: float, max_epochs: int) -> int:
-    """DEHB's real-valued fidelity as a whole epoch count in 1..max_epochs."""
+    """DEHB's real-valued fidelity as a whole epoch count in 1..max_epochs.
+
+    Args:
+        fidelity: DEHB's fidelity.
+        max_epochs: The task's max epochs.
+
+    Returns:
+        The epoch count (rounded, then clipped).
+    """
     return int(min(max(round(float(fidelity)), 1), max_epochs))
 
 
 def benchmark_objective(bench: Any, network: tuple[int, int, float] = FULL) -> Callable[..., dict[str, Any]]:
     """DEHB's ``f(config, fidelity)`` on a Benchmark: fitness 100 - validation accuracy after ``fidelity`` epochs
-    (rounded) of the ``network`` fidelity (N, W, Resolution); cost the predicted runtime."""
+    (rounded) of the ``network`` fidelity (N, W, Resolution); cost the predicted runtime.
+
+    Args:
+        bench: A :class:`jahs_gym.Benchmark` that answers valid_acc and runtime.
+        network: (N, W, Resolution).
+
+    Returns:
+        ``f(config, fidelity, **kwargs)`` returning DEHB's dict of fitness, cost and info.
+    """
     def f(config: Any, fidelity: float, **kwargs: Any) -> dict[str, Any]:
         e = epochs_of(fidelity, bench.max_epochs)
         row = query(bench, config_from(config), network, e)
@@ -60,6 +85,12 @@ def benchmark_objective(bench: Any, network: tuple[int, int, float] = FULL) -> C
 
 
 class DEHBAgent:
+    """DEHB over the epoch count at full network fidelity, one evaluation at a time.
+
+    Args:
+        args: Its settings (None: :class:`Args`'s defaults).
+    """
+
     name = "dehb"
     action_type = "dict"
 
@@ -67,6 +98,15 @@ class DEHBAgent:
         self.args = args or Args()
 
     def search(self, objective: Objective, rng: np.random.Generator) -> None:
+        """Ask and tell DEHB's jobs until ``objective`` answers None (an ImportError naming the extra without DEHB).
+
+        Args:
+            objective: An :class:`agents.objective.EnvObjective` or :class:`agents.objective.BenchmarkObjective`.
+            rng: The agent's random generator.
+
+        Raises:
+            ValueError: The task has fewer than 2 epochs (nothing to vary).
+        """
         DEHB = _dehb()  # noqa: N806
         from loguru import logger
 
@@ -93,4 +133,10 @@ class DEHBAgent:
                     logger.remove(h)
 
     def run(self, env: Any, rng: np.random.Generator) -> None:
+        """Search on a JAHS-v0 episode.
+
+        Args:
+            env: The recorded episode (``dict`` actions).
+            rng: The agent's random generator.
+        """
         self.search(EnvObjective(env), rng)

@@ -12,6 +12,16 @@ from jahs_gym.space import ACTIVATIONS, LR_RANGE, OP_KEYS, OPS, WD_RANGE, Config
 
 
 def mutate(cfg: Config, rng: np.random.Generator) -> Config:
+    """One mutation: another value of one op, Activation or TrivialAugment, or a log-normal step (sd 0.5) of
+    LearningRate or WeightDecay, clipped to its range.
+
+    Args:
+        cfg: The parent.
+        rng: The random generator.
+
+    Returns:
+        The child.
+    """
     d = cfg.as_dict()
     key = ["op", "Activation", "TrivialAugment", "LearningRate", "WeightDecay"][int(rng.integers(5))]
     if key == "op":
@@ -28,6 +38,13 @@ def mutate(cfg: Config, rng: np.random.Generator) -> Config:
 
 
 class RegularizedEvolution:
+    """Regularized evolution at full fidelity and the last epoch.
+
+    Args:
+        population: Configs kept alive (the first ones are random).
+        sample: Tournament size: the best of this many random members is the parent.
+    """
+
     name = "evolution"
     action_type = "dict"
 
@@ -35,6 +52,12 @@ class RegularizedEvolution:
         self.population, self.sample = population, sample
 
     def run(self, env: Recorder, rng: np.random.Generator) -> None:
+        """Evolve until the episode ends.
+
+        Args:
+            env: The recorded episode (``dict`` actions).
+            rng: The agent's random generator.
+        """
         top = max_epoch_index(env)
         pop: collections.deque = collections.deque()
         while True:

@@ -25,7 +25,18 @@ def _rung(env: Recorder, k: int) -> tuple[tuple[int, int, float], int]:
 
 
 def successive_halving(env: Recorder, rng: np.random.Generator, n: int, start: int, eta: int) -> bool:
-    """One bracket; False when the episode ended inside it."""
+    """One bracket: ``n`` random configs from rung ``start`` of ``LADDER``, the best 1/eta promoted at each rung.
+
+    Args:
+        env: The recorded episode (``dict`` actions).
+        rng: The random generator.
+        n: Configs on the first rung.
+        start: The first rung.
+        eta: Keep the best 1/eta at each rung (at least one).
+
+    Returns:
+        False when the episode ended inside the bracket, else True.
+    """
     configs = [random_config(rng) for _ in range(n)]
     for k in range(start, len(LADDER)):
         fid, ei = _rung(env, k)
@@ -41,6 +52,12 @@ def successive_halving(env: Recorder, rng: np.random.Generator, n: int, start: i
 
 
 class SuccessiveHalving:
+    """Successive halving over ``LADDER``: brackets of eta^3 configs from the lowest rung, until the episode ends.
+
+    Args:
+        eta: Keep the best 1/eta at each rung.
+    """
+
     name = "successive_halving"
     action_type = "dict"
 
@@ -48,15 +65,29 @@ class SuccessiveHalving:
         self.eta = eta  # keep the best 1/eta at each rung
 
     def run(self, env: Recorder, rng: np.random.Generator) -> None:
+        """Run brackets until the episode ends.
+
+        Args:
+            env: The recorded episode (``dict`` actions).
+            rng: The agent's random generator.
+        """
         n = self.eta ** (len(LADDER) - 1)
         while successive_halving(env, rng, n, 0, self.eta):
             pass
 
 
 class Hyperband(SuccessiveHalving):
+    """Hyperband: loops of brackets that start on ever higher rungs, the most exploratory first."""
+
     name = "hyperband"
 
     def run(self, env: Recorder, rng: np.random.Generator) -> None:
+        """Run Hyperband loops until the episode ends.
+
+        Args:
+            env: The recorded episode (``dict`` actions).
+            rng: The agent's random generator.
+        """
         s_max = len(LADDER) - 1
         while True:
             for s in range(s_max, -1, -1):  # the most exploratory bracket first

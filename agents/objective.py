@@ -33,19 +33,40 @@ Objective = Callable[[Config, Fid, "int | None"], "float | None"]  # EnvObjectiv
 
 
 def config_space(seed: int | None = None) -> Any:
-    """The 11 configuration hyperparameters as a ConfigSpace space (needs ``jahs-gym[configspace]``)."""
+    """The 11 configuration hyperparameters as a ConfigSpace space (needs ``jahs-gym[configspace]``).
+
+    Args:
+        seed: The space's sampling seed (None: unseeded).
+
+    Returns:
+        A ``ConfigSpace.ConfigurationSpace``.
+    """
     from jahs_gym.configspace import search_space
 
     return search_space(seed=seed)
 
 
 def config_from(sample: Any) -> Config:
-    """A Config from a ConfigSpace sample (or any mapping of the config keys)."""
+    """A Config from a ConfigSpace sample (or any mapping of the config keys).
+
+    Args:
+        sample: The sample.
+
+    Returns:
+        The Config (``Config.from_dict`` validates it).
+    """
     return Config.from_dict(dict(sample))
 
 
 class EnvObjective:
-    """Evaluations as steps of a JAHS-v0 episode (dict actions); the epoch count snaps to the env's epoch grid."""
+    """Evaluations as steps of a JAHS-v0 episode (dict actions); the epoch count snaps to the env's epoch grid.
+
+    Calling it with (config, (N, W, Resolution), epochs or None for the last) returns the validation accuracy,
+    or None once the episode is over.
+
+    Args:
+        env: The recorded episode, with the ``dict`` action type.
+    """
 
     def __init__(self, env: Recorder) -> None:
         self.env = env
@@ -61,18 +82,49 @@ class EnvObjective:
 
 
 def metric_value(row: dict[str, float], name: str) -> float:
-    """``row[name]`` in either spelling a Benchmark answers in (valid_acc, or JAHS-Bench-201's valid-acc)."""
+    """``row[name]`` in either spelling a Benchmark answers in (valid_acc, or JAHS-Bench-201's valid-acc).
+
+    Args:
+        row: One epoch's answer of a Benchmark.
+        name: The metric, underscore spelling.
+
+    Returns:
+        The value.
+    """
     return float(row[name] if name in row else row[name.replace("_", "-")])
 
 
 def query(bench: Any, cfg: Config, fid: Fid, epochs: int) -> dict[str, float]:
-    """The Benchmark's answer for ``cfg`` at (N, W, Resolution) ``fid`` after ``epochs`` epochs."""
+    """The Benchmark's answer for ``cfg`` at (N, W, Resolution) ``fid`` after ``epochs`` epochs.
+
+    Args:
+        bench: A :class:`jahs_gym.Benchmark`.
+        cfg: The config.
+        fid: (N, W, Resolution).
+        epochs: The epoch count.
+
+    Returns:
+        Metric -> value at that epoch.
+    """
     return bench({**cfg.as_dict(), "N": fid[0], "W": fid[1], "Resolution": fid[2]}, nepochs=epochs)[epochs]
 
 
 class BenchmarkObjective:
     """Evaluations as queries of a Benchmark, charged its predicted runtime, until ``budget`` simulated seconds
-    or ``max_evaluations`` are spent; :meth:`trajectory` has one row per evaluation."""
+    or ``max_evaluations`` are spent; :meth:`trajectory` has one row per evaluation.
+
+    Calling it with (config, (N, W, Resolution), epochs) returns the validation accuracy, or None once the budget
+    or evaluations are spent (an evaluation that would go over the budget is not made). Epochs are rounded and
+    clipped to 1..max_epochs (None: max_epochs).
+
+    Args:
+        bench: A :class:`jahs_gym.Benchmark` that answers valid_acc and runtime.
+        budget: Simulated seconds, finite and > 0.
+        max_evaluations: Evaluations at most (None: no cap).
+
+    Raises:
+        ValueError: A bad ``budget`` or ``max_evaluations``, or a Benchmark without valid_acc or runtime.
+    """
 
     def __init__(self, bench: Any, budget: float, max_evaluations: int | None = None) -> None:
         if not (isinstance(budget, (int, float)) and math.isfinite(budget) and budget > 0):
@@ -116,12 +168,29 @@ class BenchmarkObjective:
         return acc
 
     def trajectory(self) -> pd.DataFrame:
+        """The evaluations so far.
+
+        Returns:
+            One row per evaluation: step, the config's keys, N, W, Resolution, epoch, valid_acc, cost,
+            cumulative_cost, incumbent_valid_acc.
+        """
         return pd.DataFrame(self.rows)
 
 
 def on_benchmark(agent: Any, bench: Any, budget: float, seed: int = 0,
                  max_evaluations: int | None = None) -> pd.DataFrame:
-    """Run ``agent`` (anything with ``search(objective, rng)``) on ``bench``; its trajectory, one row an evaluation."""
+    """Run ``agent`` (anything with ``search(objective, rng)``) on ``bench``.
+
+    Args:
+        agent: The agent.
+        bench: A :class:`jahs_gym.Benchmark` that answers valid_acc and runtime.
+        budget: Simulated seconds, finite and > 0.
+        seed: Seed of the agent's random generator.
+        max_evaluations: Evaluations at most (None: no cap).
+
+    Returns:
+        Its trajectory (:meth:`BenchmarkObjective.trajectory`).
+    """
     objective = BenchmarkObjective(bench, budget, max_evaluations)
     agent.search(objective, np.random.default_rng(seed))
     return objective.trajectory()

@@ -31,7 +31,14 @@ def _optuna() -> Any:
 
 
 def suggest_config(trial: Any) -> Config:
-    """The trial's config: ops and Activation as categoricals, the two rates on a log scale."""
+    """The trial's config: ops and Activation as categoricals, the two rates on a log scale.
+
+    Args:
+        trial: An Optuna trial.
+
+    Returns:
+        The config.
+    """
     return Config(*(trial.suggest_categorical(k, list(range(len(OPS)))) for k in OP_KEYS),
                   Activation=trial.suggest_categorical("Activation", list(ACTIVATIONS)),
                   TrivialAugment=trial.suggest_categorical("TrivialAugment", [False, True]),
@@ -41,7 +48,16 @@ def suggest_config(trial: Any) -> Config:
 
 def benchmark_objective(bench: Any, fidelity: Fid = FULL, nepochs: int | None = None) -> Callable[[Any], float]:
     """An Optuna objective (maximise) on a Benchmark: the validation accuracy of the trial's config at
-    ``fidelity`` (N, W, Resolution) after ``nepochs`` epochs (default: the task's max)."""
+    ``fidelity`` (N, W, Resolution) after ``nepochs`` epochs.
+
+    Args:
+        bench: A :class:`jahs_gym.Benchmark`.
+        fidelity: (N, W, Resolution).
+        nepochs: Epochs (None: the task's max).
+
+    Returns:
+        ``objective(trial)`` for ``study.optimize``.
+    """
     e = bench.max_epochs if nepochs is None else nepochs
 
     def objective(trial: Any) -> float:
@@ -50,10 +66,18 @@ def benchmark_objective(bench: Any, fidelity: Fid = FULL, nepochs: int | None = 
 
 
 class OptunaTPE:
+    """Optuna's TPE sampler (seeded from the agent's rng) at full fidelity and the task's max epochs."""
+
     name = "optuna_tpe"
     action_type = "dict"
 
     def search(self, objective: Objective, rng: np.random.Generator) -> None:
+        """Ask and tell trials until ``objective`` answers None (an ImportError naming the extra without Optuna).
+
+        Args:
+            objective: An :class:`agents.objective.EnvObjective` or :class:`agents.objective.BenchmarkObjective`.
+            rng: The agent's random generator.
+        """
         optuna = _optuna()
         study = optuna.create_study(direction="maximize",
                                     sampler=optuna.samplers.TPESampler(seed=int(rng.integers(2**31))))
@@ -65,4 +89,10 @@ class OptunaTPE:
             study.tell(trial, acc)
 
     def run(self, env: Any, rng: np.random.Generator) -> None:
+        """Search on a JAHS-v0 episode.
+
+        Args:
+            env: The recorded episode (``dict`` actions).
+            rng: The agent's random generator.
+        """
         self.search(EnvObjective(env), rng)

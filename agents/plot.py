@@ -16,6 +16,16 @@ def anytime(df: pd.DataFrame, budget: float, points: int = 200, column: str = "r
     or its validation error) at each cost.
 
     A curve starts where every seed has its first evaluation, so a mean never mixes seeds in and out.
+
+    Args:
+        df: The harness's results, one row per evaluation.
+        budget: The last cost of the grid (simulated seconds).
+        points: Points of the log-spaced cost grid.
+        column: ``"regret"`` (or another results column), or ``"valid_error"`` (100 - incumbent_valid_acc).
+        unit: The cost grid is divided by it.
+
+    Returns:
+        Agent -> (cost grid, mean, standard error); NaN before every seed has an incumbent (SE also with one seed).
     """
     lo = max(float(df["cumulative_cost"].min()), budget * 1e-4)
     grid = np.geomspace(lo, budget, points)
@@ -42,7 +52,17 @@ def plot(df: pd.DataFrame, budget: float, best: float, path: Path, task: str, bo
          unit: float | None = None) -> None:
     """The anytime plot: test regret (and, with ``unit``, the JAHS protocol's validation error) against cost.
 
-    Legend entries of the top group (not significantly worse than the best) carry a filled circle."""
+    Legend entries of the top group (not significantly worse than the best) carry a filled circle.
+
+    Args:
+        df: The harness's results, one row per evaluation.
+        budget: Simulated seconds per episode.
+        best: The regret reference, in percent (in the axis label).
+        path: The image file to write.
+        task: The task (in the title).
+        board: The leaderboard (its ``top group`` column).
+        unit: Seconds of one mean full-fidelity evaluation (the JAHS protocol), else None.
+    """
     import matplotlib
 
     matplotlib.use("Agg")

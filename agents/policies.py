@@ -40,18 +40,35 @@ class PolicyError(ValueError):
 
 
 def cache_dir() -> Path:
-    """The harness's own folder: $JAHS_GYM_CACHE, else $XDG_CACHE_HOME/jahs-gym, else ~/.cache/jahs-gym."""
+    """The harness's own folder.
+
+    Returns:
+        $JAHS_GYM_CACHE, else $XDG_CACHE_HOME/jahs-gym, else ~/.cache/jahs-gym (not created here).
+    """
     if os.environ.get("JAHS_GYM_CACHE"):
         return Path(os.environ["JAHS_GYM_CACHE"])
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "jahs-gym"
 
 
 def default_policy_dir() -> Path:
+    """Where the harness keeps its policies unless told otherwise.
+
+    Returns:
+        ``policies`` in :func:`cache_dir`.
+    """
     return cache_dir() / "policies"
 
 
 def user_key() -> bytes:
-    """The per-user HMAC key (32 random bytes), created with mode 0600 on first use."""
+    """The per-user HMAC key (32 random bytes), created with mode 0600 on first use.
+
+    Returns:
+        The key.
+
+    Raises:
+        PolicyError: The key file is not a regular 32-byte file of this user that only the user can read and write
+            (the message says to delete it).
+    """
     root = cache_dir()
     root.mkdir(parents=True, exist_ok=True, mode=0o700)
     path = root / KEY_FILE
@@ -90,7 +107,15 @@ def _versions() -> dict[str, str]:
 
 
 def env_kwargs(protocol: Any, action_type: str) -> dict[str, Any]:
-    """Every keyword of the training env: JAHSEnv's defaults with the protocol's settings over them."""
+    """Every keyword of the training env: JAHSEnv's defaults with the protocol's settings over them.
+
+    Args:
+        protocol: The episodes' :class:`agents.common.Protocol` (or anything with its fields).
+        action_type: The env's action type.
+
+    Returns:
+        Keyword -> value.
+    """
     from jahs_gym.envs import JAHSEnv
 
     kw = {k: p.default for k, p in inspect.signature(JAHSEnv.__init__).parameters.items()
@@ -102,7 +127,19 @@ def env_kwargs(protocol: Any, action_type: str) -> dict[str, Any]:
 
 def settings(algo: str, env: dict[str, Any], model: dict[str, Any], n_envs: int, total_timesteps: int,
              seed: int) -> dict[str, Any]:
-    """Everything that shapes a policy (the stamp without the zip's hash and the HMAC)."""
+    """Everything that shapes a policy (the stamp without the zip's hash and the HMAC).
+
+    Args:
+        algo: ``"ppo"``, ``"a2c"`` or ``"dqn"``.
+        env: The training env's keywords (:func:`env_kwargs`).
+        model: The algorithm's hyperparameters.
+        n_envs: Parallel training envs.
+        total_timesteps: Training steps.
+        seed: The training seed.
+
+    Returns:
+        The settings with the bundle's digests and the package versions, as a stamp reads back (tuples as lists).
+    """
     from jahs_gym.bundle import load_bundle
 
     man = load_bundle(env["task"]).manifest
@@ -117,11 +154,27 @@ def _canonical(obj: Any) -> bytes:
 
 
 def digest(s: dict[str, Any]) -> str:
+    """The sha256 of settings in canonical JSON.
+
+    Args:
+        s: Settings (:func:`settings`).
+
+    Returns:
+        The hex digest.
+    """
     return hashlib.sha256(_canonical(s)).hexdigest()
 
 
 def policy_path(folder: Path, s: dict[str, Any]) -> Path:
-    """ALGO-DIGEST.zip: one file per setting, so runs with other settings never overwrite each other."""
+    """ALGO-DIGEST.zip: one file per setting, so runs with other settings never overwrite each other.
+
+    Args:
+        folder: The policy folder.
+        s: Settings (:func:`settings`).
+
+    Returns:
+        The zip's path in ``folder``.
+    """
     return Path(folder) / f"{s['algo']}-{digest(s)[:16]}.zip"
 
 
@@ -130,7 +183,16 @@ def _sign(body: dict[str, Any]) -> str:
 
 
 def save(model: Any, folder: Path, s: dict[str, Any]) -> Path:
-    """Save an SB3 model and its signed stamp; the zip is hashed from the bytes written."""
+    """Save an SB3 model and its signed stamp; the zip is hashed from the bytes written.
+
+    Args:
+        model: The trained SB3 model.
+        folder: The policy folder (created with mode 0700 if missing).
+        s: The settings it was trained for (:func:`settings`).
+
+    Returns:
+        The zip's path (the stamp is next to it, ``.json``).
+    """
     zip_path = policy_path(folder, s)
     zip_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     buf = io.BytesIO()
@@ -147,7 +209,19 @@ def save(model: Any, folder: Path, s: dict[str, Any]) -> Path:
 
 
 def verified_bytes(zip_path: Path, s: dict[str, Any]) -> bytes:
-    """The zip's bytes when its stamp is the harness's own for exactly ``s``; PolicyError naming why not."""
+    """The zip's bytes when its stamp is the harness's own for exactly ``s``.
+
+    Args:
+        zip_path: The policy zip.
+        s: The settings asked for (:func:`settings`).
+
+    Returns:
+        The bytes read, whose sha256 is the stamped one.
+
+    Raises:
+        PolicyError: No zip, no readable stamp, a stamp the harness does not write, an HMAC that does not verify,
+            other settings (naming the ones that differ), or a zip changed after it was saved.
+    """
     zip_path = Path(zip_path)
     stamp = zip_path.with_suffix(".json")
     if not zip_path.is_file():
@@ -171,7 +245,15 @@ def verified_bytes(zip_path: Path, s: dict[str, Any]) -> bytes:
 
 
 def stale(zip_path: Path, s: dict[str, Any]) -> str | None:
-    """Why the policy at ``zip_path`` cannot serve ``s`` (then the harness trains it again); None when it can."""
+    """Why the policy at ``zip_path`` cannot serve ``s`` (then the harness trains it again).
+
+    Args:
+        zip_path: The policy zip.
+        s: The settings asked for (:func:`settings`).
+
+    Returns:
+        The :class:`PolicyError` message, or None when the policy can be loaded.
+    """
     try:
         verified_bytes(zip_path, s)
     except PolicyError as e:
@@ -180,7 +262,16 @@ def stale(zip_path: Path, s: dict[str, Any]) -> str | None:
 
 
 def load(zip_path: Path, s: dict[str, Any]) -> Any:
-    """The SB3 model from the verified bytes (never from a path SB3 would open itself)."""
+    """The SB3 model from the verified bytes (never from a path SB3 would open itself); :func:`verified_bytes`'s
+    PolicyError when it must not be loaded.
+
+    Args:
+        zip_path: The policy zip.
+        s: The settings asked for (:func:`settings`).
+
+    Returns:
+        The model, on the CPU.
+    """
     import stable_baselines3 as sb3
 
     data = verified_bytes(zip_path, s)

@@ -8,10 +8,18 @@ from agents.common import FULL, Recorder, evaluate, max_epoch_index, random_conf
 
 
 class RandomSearch:
+    """Uniform random configs at full fidelity and the last epoch until the episode ends."""
+
     name = "random"
     action_type = "dict"
 
     def run(self, env: Recorder, rng: np.random.Generator) -> None:
+        """Evaluate random configs until the episode ends.
+
+        Args:
+            env: The recorded episode (``dict`` actions).
+            rng: The agent's random generator.
+        """
         top = max_epoch_index(env)
         while evaluate(env, random_config(rng), FULL, top) is not None:
             pass

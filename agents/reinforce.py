@@ -24,6 +24,16 @@ from jahs_gym.space import ACTIVATIONS, LR_RANGE, OPS, WD_RANGE, Config
 
 @dataclass
 class Args:
+    """REINFORCE's settings (NAS-Bench-201's defaults).
+
+    Attributes:
+        learning_rate: Adam's step size.
+        ema_momentum: The baseline's momentum.
+        init_std: Logits start at ``init_std * N(0, 1)``.
+        n_lr: LearningRate values, log-spaced over its range.
+        n_wd: WeightDecay values, log-spaced over its range.
+    """
+
     learning_rate: float = 1e-3  # Adam's step size (NAS-Bench-201: --learning_rate 0.001)
     ema_momentum: float = 0.9  # the baseline's momentum (NAS-Bench-201: --EMA_momentum 0.9)
     init_std: float = 1e-3  # logits start at init_std * N(0, 1)
@@ -32,7 +42,15 @@ class Args:
 
 
 class Adam:
-    """Adam (Kingma & Ba, 2015) on one parameter array, as torch.optim.Adam's defaults."""
+    """Adam (Kingma & Ba, 2015) on one parameter array, as torch.optim.Adam's defaults.
+
+    Args:
+        shape: The parameter array's shape.
+        lr: The step size.
+        b1: The first moment's decay.
+        b2: The second moment's decay.
+        eps: Added to the denominator.
+    """
 
     def __init__(self, shape: tuple[int, ...], lr: float, b1: float = 0.9, b2: float = 0.999,
                  eps: float = 1e-8) -> None:
@@ -40,6 +58,12 @@ class Adam:
         self.m, self.v, self.t = np.zeros(shape), np.zeros(shape), 0
 
     def step(self, params: np.ndarray, grad: np.ndarray) -> None:
+        """One descent step, in place.
+
+        Args:
+            params: The parameters (updated in place).
+            grad: Their gradient.
+        """
         self.t += 1
         self.m = self.b1 * self.m + (1 - self.b1) * grad
         self.v = self.b2 * self.v + (1 - self.b2) * grad**2
@@ -48,20 +72,40 @@ class Adam:
 
 
 class EMA:
-    """NAS-Bench-201's ExponentialMovingAverage (bias-corrected by its running denominator)."""
+    """NAS-Bench-201's ExponentialMovingAverage (bias-corrected by its running denominator).
+
+    Args:
+        momentum: The weight of the past.
+    """
 
     def __init__(self, momentum: float) -> None:
         self.momentum, self.num, self.den = momentum, 0.0, 0.0
 
     def update(self, x: float) -> None:
+        """Add one value.
+
+        Args:
+            x: The value.
+        """
         self.num = self.momentum * self.num + (1 - self.momentum) * x
         self.den = self.momentum * self.den + (1 - self.momentum)
 
     def value(self) -> float:
+        """The bias-corrected average (call :meth:`update` first).
+
+        Returns:
+            The average.
+        """
         return self.num / self.den
 
 
 class Reinforce:
+    """The REINFORCE controller at full fidelity and the task's max epochs.
+
+    Args:
+        args: Its settings (None: :class:`Args`'s defaults).
+    """
+
     name = "reinforce"
     action_type = "dict"
 
@@ -74,11 +118,25 @@ class Reinforce:
         self.sizes = [len(OPS)] * 6 + [len(ACTIVATIONS), 2, a.n_lr, a.n_wd]
 
     def config(self, actions: list[int]) -> Config:
+        """The config of the policy's decisions.
+
+        Args:
+            actions: 10 indices: 6 ops, Activation, TrivialAugment, LearningRate and WeightDecay grid values.
+
+        Returns:
+            The config.
+        """
         ops, (act, ta, lr, wd) = actions[:6], actions[6:]
         return Config(*ops, Activation=ACTIVATIONS[act], TrivialAugment=bool(ta), LearningRate=float(self.lrs[lr]),
                       WeightDecay=float(self.wds[wd]))
 
     def search(self, objective: Objective, rng: np.random.Generator) -> None:
+        """Sample, evaluate and update the policy until ``objective`` answers None.
+
+        Args:
+            objective: An :class:`agents.objective.EnvObjective` or :class:`agents.objective.BenchmarkObjective`.
+            rng: The agent's random generator.
+        """
         logits = [self.args.init_std * rng.standard_normal(k) for k in self.sizes]
         opts = [Adam(lg.shape, self.args.learning_rate) for lg in logits]
         baseline = EMA(self.args.ema_momentum)
@@ -95,4 +153,10 @@ class Reinforce:
                 opt.step(lg, grad)
 
     def run(self, env: Any, rng: np.random.Generator) -> None:
+        """Search on a JAHS-v0 episode.
+
+        Args:
+            env: The recorded episode (``dict`` actions).
+            rng: The agent's random generator.
+        """
         self.search(EnvObjective(env), rng)

@@ -15,7 +15,15 @@ class SB3Agent:
     """Runs a saved policy, sampling its actions (a deterministic policy would repeat itself).
 
     ``args`` (agents.train_rl.Args) says which policy: the one trained with exactly those settings, loaded only
-    when its signed stamp and sha256 verify (agents/policies.py); otherwise a PolicyError says why."""
+    when its signed stamp and sha256 verify (agents/policies.py); otherwise a PolicyError says why.
+
+    Args:
+        algo: ``"ppo"``, ``"a2c"`` or ``"dqn"``.
+        args: The policy's ``agents.train_rl.Args``.
+
+    Raises:
+        ValueError: An unknown ``algo``.
+    """
 
     def __init__(self, algo: str, args: Any) -> None:
         if algo not in ALGOS:
@@ -25,6 +33,12 @@ class SB3Agent:
         self._model = None
 
     def run(self, env: Recorder, rng: np.random.Generator) -> None:
+        """Load the policy (once) and step with it until the episode ends.
+
+        Args:
+            env: The recorded episode (``multidiscrete`` actions for ppo and a2c, ``discrete`` actions).
+            rng: The agent's random generator.
+        """
         import torch
 
         from agents import policies

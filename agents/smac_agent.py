@@ -30,6 +30,13 @@ from agents.objective import EnvObjective, Objective, config_from, config_space,
 
 @dataclass
 class Args:
+    """The SMAC agents' settings.
+
+    Attributes:
+        n_initial: Initial design size (SMAC's own rule for 100 trials: 10 per hyperparameter, at most 25%).
+        eta: Hyperband's reduction factor (smac_mf).
+    """
+
     n_initial: int = 25  # initial design size (SMAC's own rule for 100 trials: 10 per hyperparameter, <= 25%)
     eta: int = 3  # Hyperband's reduction factor (smac_mf)
 
@@ -43,13 +50,29 @@ def _smac() -> Any:
 
 
 def epochs_of(budget: float | None, max_epochs: int) -> int:
-    """SMAC's real-valued budget as a whole epoch count in 1..max_epochs (None: the max)."""
+    """SMAC's real-valued budget as a whole epoch count in 1..max_epochs.
+
+    Args:
+        budget: SMAC's budget (None: the max).
+        max_epochs: The task's max epochs.
+
+    Returns:
+        The epoch count (rounded, then clipped).
+    """
     return max_epochs if budget is None else int(min(max(round(float(budget)), 1), max_epochs))
 
 
 def benchmark_target(bench: Any, fidelity: tuple[int, int, float] = FULL) -> Callable[..., float]:
     """SMAC's ``target_function(config, seed, budget=None)`` on a Benchmark: 100 - validation accuracy after
-    ``budget`` epochs (rounded; None: the task's max) at ``fidelity`` (N, W, Resolution)."""
+    ``budget`` epochs (rounded; None: the task's max) at ``fidelity`` (N, W, Resolution).
+
+    Args:
+        bench: A :class:`jahs_gym.Benchmark`.
+        fidelity: (N, W, Resolution).
+
+    Returns:
+        The target function.
+    """
     def train(config: Any, seed: int = 0, budget: float | None = None) -> float:
         e = epochs_of(budget, bench.max_epochs)
         return 100.0 - metric_value(query(bench, config_from(config), fidelity, e), "valid_acc")
@@ -57,6 +80,12 @@ def benchmark_target(bench: Any, fidelity: tuple[int, int, float] = FULL) -> Cal
 
 
 class SMACBlackBox:
+    """SMAC's HPO facade at full fidelity and the task's max epochs.
+
+    Args:
+        args: Its settings (None: :class:`Args`'s defaults).
+    """
+
     name = "smac"
     action_type = "dict"
     multi_fidelity = False
@@ -71,6 +100,13 @@ class SMACBlackBox:
                                                      overwrite=True, logging_level=40)
 
     def search(self, objective: Objective, rng: np.random.Generator) -> None:
+        """Ask and tell SMAC's trials until ``objective`` answers None (an ImportError naming the extra without
+        SMAC3; smac_mf: a ValueError for a task of fewer than 2 epochs).
+
+        Args:
+            objective: An :class:`agents.objective.EnvObjective` or :class:`agents.objective.BenchmarkObjective`.
+            rng: The agent's random generator.
+        """
         smac = _smac()
         from smac.runhistory.dataclasses import TrialValue
 
@@ -86,10 +122,18 @@ class SMACBlackBox:
                 opt.tell(info, TrialValue(cost=100.0 - acc))
 
     def run(self, env: Any, rng: np.random.Generator) -> None:
+        """Search on a JAHS-v0 episode.
+
+        Args:
+            env: The recorded episode (``dict`` actions).
+            rng: The agent's random generator.
+        """
         self.search(EnvObjective(env), rng)
 
 
 class SMACMultiFidelity(SMACBlackBox):
+    """SMAC's multi-fidelity facade (Hyperband brackets over the epoch count, BOHB-style) at full network fidelity."""
+
     name = "smac_mf"
     multi_fidelity = True
 

@@ -33,7 +33,14 @@ def _midranks(a: np.ndarray) -> np.ndarray:
 
 
 def wilcoxon_signed_rank(d: np.ndarray) -> tuple[float, float]:
-    """(W+, exact two-sided p) of paired differences ``d`` (zeros dropped; p = 1 when none is left)."""
+    """The exact Wilcoxon signed-rank test of paired differences.
+
+    Args:
+        d: The paired differences (zeros are dropped).
+
+    Returns:
+        (W+, exact two-sided p); (0, 1) when no nonzero difference is left.
+    """
     d = np.asarray(d, dtype=np.float64)
     d = d[d != 0]
     if len(d) == 0:
@@ -51,7 +58,14 @@ def wilcoxon_signed_rank(d: np.ndarray) -> tuple[float, float]:
 
 
 def holm(p: list[float]) -> list[float]:
-    """Holm-adjusted p-values (same order as ``p``)."""
+    """Holm's step-down correction.
+
+    Args:
+        p: The p-values.
+
+    Returns:
+        The Holm-adjusted p-values, in the same order.
+    """
     m = len(p)
     order = np.argsort(p, kind="stable")
     adj = np.empty(m)
@@ -63,13 +77,29 @@ def holm(p: list[float]) -> list[float]:
 
 
 def final_regrets(df: pd.DataFrame) -> pd.DataFrame:
-    """(seed x agent) final regret of each episode (the last revealed evaluation's regret)."""
+    """The final regret of each episode (the last revealed evaluation's regret).
+
+    Args:
+        df: The harness's results, one row per evaluation (agent, seed, step, regret).
+
+    Returns:
+        Seed x agent final regrets (NaN where an agent did not run a seed).
+    """
     last = df.sort_values("step").groupby(["agent", "seed"])["regret"].last()
     return last.unstack("agent")
 
 
 def pairwise(final: pd.DataFrame, alpha: float = ALPHA) -> pd.DataFrame:
-    """One row per pair of agents: seeds shared, mean difference (a - b), W+, p, Holm-adjusted p, verdict."""
+    """Paired tests of every pair of agents, Holm-corrected over all pairs.
+
+    Args:
+        final: Seed x agent final regrets (:func:`final_regrets`).
+        alpha: The family-wise error rate.
+
+    Returns:
+        One row per pair: a, b, seeds shared, mean_diff (a - b), W+, p, lower (the agent both the ranks and the
+        mean put lower, else ""), p_holm, significant (p_holm < alpha and a lower agent).
+    """
     rows = []
     for a, b in itertools.combinations(final.columns, 2):
         both = final[[a, b]].dropna()
@@ -89,7 +119,14 @@ def pairwise(final: pd.DataFrame, alpha: float = ALPHA) -> pd.DataFrame:
 
 
 def average_ranks(final: pd.DataFrame) -> pd.Series:
-    """Each agent's rank (1 = lowest regret, ties share the mean rank) averaged over the seeds every agent ran."""
+    """Each agent's rank (1 = lowest regret, ties share the mean rank) averaged over the seeds every agent ran.
+
+    Args:
+        final: Seed x agent final regrets (:func:`final_regrets`).
+
+    Returns:
+        Agent -> average rank (all NaN when no seed was run by every agent).
+    """
     common = final.dropna()
     if common.empty:
         return pd.Series(np.nan, index=final.columns)
@@ -98,7 +135,14 @@ def average_ranks(final: pd.DataFrame) -> pd.Series:
 
 
 def beats(pairs: pd.DataFrame) -> dict[str, list[str]]:
-    """agent -> the agents it has significantly lower final regret than (Holm-adjusted)."""
+    """Who beats whom.
+
+    Args:
+        pairs: The pairwise tests (:func:`pairwise`).
+
+    Returns:
+        Agent -> the agents it has significantly lower final regret than (Holm-adjusted).
+    """
     out: dict[str, list[str]] = {}
     for r in pairs[pairs["significant"]].itertuples():
         out.setdefault(r.lower, []).append(r.b if r.lower == r.a else r.a)
@@ -106,7 +150,15 @@ def beats(pairs: pd.DataFrame) -> dict[str, list[str]]:
 
 
 def top_group(board: pd.DataFrame, pairs: pd.DataFrame) -> set[str]:
-    """The best agent by mean final regret and every agent not significantly worse than it."""
+    """The best agent by mean final regret and every agent not significantly worse than it.
+
+    Args:
+        board: The leaderboard, best agent first (its index the agents).
+        pairs: The pairwise tests (:func:`pairwise`).
+
+    Returns:
+        Those agents (empty for an empty board).
+    """
     if board.empty:
         return set()
     best = board.index[0]

@@ -24,6 +24,22 @@ from agents.rl import ALGOS
 
 @dataclass
 class Args:
+    """The training settings (each one a flag: ``--total-timesteps`` for total_timesteps).
+
+    Attributes:
+        algo: ppo, a2c (multidiscrete actions) or dqn (discrete arms).
+        task: Installed task (see ``jahs-gym tasks``).
+        total_timesteps: Environment steps of training.
+        n_envs: Parallel training episodes (SB3 DummyVecEnv).
+        seed: Training seed.
+        budget: Simulated seconds per episode; 0: the bundle's default.
+        max_steps: Evaluations per episode at most.
+        noise: Draw evaluations from the bundle's seed-noise model.
+        continuation: Promotions pay only the extra epochs.
+        out: Folder of ALGO-DIGEST.zip ("": the harness's folder in the user's cache).
+        tensorboard: TensorBoard log folder ("": off; needs the tensorboard package).
+    """
+
     algo: str = "ppo"  # ppo, a2c (multidiscrete actions) or dqn (discrete arms)
     task: str = "fashion_mnist"  # installed task (see `jahs-gym tasks`)
     total_timesteps: int = 8192  # environment steps of training
@@ -38,6 +54,14 @@ class Args:
 
 
 def parse(argv: list[str] | None = None) -> Args:
+    """The training flags, every bad value refused (argparse prints one line and exits 2).
+
+    Args:
+        argv: The arguments (None: ``sys.argv[1:]``).
+
+    Returns:
+        The settings.
+    """
     from agents.bench import flag_type
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -55,7 +79,17 @@ def parse(argv: list[str] | None = None) -> Args:
 
 
 def model_kwargs(algo: str) -> dict[str, Any]:
-    """The algorithm's hyperparameters besides SB3's defaults (the stamp records them and SB3's version)."""
+    """The algorithm's hyperparameters besides SB3's defaults (the stamp records them and SB3's version).
+
+    Args:
+        algo: ``"ppo"``, ``"a2c"`` or ``"dqn"``.
+
+    Returns:
+        SB3 keyword -> value, with the policy class as ``policy``.
+
+    Raises:
+        ValueError: An unknown ``algo``.
+    """
     if algo == "ppo":
         return {"policy": "MlpPolicy", "n_steps": 256, "batch_size": 256}
     if algo == "dqn":
@@ -66,7 +100,14 @@ def model_kwargs(algo: str) -> dict[str, Any]:
 
 
 def policy_settings(args: Args) -> dict[str, Any]:
-    """Every setting that shapes the policy ``args`` trains (agents/policies.py stamps and checks them)."""
+    """Every setting that shapes the policy ``args`` trains (agents/policies.py stamps and checks them).
+
+    Args:
+        args: The training settings.
+
+    Returns:
+        :func:`agents.policies.settings` of them.
+    """
     from agents.common import Protocol
     from jahs_gym.bundle import load_bundle
 
@@ -78,10 +119,26 @@ def policy_settings(args: Args) -> dict[str, Any]:
 
 
 def policy_file(args: Args) -> Path:
+    """Where the policy ``args`` trains is saved.
+
+    Args:
+        args: The training settings.
+
+    Returns:
+        ALGO-DIGEST.zip in ``args.out`` (or the default policy folder).
+    """
     return policies.policy_path(Path(args.out) if args.out else policies.default_policy_dir(), policy_settings(args))
 
 
 def train(args: Args) -> Path:
+    """Train the policy and save it with its signed stamp.
+
+    Args:
+        args: The training settings.
+
+    Returns:
+        The saved zip's path.
+    """
     import stable_baselines3 as sb3
     import torch
     from stable_baselines3.common.env_util import make_vec_env

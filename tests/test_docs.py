@@ -36,6 +36,10 @@ COMPLETE = ["jahs_gym/metrics.py", "jahs_gym/protocol.py", "jahs_gym/table.py", 
             "generation/datasets.py", "generation/live.py", "jahs_gym/live.py", "tests/docstring_gaps.py",
             "generation/plan.py", "generation/run.py", "generation/merge.py", "generation/shards.py",
             "generation/checks.py", "generation/runlock.py", "generation/__main__.py",
+            "agents/__init__.py", "agents/arms.py", "agents/bandits.py", "agents/bench.py", "agents/common.py",
+            "agents/dehb_agent.py", "agents/evolution.py", "agents/hyperband.py", "agents/objective.py",
+            "agents/optuna_tpe.py", "agents/plot.py", "agents/policies.py", "agents/random_search.py",
+            "agents/reinforce.py", "agents/rl.py", "agents/smac_agent.py", "agents/stats.py", "agents/train_rl.py",
             "docs/hooks/datacards.py",
             "docs/hooks/doctest_fences.py"]
 
