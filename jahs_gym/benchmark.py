@@ -81,24 +81,29 @@ class Benchmark:
     ``kind="live"`` (real training under the bundle's protocol, :mod:`jahs_gym.live`: each queried run is trained
     once into ``save_dir/live/<task>/`` as a shard, default ``save_dir`` ``./jahs_bench_data`` as in
     JAHS-Bench-201, and served from there again; timings measured on this machine; needs the ``generation``
-    extra and the task's dataset).
+    extra and the task's dataset). The signature is JAHS-Bench-201's, plus ``backend``, ``timings``, ``names``.
 
-    The signature is JAHS-Bench-201's: ``task`` (a name, any case, a :class:`BenchmarkTasks` member or a bundle
-    folder), ``kind`` (a string or :class:`BenchmarkTypes`), ``download`` (jahs-gym never downloads: the shipped
-    tasks are embedded, others come from ``generation``; True only logs that and adds it to a missing task's
-    error), ``save_dir`` (a folder searched first for the task's bundle, as ``JAHS_GYM_DATA``: a bundle folder or
-    a folder of them), ``metrics`` (one name or a list, ``valid_acc`` or ``valid-acc``; only their models are
-    loaded), ``lazy`` (False: load the surrogate now; True: at the first query).
+    Args:
+        task: A task name (any case), a :class:`BenchmarkTasks` member or a bundle folder.
+        kind: "surrogate", "table" or "live" (or a :class:`BenchmarkTypes` member).
+        download: jahs-gym never downloads (the shipped tasks are embedded, others come from ``generation``);
+            True only logs that and adds it to a missing task's error.
+        save_dir: A folder searched first for the task's bundle, as ``JAHS_GYM_DATA`` (a bundle folder or a
+            folder of them); kind="live" keeps its runs under it.
+        metrics: One name or a list (``valid_acc`` or ``valid-acc``); only their models are loaded. None: all.
+        lazy: False: load the surrogate now; True: at the first query.
+        backend: The predictor's (see :mod:`jahs_gym.predictor`).
+        timings: The surrogate predicts the timings (cpu_runtime, runtime, latency) at the training machine's
+            median speed, "corrected" (the bundle's ``speed_correction`` took the machine's drift over hours out
+            of its labels), or "measured" for a bundle fitted with ``--speed-window 0``. The table holds them as
+            "measured" (its default) or, with "corrected", divided by each task's speed factor, as the surrogate
+            was fitted on them. None: the kind's default; kind="live" allows only "measured".
+        names: How answers spell the metrics: "native" (``valid_acc``; this class's default) or "original"
+            (``valid-acc``, as JAHS-Bench-201; ``jahs_gym.compat.Benchmark``'s default).
 
-    ``names``: how answers spell the metrics: "native" (``valid_acc``; this class's default) or "original"
-    (``valid-acc``, as JAHS-Bench-201; ``jahs_gym.compat.Benchmark``'s default). ``backend``: the predictor's
-    (see :mod:`jahs_gym.predictor`).
-
-    ``timings``: the surrogate predicts the timings (cpu_runtime, runtime, latency) at the training machine's
-    median speed, "corrected" (the bundle's ``speed_correction`` took the machine's drift over hours out of its
-    labels), or "measured" for a bundle fitted with ``--speed-window 0``. The table holds them as "measured" (its
-    default) or, with ``timings="corrected"``, divided by each task's speed factor, as the surrogate was fitted
-    on them.
+    Raises:
+        ValueError: An unknown kind, names or timings; a non-bool download or lazy; timings the kind or the
+            bundle cannot give.
     """
 
     def __init__(self, task: str | BenchmarkTasks | os.PathLike = "fashion_mnist",
@@ -160,6 +165,7 @@ class Benchmark:
 
     @property
     def predictor(self) -> Any:
+        """The surrogate's predictor of this object's metrics (loaded at the first use)."""
         if self._predictor is None:
             self._predictor = self.bundle.predictor(self._native, self._backend)
         return self._predictor
@@ -173,7 +179,13 @@ class Benchmark:
         row. ``epoch`` is the task's max epochs (the last epoch the run trained, for a table run that diverged),
         so ``self(config)``, ``self(config, nepochs=config["epoch"])`` and ``self(config, nepochs=self.max_epochs)``
         agree; another ``nepochs`` would disagree with the config's epoch and is refused: set ``config["epoch"]``
-        or drop it. ``random_state``: None, an integer >= 0, a numpy Generator or RandomState.
+        or drop it.
+
+        Args:
+            random_state: None, an integer >= 0, a numpy Generator or RandomState.
+
+        Returns:
+            The config dict.
         """
         rng = as_generator(random_state, "random_state")
         if self._runs is not None:
@@ -207,13 +219,31 @@ class Benchmark:
     def resolve(self, config: Mapping[str, Any] | Config, nepochs: int | None = None,
                 **fidelity: Any) -> dict[str, Any]:
         """The full JAHS-Bench-201 dict (config keys, N, W, Resolution, epoch) that ``self(config, nepochs,
-        **fidelity)`` answers for: defaults filled in, every value checked."""
+        **fidelity)`` answers for: defaults filled in, every value checked.
+
+        Args:
+            config: As :meth:`__call__` takes it.
+            nepochs: As :meth:`__call__` takes it.
+            **fidelity: As :meth:`__call__` takes it.
+
+        Returns:
+            The dict (SpaceError for a bad or conflicting value).
+        """
         cfg, fid = self._parse(config, nepochs, fidelity)
         return {**cfg.as_dict(), **fid.as_dict()}
 
     def random_sample(self, random_state: int | np.random.Generator | None = None, nepochs: int | None = None,
                       full_trajectory: bool = False) -> tuple[dict[str, Any], dict[int, dict[str, float]]]:
-        """``(config, results)``: :meth:`sample_config` (its epoch set to ``nepochs`` when given) and its answer."""
+        """``(config, results)``: :meth:`sample_config` (its epoch set to ``nepochs`` when given) and its answer.
+
+        Args:
+            random_state: As :meth:`sample_config` takes it.
+            nepochs: The epoch to query; None for the sampled config's.
+            full_trajectory: Every epoch 1..epoch.
+
+        Returns:
+            The config and ``self(config, full_trajectory=full_trajectory)``.
+        """
         config = self.sample_config(random_state)
         if nepochs is not None:
             config["epoch"] = nepochs
@@ -221,7 +251,16 @@ class Benchmark:
 
     def learning_curve(self, config: Mapping[str, Any] | Config, nepochs: int | None = None,
                        **fidelity: Any) -> pd.DataFrame:
-        """The learning curve (epochs 1..the query's epoch, default the max) as a DataFrame, in one batched call."""
+        """The learning curve (epochs 1..the query's epoch, default the max) as a DataFrame, in one batched call.
+
+        Args:
+            config: As :meth:`__call__` takes it.
+            nepochs: As :meth:`__call__` takes it.
+            **fidelity: As :meth:`__call__` takes it.
+
+        Returns:
+            One row per epoch (index ``epoch``), one column per metric.
+        """
         out = self(config, nepochs=nepochs, full_trajectory=True, **fidelity)
         return pd.DataFrame.from_dict(out, orient="index").rename_axis("epoch")
 
@@ -229,6 +268,12 @@ class Benchmark:
         """Batch: rows with the config keys plus N, W, Resolution, epoch -> the metrics (same index).
 
         Every row is checked with the scalar API's rules (:func:`jahs_gym.space.frame_columns`).
+
+        Args:
+            df: One row per query, with exactly the columns :data:`jahs_gym.space.ROW_KEYS`.
+
+        Returns:
+            One column per metric, with ``df``'s index.
         """
         c = frame_columns(df, self.max_epochs)
         if self.kind != "surrogate":
@@ -307,7 +352,14 @@ class Benchmark:
         return out
 
     def table_configs(self) -> pd.DataFrame:
-        """(kind='table') The trained configs and fidelities, one row each (a run of the table)."""
+        """(kind='table') The trained configs and fidelities, one row each (a run of the table).
+
+        Returns:
+            config_id, the config keys, N, W and Resolution, one row per run.
+
+        Raises:
+            ValueError: This object's kind is not "table".
+        """
         if self._runs is None:
             raise ValueError("table_configs() needs kind='table'")
         return pd.concat([pd.DataFrame({"config_id": self._runs.config_ids}), self._runs.configs,

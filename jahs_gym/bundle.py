@@ -33,13 +33,23 @@ DATA_DIR = Path(__file__).with_name("data")
 
 
 def search_paths() -> list[Path]:
-    """Folders searched for bundles: $JAHS_GYM_DATA (os.pathsep-separated) first, then the shipped data."""
+    """Folders searched for bundles: $JAHS_GYM_DATA (os.pathsep-separated) first, then the shipped data.
+
+    Returns:
+        The folders, in search order.
+    """
     env = os.environ.get("JAHS_GYM_DATA", "")
     return [Path(p) for p in env.split(os.pathsep) if p] + [DATA_DIR]
 
 
 def installed_tasks() -> dict[str, Path]:
-    """task name -> bundle folder, for every folder holding a manifest.json (first found wins)."""
+    """task name -> bundle folder, for every folder holding a manifest.json (first found wins).
+
+    A search path is a bundle itself when it holds a manifest.json, else its subfolders that hold one are.
+
+    Returns:
+        Task name (the folder's name) -> folder.
+    """
     out: dict[str, Path] = {}
     for root in search_paths():
         if (root / "manifest.json").exists():
@@ -54,6 +64,17 @@ def installed_tasks() -> dict[str, Path]:
 
 
 def find_bundle(task: str) -> Path:
+    """The folder of an installed task's bundle.
+
+    Args:
+        task: The task name.
+
+    Returns:
+        Its folder (the first in :func:`search_paths` order).
+
+    Raises:
+        KeyError: No installed bundle has that name (the message lists those installed and how to make one).
+    """
     tasks = installed_tasks()
     if task not in tasks:
         have = sorted(tasks) or ["(none)"]
@@ -64,7 +85,12 @@ def find_bundle(task: str) -> Path:
 
 
 class Bundle:
-    """A verified bundle; predictors are built lazily and once (per metric subset)."""
+    """A verified bundle; predictors are built lazily and once (per metric subset).
+
+    Args:
+        folder: The bundle folder.
+        _manifest: Its manifest, already read and verified by the caller; None to read and verify it here.
+    """
 
     def __init__(self, folder: Path | str, _manifest: Manifest | None = None) -> None:
         self.folder = Path(folder)
@@ -83,6 +109,7 @@ class Bundle:
 
     @property
     def max_epochs(self) -> int:
+        """The protocol's max epoch count."""
         return self.manifest.protocol.max_epochs
 
     @property
@@ -91,29 +118,64 @@ class Bundle:
         return self.manifest.speed_corrected
 
     def bounds(self) -> dict[str, tuple[float, float]]:
-        """The range each metric showed in the training table (the observation's scale; never an output clip)."""
+        """The range each metric showed in the training table (the observation's scale; never an output clip).
+
+        Returns:
+            Metric -> (lo, hi).
+        """
         return {m: (e.lo, e.hi) for m, e in self.manifest.metrics.items()}
 
     def output_bounds(self) -> dict[str, tuple[float, float]]:
         """What each metric can physically be (accuracies 0-100, times and sizes >= 0): predictions are clipped
-        to these, never to the table's range, which would pile the best predictions up at its maximum."""
+        to these, never to the table's range, which would pile the best predictions up at its maximum.
+
+        Returns:
+            Metric -> (lo, hi) of the metric schema.
+        """
         from jahs_gym.metrics import BY_NAME
 
         return {m: (BY_NAME[m].lo, BY_NAME[m].hi) for m in self.manifest.metrics}
 
     def transforms(self) -> dict[str, str]:
+        """Each metric's fitted transform.
+
+        Returns:
+            Metric -> "none", "log" or "log1p".
+        """
         return {m: e.transform for m, e in self.manifest.metrics.items()}
 
     def model_files(self, metrics: tuple[str, ...] | None = None) -> dict[str, Path]:
+        """The model files' paths (not read, not hashed).
+
+        Args:
+            metrics: Some of the bundle's metrics (KeyError for another); None for all.
+
+        Returns:
+            Metric -> path.
+        """
         metrics = self._check_metrics(metrics)
         return {m: self.folder / self.manifest.metrics[m].file for m in metrics}
 
     def read_file(self, rel: str) -> bytes:
-        """A listed file's bytes, hashed as read: BundleError when they are not what the manifest lists."""
+        """A listed file's bytes, hashed as read: BundleError when they are not what the manifest lists.
+
+        Args:
+            rel: The file's path in the manifest's listing.
+
+        Returns:
+            The bytes.
+        """
         return read_listed(self.folder, self.manifest.files, rel, refit_hint(self.folder))
 
     def model_bytes(self, metrics: tuple[str, ...] | None = None) -> dict[str, bytes]:
-        """metric -> its model file's bytes (checked against the manifest's sha256)."""
+        """metric -> its model file's bytes (checked against the manifest's sha256).
+
+        Args:
+            metrics: Some of the bundle's metrics (KeyError for another); None for all.
+
+        Returns:
+            Metric -> bytes.
+        """
         return {m: self.read_file(self.manifest.metrics[m].file) for m in self._check_metrics(metrics)}
 
     def _check_metrics(self, metrics: Any) -> tuple[str, ...]:
@@ -126,16 +188,40 @@ class Bundle:
         return metrics
 
     def predictor(self, metrics: tuple[str, ...] | None = None, backend: str | None = None) -> Any:
+        """The :class:`~jahs_gym.predictor.ForestPredictor` of ``metrics``, built once per process and shared.
+
+        Args:
+            metrics: Some of the bundle's metrics (KeyError for another); None for all.
+            backend: "c", "numpy", or None for the default.
+
+        Returns:
+            The predictor (BundleError when a model is not one jahs-gym reads or the bundle changed).
+        """
         return _predictor(self.folder, self.manifest.digest, self._check_metrics(metrics), backend)
 
     def naive_predictor(self, metrics: tuple[str, ...] | None = None) -> Any:
+        """A :class:`~jahs_gym.predictor.NaivePredictor` (one XGBoost model per metric); needs xgboost.
+
+        Args:
+            metrics: Some of the bundle's metrics (KeyError for another); None for all.
+
+        Returns:
+            A new predictor.
+        """
         from jahs_gym.predictor import NaivePredictor
 
         models = self.model_bytes(metrics)
         return NaivePredictor(models, self.transforms(), self.output_bounds(), self.linear(tuple(models)))
 
     def linear(self, metrics: tuple[str, ...]) -> dict[str, tuple[list[int], list[float]]]:
-        """metric -> (feature indices, [intercept, coefs]) of the metrics that have a linear base."""
+        """metric -> (feature indices, [intercept, coefs]) of the metrics that have a linear base.
+
+        Args:
+            metrics: The metrics to look at.
+
+        Returns:
+            Only those of ``metrics`` that have a linear base.
+        """
         from jahs_gym.space import FEATURES
 
         out = {}
@@ -146,11 +232,20 @@ class Bundle:
         return out
 
     def table_path(self) -> Path | None:
+        """The shipped table's path (``fit --ship-table``), if any.
+
+        Returns:
+            The path, or None when the bundle ships no table.
+        """
         f = self.manifest.table.file
         return self.folder / f if f else None
 
     def speed_factors_path(self) -> Path | None:
-        """Per-task speed factors of the shipped table's timings (``generation.fit.write_speed_factors``), if any."""
+        """Per-task speed factors of the shipped table's timings (``generation.fit.write_speed_factors``), if any.
+
+        Returns:
+            The path, or None.
+        """
         f = self.manifest.table.speed_factors
         return self.folder / f if f else None
 
@@ -197,7 +292,14 @@ def _restore_bundle(folder: str, digest: str) -> Bundle:
 
 @functools.lru_cache(maxsize=32)
 def load_bundle(task_or_folder: str) -> Bundle:
-    """A bundle by task name (searched as :func:`installed_tasks`) or folder path; cached per process."""
+    """A bundle by task name (searched as :func:`installed_tasks`) or folder path; cached per process.
+
+    Args:
+        task_or_folder: A task name, or a folder holding a manifest.json.
+
+    Returns:
+        The verified bundle (KeyError for an unknown task, BundleError for a bad bundle).
+    """
     p = Path(task_or_folder)
     if (p / "manifest.json").exists():
         return Bundle(p)

@@ -24,6 +24,14 @@ class BundleError(ValueError):
 
 
 def file_sha256(path: Path | str) -> str:
+    """The sha256 of a file's bytes, read in 1 MiB chunks.
+
+    Args:
+        path: The file.
+
+    Returns:
+        The hex digest.
+    """
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -32,7 +40,15 @@ def file_sha256(path: Path | str) -> str:
 
 
 def inside(root: Path, rel: str) -> str | None:
-    """Why ``rel`` does not name a path inside ``root`` (resolved: absolute): None when it does. Opens nothing."""
+    """Why ``rel`` does not name a path inside ``root`` (resolved: absolute): None when it does. Opens nothing.
+
+    Args:
+        root: The bundle folder, resolved.
+        rel: A path a manifest names.
+
+    Returns:
+        The reason (a backslash or NUL, an absolute path, ``..``, or resolving outside), or None.
+    """
     if "\\" in rel or "\0" in rel:
         return f"{rel!r} holds a backslash or NUL (a bundle's paths are '/'-separated)"
     if PurePosixPath(rel).is_absolute() or Path(rel).is_absolute():
@@ -49,7 +65,16 @@ def check_listing(folder: Path, files: Mapping[str, str], fix: str) -> None:
 
     A file the manifest does not list is refused, not ignored: nothing vouches for it, and a loader that
     looks for it by name (a data card, a table) would read it unverified. ``generation fit`` lists every file
-    it writes (``write_manifest`` hashes the whole folder)."""
+    it writes (``write_manifest`` hashes the whole folder).
+
+    Args:
+        folder: The bundle folder.
+        files: The manifest's listing, path -> sha256.
+        fix: What the error tells the user to do.
+
+    Raises:
+        BundleError: A symlinked folder, or a file the manifest does not list.
+    """
     unlisted = []
     for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
         here = Path(dirpath)
@@ -69,7 +94,20 @@ def check_listing(folder: Path, files: Mapping[str, str], fix: str) -> None:
 
 
 def read_listed(folder: Path, files: Mapping[str, str], rel: str, fix: str) -> bytes:
-    """The bytes of the listed file ``rel``, checked against the manifest's sha256 (the bytes that are used)."""
+    """The bytes of the listed file ``rel``, checked against the manifest's sha256 (the bytes that are used).
+
+    Args:
+        folder: The bundle folder.
+        files: The manifest's listing, path -> sha256.
+        rel: The file's path in the listing.
+        fix: What the error tells the user to do.
+
+    Returns:
+        The file's bytes.
+
+    Raises:
+        BundleError: ``rel`` is not listed, not inside the folder, missing, or its sha256 does not match.
+    """
     root = folder.resolve()
     if rel not in files:
         raise BundleError(f"{folder}: {rel} is not listed in the manifest; allowed: {sorted(files)}; {fix}")
@@ -86,7 +124,20 @@ def read_listed(folder: Path, files: Mapping[str, str], rel: str, fix: str) -> b
 
 
 def parse_json(text: bytes, path: Path, limit: int, fix: str) -> dict:
-    """``text`` (at most ``limit`` bytes, else refused unparsed) as a JSON object nested at most MAX_NESTING deep."""
+    """``text`` (at most ``limit`` bytes, else refused unparsed) as a JSON object nested at most MAX_NESTING deep.
+
+    Args:
+        text: The file's bytes.
+        path: The file (for the error).
+        limit: The most bytes allowed.
+        fix: What the error tells the user to do.
+
+    Returns:
+        The parsed object.
+
+    Raises:
+        BundleError: Over ``limit`` bytes, not valid JSON, not an object, or nested too deep.
+    """
     if len(text) > limit:
         raise BundleError(f"{path} is over the {limit} bytes a manifest may have; {fix}")
     try:
@@ -114,7 +165,15 @@ def _check_nesting(data: Any, path: Path, fix: str) -> None:
 
 
 def numbers(v: Validator, d: dict, key: str, required: tuple[str, ...], optional: tuple[str, ...]) -> None:
-    """``d``'s ``required`` keys (and ``optional`` ones present) are numbers (NaN allowed: a measured score)."""
+    """``d``'s ``required`` keys (and ``optional`` ones present) are numbers (NaN allowed: a measured score).
+
+    Args:
+        v: The validator whose ``fail`` reports a bad value (a BundleError).
+        d: The dict.
+        key: The dict's field name (the error's prefix).
+        required: Keys that must hold a number.
+        optional: Keys that must hold a number when present.
+    """
     for k in (*required, *(k for k in optional if k in d)):
         x = d.get(k)
         if not (isinstance(x, float) or finite(x)):
@@ -122,15 +181,38 @@ def numbers(v: Validator, d: dict, key: str, required: tuple[str, ...], optional
 
 
 def is_int(x: Any) -> bool:
+    """Whether ``x`` is an int (a bool is not).
+
+    Args:
+        x: Any value.
+
+    Returns:
+        True for an int.
+    """
     return isinstance(x, int) and not isinstance(x, bool)
 
 
 def is_num(x: Any) -> bool:
+    """Whether ``x`` is an int or a float (a bool is not).
+
+    Args:
+        x: Any value.
+
+    Returns:
+        True for a number.
+    """
     return isinstance(x, (int, float)) and not isinstance(x, bool)
 
 
 def finite(x: Any) -> bool:
-    """A finite number (an integer too large for a float is not)."""
+    """A finite number (an integer too large for a float is not).
+
+    Args:
+        x: Any value.
+
+    Returns:
+        True for a finite number.
+    """
     if not is_num(x):
         return False
     try:
@@ -140,34 +222,109 @@ def finite(x: Any) -> bool:
 
 
 class Validator:
-    """Type checks of a parsed manifest's fields; each failure is one BundleError naming the field."""
+    """Type checks of a parsed manifest's fields; each failure is one BundleError naming the field.
+
+    Args:
+        where: The manifest (the errors' prefix).
+    """
 
     def __init__(self, where: str) -> None:
         self.where = where
 
     def fail(self, key: str, problem: str, allowed: str) -> NoReturn:
+        """Refuse a field.
+
+        Args:
+            key: The field (cut at 200 characters).
+            problem: What is wrong with it (cut at 200 characters).
+            allowed: What is allowed.
+
+        Raises:
+            BundleError: Always.
+        """
         key, problem = (x if len(x) <= 200 else x[:200] + "...(cut)" for x in (key, problem))
         raise BundleError(f"{self.where}: {key} {problem}; allowed: {allowed}")
 
     def obj(self, x: Any, key: str, allowed: str = "a dict") -> dict:
+        """A field that must be a dict.
+
+        Args:
+            x: The value.
+            key: The field.
+            allowed: What the error says is allowed.
+
+        Returns:
+            ``x``.
+
+        Raises:
+            BundleError: ``x`` is not a dict (from :meth:`fail`).
+        """
         if not isinstance(x, dict):
             self.fail(key, f"is a {type(x).__name__}", allowed)
         return x
 
     def text(self, x: Any, key: str) -> str:
+        """A field that must be a string.
+
+        Args:
+            x: The value.
+            key: The field.
+
+        Returns:
+            ``x``.
+
+        Raises:
+            BundleError: ``x`` is not a string (from :meth:`fail`).
+        """
         if not isinstance(x, str):
             self.fail(key, f"is {x!r}", "a string")
         return x
 
     def opt_str(self, x: Any, key: str) -> str | None:
+        """A field that must be a string or null.
+
+        Args:
+            x: The value.
+            key: The field.
+
+        Returns:
+            ``x``.
+
+        Raises:
+            BundleError: ``x`` is neither (from :meth:`fail`).
+        """
         return None if x is None else self.text(x, key)
 
     def opt_num(self, x: Any, key: str) -> float | None:
+        """A field that must be a finite number or null.
+
+        Args:
+            x: The value.
+            key: The field.
+
+        Returns:
+            ``x`` as a float, or None.
+
+        Raises:
+            BundleError: ``x`` is neither (from :meth:`fail`).
+        """
         if x is not None and not finite(x):
             self.fail(key, f"is {x!r}", "a finite number or null")
         return None if x is None else float(x)
 
     def opt_int(self, x: Any, key: str) -> int | None:
+        """A field that must be an integer or null.
+
+        Args:
+            x: The value.
+            key: The field.
+
+        Returns:
+            ``x``.
+
+        Raises:
+            BundleError: ``x`` is neither (from :meth:`fail`).
+        """
         if x is not None and not is_int(x):
             self.fail(key, f"is {x!r}", "an integer or null")
         return x

@@ -127,6 +127,15 @@ def _count(minimum: int) -> Callable[[str], int]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The ``jahs-gym`` command: ``tasks``, ``query`` or ``demo``.
+
+    Args:
+        argv: The arguments; None for ``sys.argv[1:]``.
+
+    Returns:
+        The exit status: 0 on success, 2 with one line on stderr for a refused input or bundle, 1 when the
+        reader of stdout left.
+    """
     p = _Parser(prog="jahs-gym", description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
     t = sub.add_parser("tasks", help="installed bundles: protocol, data and held-out quality per metric",

@@ -33,7 +33,17 @@ joint_config_space: Any  # built on first use by __getattr__ below
 
 
 class Benchmark(_Benchmark):
-    """JAHS-Bench-201's ``Benchmark``: :class:`jahs_gym.Benchmark` with ``names="original"`` (``valid-acc``)."""
+    """JAHS-Bench-201's ``Benchmark``: :class:`jahs_gym.Benchmark` with ``names="original"`` (``valid-acc``).
+
+    Args:
+        task: As :class:`jahs_gym.Benchmark` takes it.
+        kind: As :class:`jahs_gym.Benchmark` takes it.
+        download: As :class:`jahs_gym.Benchmark` takes it.
+        save_dir: As :class:`jahs_gym.Benchmark` takes it.
+        metrics: As :class:`jahs_gym.Benchmark` takes it.
+        lazy: As :class:`jahs_gym.Benchmark` takes it.
+        **kwargs: :class:`jahs_gym.Benchmark`'s keyword arguments (``names`` overrides the default "original").
+    """
 
     def __init__(self, task: str | BenchmarkTasks | os.PathLike = "fashion_mnist",
                  kind: str | BenchmarkTypes = "surrogate", download: bool = False,

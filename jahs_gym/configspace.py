@@ -60,14 +60,33 @@ def _hyperparameters(with_fidelities: bool, max_epochs: int | None = None) -> li
 
 
 def joint_config_space(seed: int | None = None, name: str = "jahs_bench_config_space") -> Any:
-    """JAHS-Bench-201's joint space: 14 hyperparameters, the original's names, choices, order and defaults."""
+    """JAHS-Bench-201's joint space: 14 hyperparameters, the original's names, choices, order and defaults.
+
+    Args:
+        seed: The space's sampling seed.
+        name: The space's name.
+
+    Returns:
+        A ``ConfigSpace.ConfigurationSpace`` (needs ConfigSpace).
+    """
     space = _cs().ConfigurationSpace(name=name, seed=seed)
     space.add(_hyperparameters(True))
     return space
 
 
 def fidelity_space(max_epochs: int = 10, seed: int | None = None) -> Any:
-    """The joint space plus the ordinal ``epoch`` 1..``max_epochs``; N, W, Resolution and epoch are fidelities."""
+    """The joint space plus the ordinal ``epoch`` 1..``max_epochs``; N, W, Resolution and epoch are fidelities.
+
+    Args:
+        max_epochs: The task's max epoch count (``Benchmark(task).max_epochs``).
+        seed: The space's sampling seed.
+
+    Returns:
+        A ``ConfigSpace.ConfigurationSpace``.
+
+    Raises:
+        ValueError: ``max_epochs`` is not an integer >= 1.
+    """
     if isinstance(max_epochs, bool) or not isinstance(max_epochs, int) or max_epochs < 1:
         raise ValueError(f"max_epochs={max_epochs!r} must be an integer >= 1 (a task's protocol: "
                          "Benchmark(task).max_epochs)")
@@ -77,13 +96,27 @@ def fidelity_space(max_epochs: int = 10, seed: int | None = None) -> Any:
 
 
 def search_space(seed: int | None = None) -> Any:
-    """The 11 configuration hyperparameters (no N, W, Resolution, epoch): ``Config.from_dict`` takes a sample."""
+    """The 11 configuration hyperparameters (no N, W, Resolution, epoch): ``Config.from_dict`` takes a sample.
+
+    Args:
+        seed: The space's sampling seed.
+
+    Returns:
+        A ``ConfigSpace.ConfigurationSpace``.
+    """
     space = _cs().ConfigurationSpace(name="jahs_gym_search_space", seed=seed)
     space.add(_hyperparameters(False))
     return space
 
 
 def fidelities(space: Any) -> list[str]:
-    """The names of ``space``'s hyperparameters marked as fidelities (N, W, Resolution, epoch where present)."""
+    """The names of ``space``'s hyperparameters marked as fidelities (N, W, Resolution, epoch where present).
+
+    Args:
+        space: A space of this module.
+
+    Returns:
+        The names, in the space's order.
+    """
     return [k for k, hp in space.items() if (hp.meta or {}).get("fidelity")]
 

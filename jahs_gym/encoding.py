@@ -167,9 +167,23 @@ del _written
 def encode_arrays(ops: np.ndarray, activation: np.ndarray, trivial_augment: np.ndarray,
                   learning_rate: np.ndarray, weight_decay: np.ndarray, n: np.ndarray, w: np.ndarray,
                   resolution: np.ndarray, epoch: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """Encode rows given as arrays: ``ops`` int (rows, 6) op indices, ``activation`` int indices.
+    """Encode rows given as arrays. Values are assumed valid (callers validate: :func:`~jahs_gym.space.frame_columns`).
 
-    Returns float32 (rows, :data:`N_FEATURES`). Values are assumed valid (callers validate).
+    Args:
+        ops: (rows, 6) op indices.
+        activation: Activation indices into ``ACTIVATIONS``.
+        trivial_augment: 0/1 (or bools).
+        learning_rate: Learning rates (encoded as log10).
+        weight_decay: Weight decays (encoded as log10).
+        n: Cells per stage (an array, or one value for all rows).
+        w: First-stage widths (likewise).
+        resolution: Resolution fractions (likewise).
+        epoch: Epochs.
+        out: A float32 array of at least ``rows`` rows and :data:`N_FEATURES` columns to write the first
+            ``rows`` rows of; None for a new one.
+
+    Returns:
+        ``out`` (or the new (rows, :data:`N_FEATURES`) float32 array).
     """
     ops = np.asarray(ops, dtype=np.intp).reshape(-1, 6)
     rows = ops.shape[0]
@@ -209,6 +223,21 @@ def encode_one(out: np.ndarray, ops: Any, activation: int, trivial_augment: bool
 
     Same values as :func:`encode_arrays`; the environments' hot path (one numpy assignment). The cell's
     and the network's features are memoised (at most 5^6 cells; bounded caches).
+
+    Args:
+        out: The float32 vector to write.
+        ops: The six op indices.
+        activation: Activation index.
+        trivial_augment: TrivialAugment.
+        learning_rate: LearningRate.
+        weight_decay: WeightDecay.
+        n: Cells per stage.
+        w: First-stage width.
+        resolution: Resolution fraction.
+        epoch: Epoch.
+
+    Returns:
+        ``out``.
     """
     cell, size_key = _cell_one(tuple(ops))
     v = list(cell)
@@ -284,7 +313,14 @@ def _arch_one(k2_run: int, k2_all: int, n_conv: int, units: int, n: int, w: int,
 
 
 def encode_frame(df: Any) -> np.ndarray:
-    """Encode a DataFrame with the config columns plus N, W, Resolution, epoch."""
+    """Encode a DataFrame with the config columns plus N, W, Resolution, epoch.
+
+    Args:
+        df: The rows; ops as indices or names, Activation as names (values otherwise assumed valid).
+
+    Returns:
+        float32 (rows, :data:`N_FEATURES`) (SpaceError for an op or activation name that is not one).
+    """
     ops = np.stack([_op_codes(df[k]) for k in OP_KEYS], axis=1)
     act = _codes(df["Activation"], ACTIVATIONS, "Activation")
     return encode_arrays(ops, act, df["TrivialAugment"].to_numpy(dtype=np.float32),
@@ -293,7 +329,18 @@ def encode_frame(df: Any) -> np.ndarray:
 
 
 def encode(configs: list[Config], fidelities: list[Fidelity]) -> np.ndarray:
-    """Encode matching lists of :class:`Config` and :class:`Fidelity`."""
+    """Encode matching lists of :class:`Config` and :class:`Fidelity`.
+
+    Args:
+        configs: The configs.
+        fidelities: One fidelity per config.
+
+    Returns:
+        float32 (rows, :data:`N_FEATURES`).
+
+    Raises:
+        ValueError: The lists differ in length.
+    """
     if len(configs) != len(fidelities):
         raise ValueError(f"encode: {len(configs)} configs but {len(fidelities)} fidelities")
     return encode_arrays(

@@ -96,6 +96,8 @@ class MetricEntry:
 
 @dataclass(frozen=True)
 class Encoding:
+    """The feature encoding the surrogates were fitted on: its name and feature names, in column order."""
+
     name: str
     features: tuple[str, ...]
 
@@ -150,7 +152,11 @@ class Manifest:
     @property
     def regret_reference(self) -> float:
         """JAHS-v0's regret reference: the highest test accuracy the surrogate predicts anywhere in the env's
-        query space (``optimum``, searched by ``generation.optimum`` when the bundle was fitted)."""
+        query space (``optimum``, searched by ``generation.optimum`` when the bundle was fitted).
+
+        Raises:
+            BundleError: The manifest records no optimum (a bundle fitted by an older jahs-gym).
+        """
         ref = self.optimum.get("test_acc", {}).get("value")
         if ref is None:
             raise BundleError(f"the {self.task} bundle records no surrogate optimum (fitted by an older jahs-gym), "
@@ -165,16 +171,29 @@ class Manifest:
 
     @property
     def speed_corrected(self) -> bool:
+        """Whether any metric's labels were speed-corrected (``fit --speed-window`` > 0)."""
         return any(e.speed_correction is not None for e in self.metrics.values())
 
     def to_json(self) -> dict[str, Any]:
-        """The manifest as a plain (mutable, fresh) dict, as :func:`write_manifest` takes it."""
+        """The manifest as a plain (mutable, fresh) dict, as :func:`write_manifest` takes it.
+
+        Returns:
+            A fresh copy of the manifest's JSON.
+        """
         return _thaw(self.raw)
 
     @classmethod
     def from_json(cls, data: Any, folder: Path | str | None = None) -> Manifest:
         """Check ``data`` (a parsed manifest.json) and build the manifest; raise :class:`BundleError` naming the
-        bad field and what is allowed. With ``folder``, every path must also stay inside it (nothing opened)."""
+        bad field and what is allowed. With ``folder``, every path must also stay inside it (nothing opened).
+
+        Args:
+            data: The parsed manifest.json.
+            folder: The bundle folder, or None (paths are then not checked against a folder).
+
+        Returns:
+            The checked manifest.
+        """
         where = f"{Path(folder) / 'manifest.json'}" if folder is not None else "manifest"
         v = Validator(where)
         data = _migrate(v.obj(data, "the manifest"), where)
@@ -327,7 +346,15 @@ def _canonical(manifest: Mapping) -> bytes:
 
 
 def write_manifest(folder: Path, manifest: Mapping | Manifest) -> Path:
-    """Add the sha256 of every file in ``folder`` (except the manifest) and of the manifest itself."""
+    """Add the sha256 of every file in ``folder`` (except the manifest) and of the manifest itself.
+
+    Args:
+        folder: The bundle folder; ``manifest.json`` is written into it (atomically).
+        manifest: The manifest (its ``files`` and digest are replaced).
+
+    Returns:
+        The path of the written manifest.json.
+    """
     folder = Path(folder)
     files = sorted(p for p in folder.rglob("*") if p.is_file() and p != folder / "manifest.json")
     manifest = manifest.to_json() if isinstance(manifest, Manifest) else dict(manifest)
@@ -341,13 +368,32 @@ def write_manifest(folder: Path, manifest: Mapping | Manifest) -> Path:
 
 
 def refit_hint(folder: Path) -> str:
-    """What to do about a refused bundle (the end of every BundleError about it)."""
+    """What to do about a refused bundle (the end of every BundleError about it).
+
+    Args:
+        folder: The bundle folder.
+
+    Returns:
+        The hint.
+    """
     return (f"reinstall jahs-gym (pip install --force-reinstall jahs-gym) or refit the bundle with "
             f"`python -m generation fit TABLE -o {folder}`")
 
 
 def read_manifest(folder: Path | str, verify_files: bool = True) -> Manifest:
-    """Read and verify a bundle's manifest; raise :class:`BundleError` naming the first problem."""
+    """Read and verify a bundle's manifest; raise :class:`BundleError` naming the first problem.
+
+    Args:
+        folder: The bundle folder.
+        verify_files: Also check the listing and every listed file's sha256 (False: the manifest only).
+
+    Returns:
+        The checked manifest.
+
+    Raises:
+        BundleError: No manifest, or one that is too large, not valid, modified, of another format or encoding,
+            or of another task than its folder's name; with ``verify_files``, an unlisted, missing or corrupted file.
+    """
     from jahs_gym.protocol import TASKS
     from jahs_gym.space import ENCODING, FEATURES
 

@@ -73,8 +73,21 @@ GROUP = 8  # trees walked together by the C kernel
 class ForestPredictor:
     """All metrics' forests as one flat forest; ``predict(X)`` returns (rows, metrics) in metric units.
 
-    ``models``: metric name -> parsed XGBoost JSON dict; ``transforms``: metric -> "none"/"log"/"log1p";
-    ``bounds``: metric -> (lo, hi) used to clip outputs. ``backend`` is "c" or "numpy".
+    Args:
+        models: Metric name -> parsed XGBoost JSON dict.
+        transforms: Metric -> its fitted transform ("none", "log" or "log1p").
+        bounds: Metric -> (lo, hi) used to clip outputs.
+        n_features: The encoding's feature count.
+        backend: "c" or "numpy"; None for "c" when the C kernel is built, else "numpy".
+        threads: Threads for batches of at least ``MT_ROWS`` rows (C backend); None for ``JAHS_GYM_THREADS``
+            or min(2, CPUs).
+        linear: Metric -> (feature indices, [intercept, coefs]) of a linear base added to the trees.
+        depth_limit: Metric -> the deepest tree allowed (the manifest's ``max_depth``).
+
+    Raises:
+        ModelError: A tree that is not a valid tree (named by metric and index), or a forest too large.
+        RuntimeError: ``backend="c"`` without a built C kernel.
+        ValueError: Any other ``backend``.
     """
 
     MT_ROWS = 512  # batches at least this large are split over ``threads`` threads (C backend)
@@ -192,7 +205,18 @@ class ForestPredictor:
 
     # ------------------------------------------------------------------------------------ raw
     def predict_raw(self, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        """Model outputs in the fitted (transformed) space, (rows, metrics) float64."""
+        """Model outputs in the fitted (transformed) space, (rows, metrics) float64.
+
+        Args:
+            x: Encoded rows, (rows, n_features).
+            out: A (rows, metrics) float64 array to write into; None for a new one.
+
+        Returns:
+            ``out`` (or the new array).
+
+        Raises:
+            ValueError: ``x`` is not (rows, n_features).
+        """
         x = np.ascontiguousarray(x, dtype=np.float32)
         if x.ndim != 2 or x.shape[1] != self.n_features:
             raise ValueError(f"X has shape {x.shape}; expected (rows, {self.n_features})")
@@ -226,7 +250,14 @@ class ForestPredictor:
 
     # -------------------------------------------------------------------------------- metrics
     def finish(self, raw: np.ndarray) -> np.ndarray:
-        """Inverse transforms and clipping, in place."""
+        """Inverse transforms and clipping, in place.
+
+        Args:
+            raw: (rows, metrics) outputs of :meth:`predict_raw`; overwritten.
+
+        Returns:
+            ``raw``, now in metric units and clipped to the bounds.
+        """
         if self.backend == "c" and raw.flags.c_contiguous and raw.dtype == np.float64:
             _KERNEL.jg_finish(raw.ctypes.data, raw.shape[0], raw.shape[1], *self._fin_ptrs)
             return raw
@@ -240,15 +271,33 @@ class ForestPredictor:
         return raw
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        """Every metric for every row of the encoded X, in metric units, clipped to the bounds."""
+        """Every metric for every row of the encoded X, in metric units, clipped to the bounds.
+
+        Args:
+            x: Encoded rows, (rows, n_features).
+
+        Returns:
+            (rows, metrics) float64.
+        """
         return self.finish(self.predict_raw(x))
 
     def row_predictor(self) -> RowPredictor:
-        """A one-row predictor with buffers of its own (one per env: never share it between envs or threads)."""
+        """A one-row predictor with buffers of its own (one per env: never share it between envs or threads).
+
+        Returns:
+            A :class:`RowPredictor` on this forest.
+        """
         return RowPredictor(self)
 
     def predict_one(self, x_row: np.ndarray) -> np.ndarray:
-        """One encoded row (float32, contiguous) -> a fresh (metrics,) array."""
+        """One encoded row (float32, contiguous) -> a fresh (metrics,) array.
+
+        Args:
+            x_row: The encoded row, (n_features,).
+
+        Returns:
+            Every metric in metric units, clipped to the bounds.
+        """
         if self.backend == "c":
             if x_row.dtype != np.float32 or not x_row.flags.c_contiguous or x_row.shape != (self.n_features,):
                 x_row = np.ascontiguousarray(x_row, dtype=np.float32).reshape(self.n_features)
@@ -263,6 +312,9 @@ class RowPredictor:
 
     Encode into ``x``, call :meth:`__call__`, read ``y`` (metric units, clipped) and ``raw`` (the fitted
     space). Copies and pickles get buffers (and C addresses) of their own.
+
+    Args:
+        forest: The forest to predict with.
     """
 
     def __init__(self, forest: ForestPredictor) -> None:
@@ -294,6 +346,12 @@ class NaivePredictor:
 
     ``Booster.inplace_predict`` is the call that ``XGBRegressor.predict`` makes (without needing
     scikit-learn).
+
+    Args:
+        model_files: Metric -> model file (or its bytes).
+        transforms: Metric -> its fitted transform.
+        bounds: Metric -> (lo, hi) used to clip outputs.
+        linear: Metric -> (feature indices, [intercept, coefs]) of a linear base added to the model's output.
     """
 
     def __init__(self, model_files: dict[str, Path | bytes], transforms: dict[str, str],
@@ -304,6 +362,14 @@ class NaivePredictor:
         self.transforms, self.bounds, self.linear = transforms, bounds, linear or {}
 
     def predict(self, x: np.ndarray) -> np.ndarray:
+        """Every metric for every row of the encoded X, one XGBoost call per metric.
+
+        Args:
+            x: Encoded rows, (rows, n_features).
+
+        Returns:
+            (rows, metrics) float64 in metric units, clipped to the bounds.
+        """
         cols = []
         for m in self.metrics:
             y = self.models[m].inplace_predict(x).astype(np.float64)
@@ -319,13 +385,35 @@ def load_forest(model_files: dict[str, Path | bytes], transforms: dict[str, str]
                 bounds: dict[str, tuple[float, float]], n_features: int, backend: str | None = None,
                 threads: int | None = None, linear: dict[str, tuple[list[int], list[float]]] | None = None,
                 depth_limit: dict[str, int] | None = None) -> ForestPredictor:
-    """Parse XGBoost models (files, or their bytes: JSON or UBJ) into one :class:`ForestPredictor`."""
+    """Parse XGBoost models (files, or their bytes: JSON or UBJ) into one :class:`ForestPredictor`.
+
+    Args:
+        model_files: Metric -> model file (or its bytes).
+        transforms: Metric -> its fitted transform.
+        bounds: Metric -> (lo, hi) used to clip outputs.
+        n_features: The encoding's feature count.
+        backend: As :class:`ForestPredictor` takes it.
+        threads: As :class:`ForestPredictor` takes it.
+        linear: As :class:`ForestPredictor` takes it.
+        depth_limit: As :class:`ForestPredictor` takes it.
+
+    Returns:
+        The predictor.
+    """
     models = {m: read_booster_json(f) for m, f in model_files.items()}
     return ForestPredictor(models, transforms, bounds, n_features, backend, threads, linear, depth_limit)
 
 
 def metric_bounds(names: Sequence[str], observed: dict[str, Sequence[float]]) -> dict[str, tuple[float, float]]:
-    """Clip bounds: the observed [min, max] of the training table within the schema's hard bounds."""
+    """Clip bounds: the observed [min, max] of the training table within the schema's hard bounds.
+
+    Args:
+        names: The metrics.
+        observed: Metric -> its observed (min, max).
+
+    Returns:
+        Metric -> (lo, hi).
+    """
     out = {}
     for n in names:
         m = BY_NAME[n]

@@ -57,17 +57,46 @@ def bound_slack(bound: float) -> float:
 
     Covers the bound rounded to float32 (half an ulp) and a few ulps of float64 round-off such as
     ``exp(log(1e-2)) = 0.010000000000000004``; a value within the slack is clamped to the bound.
+
+    Args:
+        bound: The range's bound.
+
+    Returns:
+        The slack, >= 0.
     """
     return 4.0 * float(np.spacing(np.float32(abs(bound))))
 
 
 def in_range(values: np.ndarray, lo: float, hi: float) -> np.ndarray:
-    """Which of ``values`` a range [lo, hi] takes (NaN never): the rule of :func:`check_real`, vectorised."""
+    """Which of ``values`` a range [lo, hi] takes (NaN never): the rule of :func:`check_real`, vectorised.
+
+    Args:
+        values: The values.
+        lo: The lower bound.
+        hi: The upper bound.
+
+    Returns:
+        A boolean array, True where a value lies in the range or within its bounds' slack.
+    """
     return (values >= lo - bound_slack(lo)) & (values <= hi + bound_slack(hi))
 
 
 def check_real(owner: str, key: str, value: Any, lo: float, hi: float) -> float:
-    """``value`` as a float in [lo, hi] (clamped if within :func:`bound_slack` of a bound), or one SpaceError."""
+    """``value`` as a float in [lo, hi] (clamped if within :func:`bound_slack` of a bound), or one SpaceError.
+
+    Args:
+        owner: Who checks (the error's prefix).
+        key: The value's name.
+        value: The value.
+        lo: The lower bound.
+        hi: The upper bound.
+
+    Returns:
+        The value as a float in [lo, hi].
+
+    Raises:
+        SpaceError: Not a real number (a bool is not), NaN, or out of range.
+    """
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, Real):
         raise SpaceError(f"{owner}: {key}={value!r} must be a real number in [{lo:g}, {hi:g}] "
                          f"(got type {type(value).__name__})")
@@ -81,7 +110,19 @@ def check_real(owner: str, key: str, value: Any, lo: float, hi: float) -> float:
 
 
 def check_epoch(owner: str, value: Any, max_epochs: int | None = None) -> int:
-    """An epoch count: a whole number >= 1 (and <= ``max_epochs`` when given), or one SpaceError."""
+    """An epoch count: a whole number >= 1 (and <= ``max_epochs`` when given), or one SpaceError.
+
+    Args:
+        owner: Who checks (the error's prefix).
+        value: The epoch (an integer, or a float with an integer value).
+        max_epochs: The largest epoch allowed; None for no limit.
+
+    Returns:
+        The epoch as an int.
+
+    Raises:
+        SpaceError: Not a whole number >= 1, or above ``max_epochs``.
+    """
     e = value
     if isinstance(e, (bool, np.bool_)) or not isinstance(e, (Integral, float)) or (
             isinstance(e, float) and not e.is_integer()) or int(e) < 1:
@@ -144,7 +185,17 @@ class Config:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Config:
-        """Build from a dict of exactly the config keys (unknown keys are refused)."""
+        """Build from a dict of the config keys (unknown keys are refused).
+
+        Args:
+            data: Op1..Op6 and optionally the other config keys (the rest take the defaults).
+
+        Returns:
+            The checked Config.
+
+        Raises:
+            SpaceError: An unknown or missing key (and, from the constructor, a value not allowed).
+        """
         _reject_unknown("Config", data, CONFIG_KEYS)
         missing = [k for k in OP_KEYS if k not in data]
         if missing:
@@ -152,10 +203,16 @@ class Config:
         return cls(**dict(data))
 
     def as_dict(self) -> dict[str, Any]:
+        """The config keys and values (ops as indices).
+
+        Returns:
+            Key -> value, in field order.
+        """
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
     @property
     def ops(self) -> tuple[str, ...]:
+        """The six ops' names, Op1..Op6."""
         return tuple(OPS[getattr(self, k)] for k in OP_KEYS)
 
     @property
@@ -185,10 +242,23 @@ class Fidelity:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Fidelity:
+        """Build from a dict of fidelity keys (unknown keys are refused; missing ones take the defaults).
+
+        Args:
+            data: Some of N, W, Resolution and epoch.
+
+        Returns:
+            The checked Fidelity.
+        """
         _reject_unknown("Fidelity", data, FIDELITY_KEYS)
         return cls(**dict(data))
 
     def as_dict(self) -> dict[str, Any]:
+        """The fidelity keys and values.
+
+        Returns:
+            N, W, Resolution and epoch -> value.
+        """
         return {"N": self.N, "W": self.W, "Resolution": self.Resolution, "epoch": self.epoch}
 
     @property
@@ -197,21 +267,51 @@ class Fidelity:
         return fidelity_id(self.N, self.W, self.Resolution)
 
     def check_epoch(self, max_epochs: int) -> None:
+        """Refuse an epoch above a task's maximum with :func:`check_epoch`'s SpaceError.
+
+        Args:
+            max_epochs: The task protocol's max epoch count.
+        """
         check_epoch("Fidelity", self.epoch, max_epochs)
 
 
 def fidelity_id(n: int, w: int, resolution: float) -> str:
+    """The id of an (N, W, Resolution) triple, e.g. ``N3-W8-R0.5``.
+
+    Args:
+        n: Cells per stage.
+        w: First-stage width.
+        resolution: Resolution fraction.
+
+    Returns:
+        The id.
+    """
     return f"N{int(n)}-W{int(w)}-R{float(resolution):g}"
 
 
 def task_id(config: Config, n: int, w: int, resolution: float, seed: int) -> str:
     """The id of one run (config, fidelity, seed), e.g. ``f7ac64ef440c-N1-W4-R0.25-s0``: a plan's task id and the
-    shard's file name in run and live folders."""
+    shard's file name in run and live folders.
+
+    Args:
+        config: The configuration.
+        n: Cells per stage.
+        w: First-stage width.
+        resolution: Resolution fraction.
+        seed: The training seed.
+
+    Returns:
+        The id.
+    """
     return f"{config.config_id}-{fidelity_id(n, w, resolution)}-s{seed}"
 
 
 def all_fidelities() -> list[tuple[int, int, float]]:
-    """The 27 (N, W, Resolution) combinations."""
+    """The 27 (N, W, Resolution) combinations.
+
+    Returns:
+        The triples, N slowest and Resolution fastest.
+    """
     return [(n, w, r) for n in N_VALUES for w in W_VALUES for r in RESOLUTIONS]
 
 
@@ -220,6 +320,13 @@ def split_dict(data: Mapping[str, Any], default_epoch: int = 1) -> tuple[Config,
 
     Missing fidelity keys take the full-fidelity defaults N=5, W=16, Resolution=1.0, as in
     JAHS-Bench-201.
+
+    Args:
+        data: Config keys plus some of N, W, Resolution and epoch (any other key is refused).
+        default_epoch: The epoch when ``data`` has none.
+
+    Returns:
+        The checked config and fidelity.
     """
     _reject_unknown("config", data, CONFIG_KEYS + FIDELITY_KEYS)
     cfg = Config.from_dict({k: v for k, v in data.items() if k in CONFIG_KEYS})
@@ -229,7 +336,18 @@ def split_dict(data: Mapping[str, Any], default_epoch: int = 1) -> tuple[Config,
 
 
 def as_generator(seed: Any, name: str = "seed") -> np.random.Generator:
-    """A numpy Generator from None, an integer >= 0, a Generator, or a legacy RandomState (one draw seeds it)."""
+    """A numpy Generator from None, an integer >= 0, a Generator, or a legacy RandomState (one draw seeds it).
+
+    Args:
+        seed: The seed.
+        name: The argument's name in the error.
+
+    Returns:
+        A Generator (a fresh one seeded by ``seed``; for a Generator, one seeded from it).
+
+    Raises:
+        ValueError: Any other seed (a bool, a negative or non-integer number).
+    """
     if seed is None or isinstance(seed, np.random.Generator):
         return np.random.default_rng(seed)
     if isinstance(seed, np.random.RandomState):
@@ -241,11 +359,27 @@ def as_generator(seed: Any, name: str = "seed") -> np.random.Generator:
 
 
 def sample_config(seed: int | np.random.Generator | None = None) -> Config:
-    """Sample a configuration uniformly (log-uniform for LearningRate and WeightDecay)."""
+    """Sample a configuration uniformly (log-uniform for LearningRate and WeightDecay).
+
+    Args:
+        seed: Anything :func:`as_generator` takes.
+
+    Returns:
+        The configuration.
+    """
     return sample_configs(1, seed)[0]
 
 
 def sample_configs(n: int, seed: int | np.random.Generator | None = None) -> list[Config]:
+    """Sample ``n`` configurations as :func:`sample_config` does.
+
+    Args:
+        n: How many.
+        seed: Anything :func:`as_generator` takes.
+
+    Returns:
+        The configurations.
+    """
     rng = as_generator(seed)
     ops = rng.integers(0, len(OPS), size=(n, 6))
     act = rng.integers(0, len(ACTIVATIONS), size=n)
@@ -314,6 +448,16 @@ def frame_columns(df: Any, max_epochs: int) -> dict[str, np.ndarray]:
     Returns ``ops`` (rows, 6) op indices, ``activation`` indices, ``trivial_augment``, ``learning_rate`` and
     ``weight_decay`` (clamped as :func:`check_real` clamps), ``n``, ``w``, ``resolution`` and ``epoch``. The first
     bad value gets one ``SpaceError`` naming its row, as the scalar API words it.
+
+    Args:
+        df: The DataFrame, with exactly the columns :data:`ROW_KEYS`.
+        max_epochs: The largest epoch allowed.
+
+    Returns:
+        The columns named above, as arrays.
+
+    Raises:
+        SpaceError: Not a DataFrame, a missing or unknown column, or a bad value.
     """
     import pandas as pd
 

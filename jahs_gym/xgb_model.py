@@ -21,7 +21,17 @@ class ModelError(ValueError):
 
 
 def parse_booster_json(raw: dict) -> tuple[float, list[dict]]:
-    """(base score, trees) of an XGBoost JSON model (gbtree, reg:squarederror, one target)."""
+    """(base score, trees) of an XGBoost JSON model (gbtree, reg:squarederror, one target).
+
+    Args:
+        raw: The parsed model document.
+
+    Returns:
+        The base score and the trees' dicts (KeyError or TypeError for a document missing the fields).
+
+    Raises:
+        ModelError: Another booster or objective, more than one target, or a base score that is not finite.
+    """
     learner = raw["learner"]
     gb = learner["gradient_booster"]
     if gb.get("name") != "gbtree":
@@ -48,6 +58,17 @@ def layout_tree(t: dict, n_features: int, depth_limit: int | None = None,
     untrusted input: a tree must be a tree (every child index in range, no node reached twice: no cycle),
     no deeper than ``depth_limit``, with numerical splits on the encoding's ``n_features`` features and finite
     thresholds and leaves; else ModelError naming the problem.
+
+    Args:
+        t: One tree of the model document.
+        n_features: The encoding's feature count.
+        depth_limit: The deepest tree allowed; None for any depth.
+
+    Returns:
+        (thr, feat, left, value, depth) as described above.
+
+    Raises:
+        ModelError: The tree is not a proper tree of this encoding, as described above.
     """
     try:
         lc, rc, si = (np.asarray(t[k], dtype=np.int64) for k in ("left_children", "right_children", "split_indices"))
@@ -105,12 +126,26 @@ def layout_tree(t: dict, n_features: int, depth_limit: int | None = None,
 
 
 def booster(src: Path | str | bytes) -> Any:
-    """An XGBoost Booster from a model file's path or its bytes (as read and hashed by the caller)."""
+    """An XGBoost Booster from a model file's path or its bytes (as read and hashed by the caller).
+
+    Args:
+        src: The model file's path, or its bytes.
+
+    Returns:
+        The Booster (needs xgboost).
+    """
     from xgboost import Booster
 
     return Booster(model_file=bytearray(src) if isinstance(src, (bytes, bytearray)) else str(src))
 
 
 def read_booster_json(src: Path | str | bytes) -> dict:
-    """An XGBoost model (a file's path or its bytes; JSON or UBJ) as its JSON document."""
+    """An XGBoost model (a file's path or its bytes; JSON or UBJ) as its JSON document.
+
+    Args:
+        src: The model file's path, or its bytes.
+
+    Returns:
+        The parsed JSON document.
+    """
     return json.loads(bytes(booster(src).save_raw(raw_format="json")))

@@ -191,17 +191,28 @@ class JAHSEnv(gym.Env):
     what a metric can be (accuracies are fitted in logit space, times in log space), never clipped to the
     table's range.
 
-    ## Arguments
-
-    ``task`` ("fashion_mnist", an installed task, a bundle folder, or "random": one installed task per
-    episode), ``budget`` (simulated seconds; default from the bundle's manifest, about 100
-    mid-fidelity evaluations), ``max_steps`` (100), ``action_type``, ``observation_type``, ``reward``,
-    ``cost_weight`` (0.1), ``reward_weights`` (multiobjective only), ``continuation`` (False), ``noise``
-    (False), ``n_lr`` (8), ``n_wd`` (8), ``n_epochs`` (10), ``n_arms`` (256), ``arm_seed`` (0),
-    ``render_mode`` (None, "ansi": a line of text, "rgb_array": a 96 x 160 frame of the incumbent's
-    anytime curve and the last evaluation), ``backend`` ("surrogate": the whole space; "table",
-    "surrogate_arms": the table's trained runs, measured or predicted; "live": real training; one task, not
-    "random"), ``save_dir`` and ``live_seed`` (backend="live" only: the live folder and the runs' seed, 0).
+    Args:
+        task: "fashion_mnist", an installed task, a bundle folder, or "random" (one installed task per episode).
+        budget: Simulated seconds; None: the bundle manifest's default, about 100 mid-fidelity evaluations.
+        max_steps: Steps before truncation.
+        action_type: "multidiscrete", "discrete", "box" or "dict" (Action Space above).
+        observation_type: "box" or "dict" (Observation Space above).
+        reward: A reward's name (Rewards above) or a callable ``(metrics, state) -> float``.
+        cost_weight: The cost's weight in "improvement".
+        reward_weights: "multiobjective"'s weights (accuracy, latency, size); None: 1, 0, 0.
+        continuation: Charge a config already trained at the same fidelity only for its extra epochs.
+        noise: Draw each run's seed noise (Noise above).
+        n_lr: LearningRate grid size.
+        n_wd: WeightDecay grid size.
+        n_epochs: Epoch grid size.
+        n_arms: The "discrete" action type's arm count.
+        arm_seed: Seed of the arms.
+        render_mode: None, "ansi" (a line of text) or "rgb_array" (a 96 x 160 frame of the incumbent's anytime
+            curve and the last evaluation).
+        backend: "surrogate" (the whole space); "table", "surrogate_arms" (the table's trained runs, measured or
+            predicted); "live" (real training). All but "surrogate" take one task, not "random".
+        save_dir: backend="live" only: the live folder.
+        live_seed: backend="live" only: the runs' training seed.
 
     Copies (``copy.deepcopy``), pickles (also into a fresh process) and envs in other threads give the
     same numbers as a fresh env with the same seed; the surrogate's forest is shared read-only.
@@ -246,6 +257,15 @@ class JAHSEnv(gym.Env):
         return self.core.task()
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict]:
+        """Start an episode (task and noise key drawn from ``self.np_random``).
+
+        Args:
+            seed: Seeds ``self.np_random``; None keeps its stream.
+            options: Must be None or empty (ValueError otherwise).
+
+        Returns:
+            The observation and the info dict.
+        """
         super().reset(seed=seed)
         _check_options(options)
         self.core.reset(0, *_draw_episode(self.np_random, len(self.core.tasks)))
@@ -253,6 +273,14 @@ class JAHSEnv(gym.Env):
         return self._observation(), self.core.reset_info(0)
 
     def step(self, action: Any) -> tuple[Any, float, bool, bool, dict]:
+        """Evaluate the action's config at its fidelity and charge its cost (Episode End, Info above).
+
+        Args:
+            action: An element of ``action_space`` (ValueError otherwise).
+
+        Returns:
+            Observation, reward, terminated, truncated, info.
+        """
         _, reward, terminated, truncated, info = self.core.step(self.codec.decode(action))
         self._over = info["over_budget"]
         return self._observation(), float(reward), bool(terminated), bool(truncated), info
@@ -263,10 +291,22 @@ class JAHSEnv(gym.Env):
         return {k: np.array([v], dtype=np.float32) for k, v in zip(OBS_KEYS, self.core.obs)}
 
     def render(self) -> str | np.ndarray | None:
+        """The episode so far as ``render_mode`` asks.
+
+        Returns:
+            A line of text ("ansi"), an RGB frame ("rgb_array") or None (no render mode).
+        """
         return _render(self.render_mode, self.core, 0, self._over)
 
     def decode(self, action: Any) -> dict[str, Any]:
-        """The config and fidelity that ``action`` asks for, as a JAHS-Bench-201 dict (for people)."""
+        """The config and fidelity that ``action`` asks for, as a JAHS-Bench-201 dict (for people).
+
+        Args:
+            action: An element of ``action_space``.
+
+        Returns:
+            The config keys plus N, W, Resolution and epoch.
+        """
         c = self.codec.decode(action)
         from jahs_gym.envs.core import _config, _fidelity
 
@@ -282,6 +322,28 @@ class JAHSVectorEnv(VectorEnv):
     the step after an episode ends resets that sub-environment (its action is ignored; reward 0).
     ``info`` has the single env's keys as arrays, each with a ``_key`` mask of the sub-environments
     that have it (nested dicts for ``config``, ``fidelity``, ``metrics`` and ``incumbent``).
+
+    Args:
+        num_envs: The number of sub-environments (>= 1).
+        task: As :class:`JAHSEnv` takes it.
+        budget: As :class:`JAHSEnv` takes it.
+        max_steps: As :class:`JAHSEnv` takes it.
+        action_type: As :class:`JAHSEnv` takes it.
+        observation_type: As :class:`JAHSEnv` takes it.
+        reward: As :class:`JAHSEnv` takes it.
+        cost_weight: As :class:`JAHSEnv` takes it.
+        reward_weights: As :class:`JAHSEnv` takes it.
+        continuation: As :class:`JAHSEnv` takes it.
+        noise: As :class:`JAHSEnv` takes it.
+        n_lr: As :class:`JAHSEnv` takes it.
+        n_wd: As :class:`JAHSEnv` takes it.
+        n_epochs: As :class:`JAHSEnv` takes it.
+        n_arms: As :class:`JAHSEnv` takes it.
+        arm_seed: As :class:`JAHSEnv` takes it.
+        render_mode: As :class:`JAHSEnv` takes it.
+        backend: As :class:`JAHSEnv` takes it.
+        save_dir: As :class:`JAHSEnv` takes it.
+        live_seed: As :class:`JAHSEnv` takes it.
     """
 
     metadata = {"autoreset_mode": AutoresetMode.NEXT_STEP, "render_modes": RENDER_MODES}
@@ -310,6 +372,18 @@ class JAHSVectorEnv(VectorEnv):
 
     def reset(self, *, seed: int | list[int | None] | None = None,
               options: dict[str, Any] | None = None) -> tuple[Any, dict]:
+        """Reset every sub-environment.
+
+        Args:
+            seed: None, an int (sub-env i gets ``seed + i``) or a list of ``num_envs`` ints or None.
+            options: Must be None or empty.
+
+        Returns:
+            The batched observation and info.
+
+        Raises:
+            ValueError: Any other seed.
+        """
         _check_options(options)
         n = self.num_envs
         if seed is None:
@@ -331,6 +405,17 @@ class JAHSVectorEnv(VectorEnv):
         return self._observation(), self.core.reset_info(np.arange(n))
 
     def step(self, actions: Any) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict]:
+        """Step every sub-environment (one that ended last step is reset instead; its action is ignored).
+
+        Args:
+            actions: A batch of ``num_envs`` actions, an element of ``action_space``.
+
+        Returns:
+            Batched observation, rewards, terminated, truncated and info.
+
+        Raises:
+            ResetNeeded: ``reset`` was never called.
+        """
         if self._rngs is None:
             raise gym.error.ResetNeeded("call reset() before step()")
         cols = self.codec.decode_batch(actions, self.num_envs)
@@ -349,6 +434,11 @@ class JAHSVectorEnv(VectorEnv):
         return {k: obs[:, i:i + 1].copy() for i, k in enumerate(OBS_KEYS)}
 
     def render(self) -> tuple | None:
+        """Each sub-environment's :meth:`JAHSEnv.render`.
+
+        Returns:
+            One rendering per sub-environment, or None (no render mode).
+        """
         if self.render_mode is None:
             return None
         return tuple(_render(self.render_mode, self.core, i, bool(self._over[i])) for i in range(self.num_envs))

@@ -37,17 +37,41 @@ class StepView:
 
 
 def improvement(s: StepView, xp: Any) -> Any:
-    """Gain of the incumbent's validation accuracy (in [0, 1] units) minus ``cost_weight * cost / budget``."""
+    """Gain of the incumbent's validation accuracy (in [0, 1] units) minus ``cost_weight * cost / budget``.
+
+    Args:
+        s: The step's evaluations and episode state.
+        xp: The numeric back end.
+
+    Returns:
+        The reward (a float, or an array for N episodes).
+    """
     return (s.incumbent_valid_acc - s.previous_incumbent_valid_acc) / 100.0 - s.cost_weight * s.cost / s.budget
 
 
 def accuracy_per_cost(s: StepView, xp: Any) -> Any:
-    """``valid_acc / 100 * (budget / max_steps) / cost`` clipped to [0, 10] (1: full accuracy at the mean share)."""
+    """``valid_acc / 100 * (budget / max_steps) / cost`` clipped to [0, 10] (1: full accuracy at the mean share).
+
+    Args:
+        s: The step's evaluations and episode state.
+        xp: The numeric back end.
+
+    Returns:
+        The reward (a float, or an array for N episodes).
+    """
     return xp.clip(s.valid_acc / 100.0 * (s.budget / s.max_steps) / xp.maximum(s.cost, 1e-9), 0.0, 10.0)
 
 
 def multiobjective(s: StepView, xp: Any) -> Any:
-    """``w_accuracy * valid_acc / 100 - w_latency * latency_obs - w_size * size_obs`` (the task's own scales)."""
+    """``w_accuracy * valid_acc / 100 - w_latency * latency_obs - w_size * size_obs`` (the task's own scales).
+
+    Args:
+        s: The step's evaluations and episode state.
+        xp: The numeric back end.
+
+    Returns:
+        The reward (a float, or an array for N episodes).
+    """
     w = s.weights
     lat, size = SLOT["latency"], SLOT["size_MB"]
     m = s.obs_metrics
@@ -60,7 +84,20 @@ REWARDS: dict[str, Callable[[StepView, Any], Any]] = {
 
 
 def check_reward(reward: Any, weights: Mapping[str, float] | None, cost_weight: Any) -> tuple[dict, float]:
-    """Validated (reward_weights, cost_weight); one ValueError naming the bad value."""
+    """Validated (reward_weights, cost_weight); one ValueError naming the bad value.
+
+    Args:
+        reward: A name from :data:`REWARDS` or a callable ``(metrics, state) -> float``.
+        weights: ``reward_weights`` (keys from :data:`WEIGHT_KEYS`; only with "multiobjective"), or None.
+        cost_weight: A finite number.
+
+    Returns:
+        The weights (accuracy 1, latency 0, size 0 unless given) and the cost weight, as floats.
+
+    Raises:
+        ValueError: An unknown reward, weights that are not a dict, have unknown keys or are given with another
+            reward, or a weight or cost_weight that is not a finite number.
+    """
     if not callable(reward) and (not isinstance(reward, str) or reward not in REWARDS):
         raise ValueError(f"reward={reward!r} is not allowed; allowed: {list(REWARDS)} or a callable "
                          "(metrics, state) -> float")
@@ -80,7 +117,19 @@ def check_reward(reward: Any, weights: Mapping[str, float] | None, cost_weight: 
 
 
 def call_user_reward(fn: Callable, metrics: dict[str, float], state: dict[str, Any]) -> float:
-    """A user's reward for one evaluation, refused unless it is a finite real number."""
+    """A user's reward for one evaluation, refused unless it is a finite real number.
+
+    Args:
+        fn: The user's callable.
+        metrics: The evaluation's metrics.
+        state: The episode state passed to ``fn``.
+
+    Returns:
+        ``fn(metrics, state)`` as a float.
+
+    Raises:
+        ValueError: ``fn`` returned a bool, a non-number, NaN or an infinity.
+    """
     value = fn(metrics, state)
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or \
             not math.isfinite(float(value)):
