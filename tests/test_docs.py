@@ -45,6 +45,7 @@ COMPLETE = ["jahs_gym/metrics.py", "jahs_gym/protocol.py", "jahs_gym/table.py", 
             "agents/dehb_agent.py", "agents/evolution.py", "agents/hyperband.py", "agents/objective.py",
             "agents/optuna_tpe.py", "agents/plot.py", "agents/policies.py", "agents/random_search.py",
             "agents/reinforce.py", "agents/rl.py", "agents/smac_agent.py", "agents/stats.py", "agents/train_rl.py",
+            "agents/report.py",
             "docs/hooks/datacards.py",
             "docs/hooks/doctest_fences.py"]
 
