@@ -191,7 +191,7 @@ def order_tasks(tasks: list, order: str, configs_done: dict[tuple, int] | None =
     pairs for the noise model.
 
     Args:
-        tasks: Planned tasks (:class:`generation.plan.PlannedTask`).
+        tasks: Planned tasks (:class:`generation.planfile.PlannedTask`).
         order: One of :data:`generation.plan.ORDERS`.
         configs_done: ``coverage`` only: (N, W, Resolution) -> first seeds already trained.
         min_configs: ``coverage`` only: the configs every fidelity should reach.
@@ -260,7 +260,7 @@ def run(run_dir: Path, threads: int = 1, time_limit_s: float | None = None, max_
         This rank's ``done``, ``failed`` and ``diverged`` task counts.
 
     Raises:
-        PlanError: A number outside its limit, or a plan :meth:`generation.plan.Plan.load` refuses.
+        PlanError: A number outside its limit, or a plan :meth:`generation.planfile.Plan.load` refuses.
         RunLocked: Another runner holds the folder.
     """
     THREADS.check("threads", threads, PlanError)
