@@ -14,16 +14,17 @@ import os
 from pathlib import Path
 from typing import Any
 
-from jahs_gym.bundle_trust import read_listed
+from jahs_gym.bundle_trust import file_sha256, read_listed  # noqa: F401  (re-exported)
 from jahs_gym.manifest import (  # noqa: F401  (re-exported: the manifest's home is jahs_gym.manifest)
     _SELF,
     FORMAT_VERSION,
-    MAX_MANIFEST_BYTES,
     BundleError,
     Manifest,
     MetricEntry,
+)
+from jahs_gym.manifest_file import (  # noqa: F401  (re-exported: reading and writing it, jahs_gym.manifest_file)
+    MAX_MANIFEST_BYTES,
     _canonical,
-    file_sha256,
     read_manifest,
     refit_hint,
     write_manifest,

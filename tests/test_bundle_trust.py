@@ -22,7 +22,8 @@ from jahs_gym import bundle as bundle_mod
 from jahs_gym import cli
 from jahs_gym.bundle import DATA_DIR, Bundle, BundleError, load_bundle, read_manifest, write_manifest
 from jahs_gym.bundle_trust import MAX_NESTING, check_listing
-from jahs_gym.manifest import _SELF, MAX_MANIFEST_BYTES, MAX_TREE_DEPTH, _canonical
+from jahs_gym.manifest import _SELF, MAX_TREE_DEPTH
+from jahs_gym.manifest_file import MAX_MANIFEST_BYTES, _canonical
 from jahs_gym.predictor import ForestPredictor, ModelError, read_booster_json
 from jahs_gym.space import N_FEATURES
 

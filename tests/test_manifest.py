@@ -14,16 +14,10 @@ from types import SimpleNamespace
 import pytest
 
 from jahs_gym import manifest as manifest_mod
+from jahs_gym import manifest_file as manifest_file_mod
 from jahs_gym.bundle import DATA_DIR, Bundle
-from jahs_gym.manifest import (
-    _SELF,
-    FORMAT_VERSION,
-    BundleError,
-    Manifest,
-    _canonical,
-    read_manifest,
-    write_manifest,
-)
+from jahs_gym.manifest import _SELF, FORMAT_VERSION, BundleError, Manifest
+from jahs_gym.manifest_file import _canonical, read_manifest, write_manifest
 
 SHIPPED = ["fashion_mnist", "mnist"]
 
@@ -175,13 +169,13 @@ def test_malformed_manifest_names_the_field(bundle: Path, case: str) -> None:
 
 def _recorded_opens(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
     seen: list[Path] = []
-    real = manifest_mod.file_sha256
+    real = manifest_file_mod.file_sha256
 
     def spy(path: Path | str) -> str:
         seen.append(Path(path))
         return real(path)
 
-    monkeypatch.setattr(manifest_mod, "file_sha256", spy)
+    monkeypatch.setattr(manifest_file_mod, "file_sha256", spy)
     return seen
 
 
@@ -233,8 +227,8 @@ def test_table_file_must_be_listed(bundle: Path) -> None:
 
 def test_too_large_manifest_is_refused_before_parsing(bundle: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     size = (bundle / "manifest.json").stat().st_size
-    monkeypatch.setattr(manifest_mod, "MAX_MANIFEST_BYTES", size - 1)
-    monkeypatch.setattr(manifest_mod, "json", SimpleNamespace(loads=lambda *a, **k: pytest.fail("parsed")))
+    monkeypatch.setattr(manifest_file_mod, "MAX_MANIFEST_BYTES", size - 1)
+    monkeypatch.setattr(manifest_file_mod, "json", SimpleNamespace(loads=lambda *a, **k: pytest.fail("parsed")))
     with pytest.raises(BundleError, match=rf"manifest.json is {size} bytes, over the {size - 1}"):
         read_manifest(bundle)
 
