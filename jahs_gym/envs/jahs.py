@@ -12,75 +12,23 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-from gymnasium import spaces
 from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from jahs_gym.envs import render as rd
-from jahs_gym.envs.codec import BOX_DIMS, C_EPOCH, ActionCodec
+from jahs_gym.envs.build import (  # noqa: F401  (OBSERVATION_TYPES, RENDER_MODES: re-exported)
+    OBSERVATION_TYPES,
+    RENDER_MODES,
+    _build,
+    _check_options,
+    _draw_episode,
+    _obs_space,
+    _positive_int,
+)
+from jahs_gym.envs.codec import BOX_DIMS, C_EPOCH
 from jahs_gym.envs.core import Episodes
-from jahs_gym.envs.rewards import check_reward
-from jahs_gym.envs.tasks import OBS_KEYS, EnvTask, resolve_tasks
-
-OBSERVATION_TYPES = ("box", "dict")
-RENDER_MODES = ["ansi", "rgb_array"]
-
-
-def _obs_space(observation_type: str) -> spaces.Space:
-    if observation_type not in OBSERVATION_TYPES:
-        raise ValueError(f"observation_type={observation_type!r} is not allowed; allowed: {list(OBSERVATION_TYPES)}")
-    if observation_type == "box":
-        return spaces.Box(0.0, 1.0, (len(OBS_KEYS),), np.float32)
-    return spaces.Dict({k: spaces.Box(0.0, 1.0, (1,), np.float32) for k in OBS_KEYS})
-
-
-def _positive_int(name: str, v: Any) -> int:
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-        raise ValueError(f"{name}={v!r} must be a positive integer")
-    return int(v)
-
-
-def _build(task: str, budget: Any, max_steps: Any, action_type: str, observation_type: str, reward: Any,
-           cost_weight: Any, reward_weights: Any, continuation: Any, noise: Any, n_lr: int, n_wd: int, n_epochs: int,
-           n_arms: int, arm_seed: int, render_mode: Any, backend: Any, save_dir: Any, live_seed: Any, n: int,
-           vector: bool) -> tuple[Episodes, ActionCodec]:
-    """Validate the arguments (one ValueError naming the bad one) and make the episode core."""
-    max_steps = _positive_int("max_steps", max_steps)
-    if render_mode is not None and render_mode not in RENDER_MODES:
-        raise ValueError(f"render_mode={render_mode!r} is not allowed; allowed: {RENDER_MODES} or None")
-    for name, v in (("continuation", continuation), ("noise", noise)):
-        if not isinstance(v, (bool, np.bool_)):
-            raise ValueError(f"{name}={v!r} must be True or False")
-    weights, cost_weight = check_reward(reward, reward_weights, cost_weight)
-    _obs_space(observation_type)
-    n_epochs = _positive_int("n_epochs", n_epochs)
-    names = resolve_tasks(task)
-    if backend != "surrogate" and len(names) > 1:
-        raise ValueError(f"backend={backend!r} works on one task; task='random' needs backend='surrogate'")
-    live = None
-    if backend == "live":
-        if noise:
-            raise ValueError("noise=True with backend='live': a live run's noise is real (one trained seed, "
-                             "live_seed); use noise=False")
-        live = {"save_dir": save_dir, "seed": live_seed}
-    elif save_dir is not None or live_seed != 0:
-        raise ValueError(f"save_dir={save_dir!r} and live_seed={live_seed!r} are for backend='live' only "
-                         f"(backend={backend!r})")
-    tasks: list[EnvTask] = []
-    for name in names:
-        tasks.append(EnvTask(name, n_epochs, budget, tasks[0].metrics if tasks else None, backend=backend,
-                             live=live))
-    runs = tasks[0].arms.columns if tasks[0].arms is not None else None
-    codec = ActionCodec(action_type, n_lr, n_wd, n_epochs, n_arms, arm_seed, runs)
-    lacking = [t.name for t in tasks if noise and t.noise_std is None]
-    if lacking:
-        raise ValueError(f"noise=True, but the bundle(s) {lacking} have no seed-noise model in the surrogate's "
-                         "fitted space (no repeated seeds, or fitted by an older jahs-gym); use noise=False or refit: "
-                         "`python -m generation fit TABLE -o FOLDER`")
-    core = Episodes(n, vector, tasks, codec, max_steps, reward, weights, cost_weight, bool(continuation),
-                    bool(noise), record=render_mode is not None)
-    return core, codec
+from jahs_gym.envs.tasks import OBS_KEYS
 
 
 class JAHSEnv(gym.Env):
@@ -442,17 +390,6 @@ class JAHSVectorEnv(VectorEnv):
         if self.render_mode is None:
             return None
         return tuple(_render(self.render_mode, self.core, i, bool(self._over[i])) for i in range(self.num_envs))
-
-
-def _draw_episode(rng: np.random.Generator, n_tasks: int) -> tuple[int, int]:
-    """(task index, noise key) of a new episode, drawn in this order from the episode's generator."""
-    t = int(rng.integers(n_tasks)) if n_tasks > 1 else 0
-    return t, int(rng.integers(0, 2**63 - 1))
-
-
-def _check_options(options: Any) -> None:
-    if options:
-        raise ValueError(f"reset(options={options!r}): JAHS-v0 takes no reset options; pass None")
 
 
 def _render(mode: str | None, core: Episodes, i: int, over: bool) -> Any:
