@@ -51,7 +51,7 @@ def wilcoxon_signed_rank(d: np.ndarray) -> tuple[float, float]:
     prob[0] = 1.0
     top = 0  # the distribution of the sum of a random subset of the ranks (each sign equally likely), kept as
     for r in np.sort(r2):  # probabilities (counts, 2^n, overflow past n ~ 1,000); in place over the support so
-        top += int(r)  # far, smallest ranks first (3x faster at 1,000 seeds than a fresh array a rank)
+        top += int(r)  # far, smallest ranks first: no array allocated a rank, the short supports come first
         prob[r:top + 1] += prob[:top + 1 - r]  # numpy buffers the overlapping right-hand side
         prob[:top + 1] *= 0.5
     lower, upper = prob[:w2 + 1].sum(), prob[w2:].sum()
