@@ -35,13 +35,17 @@ def time_steps(env: gym.Env, actions: list, min_time: float = 0.5) -> float:
 
 
 class _NaiveRows:
-    """The naive per-metric predictor behind the interface of the env's own row predictor (x, raw, y, call)."""
+    """The naive per-metric predictor behind the interface of the env's own row predictor (x, xv, raw, y, scaled,
+    call); the observation entries by the env's scaler, as the env's own row predictor makes them."""
 
     def __init__(self, naive: Any, rows: Any) -> None:
-        self.naive, self.x, self.raw, self.y = naive, rows.x, rows.raw, rows.y
+        self.naive, self.x, self.xv, self.raw, self.y = naive, rows.x, rows.xv, rows.raw, rows.y
+        self.scaler, self.scaled = rows.scaler, rows.scaled
 
     def __call__(self) -> np.ndarray:
-        self.y[:] = self.naive.predict(self.x[None, :])[0]
+        self.raw[:] = self.naive.predict_raw(self.x[None, :])[0]
+        self.y[:] = self.naive.finish(self.raw[None, :])[0]
+        self.scaled[:] = self.scaler(self.raw[None, :])[0]
         return self.y
 
 

@@ -7,12 +7,14 @@
  * load chains overlap. One inlined walk() does all three shapes (2 x 8, 1 x 16 and the odd 1 x 8).
  * Linear bases (metric += x[zidx] @ zcoef) are added by jg_predict_one, and by Python for batches.
  * out (rows x n_out, row-major) must hold the base scores; each tree adds its leaf value to column
- * tree_out[t]. The module init below only lets setuptools build this file; Python never imports it.
+ * tree_out[t]. Python loads the exported functions with ctypes; the module's one Python function, predict_row, is
+ * the one-row hot path without ctypes' per-call cost.
  */
 #include <Python.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <string.h>
 
 typedef struct {
     float thr;
@@ -149,8 +151,53 @@ void jg_predict_one(const float *x, int64_t n_feat, const node_t *nodes, const f
     jg_finish(out, 1, n_out, transform, lo, hi);
 }
 
-/* Bumped whenever an exported signature changes; predictor.py refuses a kernel built from another version. */
-int jg_abi(void) { return 3; }
+/* Observation scaling: scaled[r, k] = clip((raw[r, cols[k]] - lo[k]) / span[k], 0, 1) (NaN stays
+ * NaN), n_cols columns a row. */
+void jg_scale(const double *raw, int64_t n_rows, int64_t n_out, const int32_t *cols, const double *lo,
+              const double *span, int64_t n_cols, double *scaled) {
+    for (int64_t r = 0; r < n_rows; ++r)
+        for (int64_t k = 0; k < n_cols; ++k) {
+            const double v = (raw[r * n_out + cols[k]] - lo[k]) / span[k];
+            scaled[r * n_cols + k] = v < 0.0 ? 0.0 : (v > 1.0 ? 1.0 : v);
+        }
+}
 
-static struct PyModuleDef forest_module = {PyModuleDef_HEAD_INIT, "_forest", "C forest kernel (ctypes)", -1, NULL};
+/* Bumped whenever an exported signature changes; predictor.py refuses a kernel built from another version. */
+int jg_abi(void) { return 4; }
+
+/* predict_row(args: bytes) -> None: jg_predict_one and, where n_scale > 0, jg_scale of its raw outputs, for one row,
+ * called from Python without ctypes' per-call conversions (~1 us). args packs a row_args_t: the addresses and sizes
+ * of arrays that the caller (jahs_gym.predictor.RowPredictor) owns or keeps alive; private to it. */
+typedef struct {
+    int64_t x, n_feat, nodes, value, roots, group_depth, tree_out, n_groups, n_out, base, zidx, zcoef, n_z, transform,
+        lo, hi, raw, out, scale_cols, scale_lo, scale_span, n_scale, scaled;
+} row_args_t;
+
+#define P(T, v) ((T)(intptr_t)(v))
+
+static PyObject *predict_row(PyObject *self, PyObject *arg) {
+    (void)self;
+    if (!PyBytes_CheckExact(arg) || PyBytes_GET_SIZE(arg) != (Py_ssize_t)sizeof(row_args_t)) {
+        PyErr_Format(PyExc_TypeError, "predict_row takes the %zd packed bytes of a RowPredictor",
+                     (Py_ssize_t)sizeof(row_args_t));
+        return NULL;
+    }
+    row_args_t a;
+    memcpy(&a, PyBytes_AS_STRING(arg), sizeof a);
+    jg_predict_one(P(const float *, a.x), a.n_feat, P(const node_t *, a.nodes), P(const float *, a.value),
+                   P(const int32_t *, a.roots), P(const int32_t *, a.group_depth), P(const int32_t *, a.tree_out),
+                   a.n_groups, a.n_out, P(const double *, a.base), P(const int32_t *, a.zidx),
+                   P(const double *, a.zcoef), a.n_z, P(const int32_t *, a.transform), P(const double *, a.lo),
+                   P(const double *, a.hi), P(double *, a.raw), P(double *, a.out));
+    if (a.n_scale > 0)
+        jg_scale(P(const double *, a.raw), 1, a.n_out, P(const int32_t *, a.scale_cols), P(const double *, a.scale_lo),
+                 P(const double *, a.scale_span), a.n_scale, P(double *, a.scaled));
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef forest_methods[] = {
+    {"predict_row", predict_row, METH_O, "One row through a RowPredictor's packed arguments (private)."},
+    {NULL, NULL, 0, NULL}};
+
+static struct PyModuleDef forest_module = {PyModuleDef_HEAD_INIT, "_forest", "C forest kernel", -1, forest_methods};
 PyMODINIT_FUNC PyInit__forest(void) { return PyModule_Create(&forest_module); }

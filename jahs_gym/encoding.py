@@ -40,12 +40,12 @@ FEATURES: tuple[str, ...] = (
 _NONE, _C3, _C1 = OPS.index("none"), OPS.index("nor_conv_3x3"), OPS.index("nor_conv_1x1")
 
 
-def _arch_size(ops: np.ndarray, n: np.ndarray, w: np.ndarray,
-               resolution: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(MMACs, Mparams, Melems, layers) of what the network executes (edges whose source node gets input).
+def _size_key(ops: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """What a cell adds to the network's size: (k2_run, k2_all, n_conv, units) per row of ``ops`` (rows, 6).
 
-    A task-agnostic proxy (3 input channels, 32 x Resolution pixels) of FLOPS, size and runtime, so the
-    surrogates need not learn the architecture's arithmetic from data.
+    ``k2_run``: summed kernel areas of the convs that run (their source node gets input), ``k2_all`` /
+    ``n_conv``: of every conv edge (all hold parameters), ``units``: layers one cell runs (3 per running conv,
+    1 per running skip / pool edge).
     """
     e = ops != _NONE
     r2 = e[:, 0]
@@ -56,6 +56,16 @@ def _arch_size(ops: np.ndarray, n: np.ndarray, w: np.ndarray,
     k2_run = (area * run).sum(axis=1)  # executed convs cost MACs
     k2_all, n_conv = area.sum(axis=1), (area > 0).sum(axis=1)  # every conv edge holds parameters
     units = (np.where(area > 0, 3.0, 1.0) * run).sum(axis=1)  # a conv edge runs 3 layers, skip / pool 1
+    return k2_run, k2_all, n_conv, units
+
+
+def _arch_size(k2_run: Any, k2_all: Any, n_conv: Any, units: Any, n: Any, w: Any,
+               resolution: Any) -> tuple[Any, Any, Any, Any]:
+    """(MMACs, Mparams, Melems, layers) of what the network executes, from its cell's :func:`_size_key`.
+
+    A task-agnostic proxy (3 input channels, 32 x Resolution pixels) of FLOPS, size and runtime, so the
+    surrogates need not learn the architecture's arithmetic from data. Arrays or floats alike.
+    """
     n, w = np.asarray(n, dtype=np.float64), np.asarray(w, dtype=np.float64)
     h = np.round(32.0 * np.asarray(resolution, dtype=np.float64))
     macs, params = _size(k2_run, k2_all, n_conv, n, w, h)
@@ -164,6 +174,39 @@ if _written != list(range(N_FEATURES)):
 del _written
 
 
+_CELL_BASE = len(OPS) ** np.arange(5, -1, -1)  # a cell's index: its op indices as digits base len(OPS), Op1 first
+
+
+@functools.cache
+def _cells() -> tuple[np.ndarray, np.ndarray]:
+    """Every cell's features, computed once (5^6 = 15,625 cells, a few ms): a read-only float32
+    (cells, :data:`N_FEATURES`) table holding the one-hot ops, op counts, cell-graph and path features (zeros
+    elsewhere), and a read-only int64 (cells, 4) table of :func:`_size_key`. Row i is the cell whose op indices
+    are i's digits base len(OPS) (:data:`_CELL_BASE`)."""
+    ops = np.array(np.unravel_index(np.arange(len(OPS) ** 6), (len(OPS),) * 6), dtype=np.intp).T
+    rows = len(ops)
+    out = np.zeros((rows, N_FEATURES), dtype=np.float32)
+    out[np.arange(rows)[:, None], _OP_COLS[np.arange(6), ops]] = 1.0
+    out[:, _COUNT_COLS] = out[:, _OP_COLS].sum(axis=1)
+    live = _live_edges(ops != _NONE)
+    out[:, _CONNECTED] = live.any(axis=1)  # connected iff some edge lies on an input -> output path
+    out[:, _LIVE] = live.sum(axis=1)
+    out[:, _LIVE_C3] = (live & (ops == _C3)).sum(axis=1)
+    out[:, _LIVE_C1] = (live & (ops == _C1)).sum(axis=1)
+    out[:, _PATH_COLS] = _path_features(ops)
+    size = np.column_stack(_size_key(ops)).astype(np.int64)
+    out.flags.writeable = size.flags.writeable = False
+    return out, size
+
+
+def _cell_index(ops: np.ndarray) -> np.ndarray:
+    """Row of :func:`_cells` of each (rows, 6) op-index row; SpaceError for an index outside 0..len(OPS)-1."""
+    if ops.size and (ops.min() < 0 or ops.max() >= len(OPS)):
+        bad = ops[(ops < 0) | (ops >= len(OPS))][0]
+        raise SpaceError(f"op index {bad} is not allowed; allowed: 0..{len(OPS) - 1} ({list(OPS)})")
+    return ops @ _CELL_BASE
+
+
 def encode_arrays(ops: np.ndarray, activation: np.ndarray, trivial_augment: np.ndarray,
                   learning_rate: np.ndarray, weight_decay: np.ndarray, n: np.ndarray, w: np.ndarray,
                   resolution: np.ndarray, epoch: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
@@ -184,17 +227,19 @@ def encode_arrays(ops: np.ndarray, activation: np.ndarray, trivial_augment: np.n
 
     Returns:
         ``out`` (or the new (rows, :data:`N_FEATURES`) float32 array).
+
+    Raises:
+        SpaceError: An op index outside the ops.
     """
     ops = np.asarray(ops, dtype=np.intp).reshape(-1, 6)
     rows = ops.shape[0]
+    cells, size = _cells()
+    idx = _cell_index(ops)
     if out is None:
-        out = np.zeros((rows, N_FEATURES), dtype=np.float32)
+        out = cells[idx]  # the cell's columns; zeros elsewhere
     else:
-        out[:rows] = 0.0
-    r = np.arange(rows)[:, None]
-    out[r, _OP_COLS[np.arange(6), ops]] = 1.0
-    out[:rows, _COUNT_COLS] = out[:rows, _OP_COLS].sum(axis=1)
-    out[r[:, 0], _ACT_COLS[np.asarray(activation, dtype=np.intp)]] = 1.0
+        out[:rows] = cells[idx]
+    out[np.arange(rows), _ACT_COLS[np.asarray(activation, dtype=np.intp)]] = 1.0
     out[:rows, _TA] = trivial_augment
     out[:rows, _LR] = np.log10(learning_rate)
     out[:rows, _WD] = np.log10(weight_decay)
@@ -202,13 +247,8 @@ def encode_arrays(ops: np.ndarray, activation: np.ndarray, trivial_augment: np.n
     out[:rows, _W] = w
     out[:rows, _RES] = resolution
     out[:rows, _EPOCH] = epoch
-    live = _live_edges(ops != _NONE)
-    out[:rows, _CONNECTED] = live.any(axis=1)  # connected iff some edge lies on an input -> output path
-    out[:rows, _LIVE] = live.sum(axis=1)
-    out[:rows, _LIVE_C3] = (live & (ops == _C3)).sum(axis=1)
-    out[:rows, _LIVE_C1] = (live & (ops == _C1)).sum(axis=1)
-    out[:rows, _PATH_COLS] = _path_features(ops)
-    macs, params, elems, layers = _arch_size(ops, np.broadcast_to(n, rows), np.broadcast_to(w, rows),
+    k = size[idx].T.astype(np.float64)
+    macs, params, elems, layers = _arch_size(*k, np.broadcast_to(n, rows), np.broadcast_to(w, rows),
                                              np.broadcast_to(resolution, rows))
     out[:rows, _MACS] = np.log10(macs)
     out[:rows, _PARAMS] = np.log10(params)
@@ -217,15 +257,17 @@ def encode_arrays(ops: np.ndarray, activation: np.ndarray, trivial_augment: np.n
     return out
 
 
-def encode_one(out: np.ndarray, ops: Any, activation: int, trivial_augment: bool, learning_rate: float,
-               weight_decay: float, n: int, w: int, resolution: float, epoch: int) -> np.ndarray:
+def encode_one(out: np.ndarray | memoryview, ops: Any, activation: int, trivial_augment: bool,
+               learning_rate: float, weight_decay: float, n: int, w: int, resolution: float,
+               epoch: int) -> np.ndarray | memoryview:
     """Encode one row into the float32 vector ``out`` (length :data:`N_FEATURES`) without numpy overhead.
 
-    Same values as :func:`encode_arrays`; the environments' hot path (one numpy assignment). The cell's
-    and the network's features are memoised (at most 5^6 cells; bounded caches).
+    Same values as :func:`encode_arrays`; the environments' hot path: the cell's row of :func:`_cells` is copied
+    in and a dozen items are set through a memoryview (pass ``memoryview(out)`` to save making one). The cell's
+    and the network's features are memoised (bounded caches).
 
     Args:
-        out: The float32 vector to write.
+        out: The float32 vector to write, or a memoryview of it.
         ops: The six op indices.
         activation: Activation index.
         trivial_augment: TrivialAugment.
@@ -240,7 +282,8 @@ def encode_one(out: np.ndarray, ops: Any, activation: int, trivial_augment: bool
         ``out``.
     """
     cell, size_key = _cell_one(tuple(ops))
-    v = list(cell)
+    v = out if type(out) is memoryview else memoryview(out)
+    v[:] = cell
     v[_ACT_ONE[activation]] = 1.0
     v[_TA] = 1.0 if trivial_augment else 0.0
     v[_LR] = math.log10(learning_rate)
@@ -250,56 +293,15 @@ def encode_one(out: np.ndarray, ops: Any, activation: int, trivial_augment: bool
     v[_RES] = resolution
     v[_EPOCH] = epoch
     v[_MACS], v[_PARAMS], v[_ELEMS], v[_LAYERS] = _arch_one(*size_key, n, w, resolution)
-    out[:] = v
     return out
 
 
 @functools.lru_cache(maxsize=1 << 14)
-def _cell_one(ops: tuple[int, ...]) -> tuple[tuple[float, ...], tuple[int, int, int, int]]:
-    """(a full row holding the one-hot ops, op counts, cell-graph and path features, zeros elsewhere;
-    (k2_run, k2_all, n_conv, units))."""
-    v = [0.0] * N_FEATURES
-    for i, o in enumerate(ops):
-        v[_OP_ONE[i][o]] = 1.0
-        v[_COUNT_ONE[o]] += 1.0
-    o1, o2, o3, o4, o5, o6 = ops
-    e1, e2, e3, e4, e5, e6 = o1 != _NONE, o2 != _NONE, o3 != _NONE, o4 != _NONE, o5 != _NONE, o6 != _NONE
-    r2 = e1
-    r3 = e2 or (r2 and e4)
-    b3 = e6
-    b2 = e5 or (e4 and b3)
-    live = (e1 and b2, e2 and b3, e3, e4 and r2 and b3, e5 and r2, e6 and r3)
-    run = (True, True, True, r2, r2, r3)
-    n_live = c3 = c1 = k2_run = k2_all = n_conv = units = 0
-    k = [0, 0, 0, 0, 0, 0]  # conv edges
-    for i, (o, lv, go) in enumerate(zip(ops, live, run)):
-        a = 9 if o == _C3 else 1 if o == _C1 else 0
-        if lv:
-            n_live += 1
-            c3 += o == _C3
-            c1 += o == _C1
-        if go and o != _NONE:
-            units += 3 if a else 1
-        if a:
-            k[i] = 1
-            k2_all += a
-            n_conv += 1
-            if go:
-                k2_run += a
-    k1, k2, k3, k4, k5, k6 = k
-    convs = []  # conv edges on each of the _PATHS that exist, unrolled
-    if e1 and e5:
-        convs.append(k1 + k5)
-    if e1 and e4 and e6:
-        convs.append(k1 + k4 + k6)
-    if e2 and e6:
-        convs.append(k2 + k6)
-    if e3:
-        convs.append(k3)
-    paths = (len(convs), max(convs), min(convs), 0.0 if all(convs) else 1.0) if convs else (0, 0, 0, 0.0)
-    for c, g in zip(_GRAPH_ONE, (1.0 if n_live else 0.0, n_live, c3, c1, *paths)):
-        v[c] = g
-    return tuple(v), (k2_run, k2_all, n_conv, units)
+def _cell_one(ops: tuple[int, ...]) -> tuple[memoryview, tuple[int, int, int, int]]:
+    """(the cell's read-only row of :func:`_cells`, its size key as ints)."""
+    cells, size = _cells()
+    i = int(_cell_index(np.asarray(ops, dtype=np.intp).reshape(1, 6))[0])
+    return memoryview(cells[i]), tuple(size[i].tolist())
 
 
 @functools.lru_cache(maxsize=1 << 16)

@@ -30,12 +30,12 @@ from jahs_gym.xgb_model import (  # noqa: F401  (re-exported: read_booster_json,
     read_booster_json,
 )
 
-KERNEL_ABI = 3  # jg_abi() of the _forest.c these ctypes signatures match
+KERNEL_ABI = 4  # jg_abi() of the _forest.c these ctypes signatures match
 
 
 def _load_kernel() -> ctypes.CDLL | None:
     try:
-        from jahs_gym import _forest  # noqa: F401  (built by setup.py; optional)
+        from jahs_gym import _forest  # built by setup.py; optional
     except ImportError:
         return None
     lib = ctypes.CDLL(_forest.__file__)
@@ -56,10 +56,9 @@ def _load_kernel() -> ctypes.CDLL | None:
     lib.jg_predict_mt.argtypes = [p, i64, i64, p, p, p, p, p, i64, i64, p, i64]
     lib.jg_predict_mt.restype = None
     lib.jg_predict_one.restype = None
-    # the same function without argtypes, for callers that pass ready-made ctypes objects (RowPredictor: its
-    # arguments never change, so they are converted once, not on every call)
-    lib.jg_predict_one_preconverted = lib["jg_predict_one"]
-    lib.jg_predict_one_preconverted.restype = None
+    lib.jg_scale.argtypes = [p, i64, i64, p, p, p, i64, p]
+    lib.jg_scale.restype = None
+    lib.predict_row = _forest.predict_row  # the one-row hot path (RowPredictor), a Python function: no ctypes
     return lib
 
 
@@ -270,6 +269,19 @@ class ForestPredictor:
         np.clip(raw, self.lo, self.hi, out=raw)
         return raw
 
+    def scaler(self, cols: Sequence[int], lo: Sequence[float], span: Sequence[float]) -> Scaler:
+        """A :class:`Scaler` of this forest's raw outputs (same backend).
+
+        Args:
+            cols: The output columns to scale.
+            lo: The fitted-space value that maps to 0, one per column.
+            span: The fitted-space width that maps to 1 (positive), one per column.
+
+        Returns:
+            The scaler.
+        """
+        return Scaler(cols, lo, span, self.backend)
+
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Every metric for every row of the encoded X, in metric units, clipped to the bounds.
 
@@ -281,13 +293,16 @@ class ForestPredictor:
         """
         return self.finish(self.predict_raw(x))
 
-    def row_predictor(self) -> RowPredictor:
+    def row_predictor(self, scaler: Scaler | None = None) -> RowPredictor:
         """A one-row predictor with buffers of its own (one per env: never share it between envs or threads).
+
+        Args:
+            scaler: Also write ``scaler``'s scaling of every prediction's raw outputs (``RowPredictor.scaled``).
 
         Returns:
             A :class:`RowPredictor` on this forest.
         """
-        return RowPredictor(self)
+        return RowPredictor(self, scaler)
 
     def predict_one(self, x_row: np.ndarray) -> np.ndarray:
         """One encoded row (float32, contiguous) -> a fresh (metrics,) array.
@@ -307,38 +322,99 @@ class ForestPredictor:
         return self.predict(np.asarray(x_row, dtype=np.float32).reshape(1, self.n_features))[0]
 
 
+class Scaler:
+    """Raw (fitted-space) outputs mapped to [0, 1]: ``clip((raw[:, cols] - lo) / span, 0, 1)`` (NaN stays NaN).
+
+    The one rule of the env's observation scale, for batches (:meth:`__call__`) and, inside the C kernel's call,
+    for one row (:class:`RowPredictor`). Read-only after construction.
+
+    Args:
+        cols: The output columns to scale.
+        lo: The value that maps to 0, one per column.
+        span: The width that maps to 1, one per column (positive).
+        backend: "c" or "numpy", as the forest's.
+
+    Raises:
+        ValueError: Lengths differ, or a span is not positive and finite.
+    """
+
+    def __init__(self, cols: Sequence[int], lo: Sequence[float], span: Sequence[float], backend: str = "c") -> None:
+        self.cols = np.asarray(cols, dtype=np.int32)
+        self.lo, self.span = np.asarray(lo, dtype=np.float64), np.asarray(span, dtype=np.float64)
+        if not len(self.cols) == len(self.lo) == len(self.span) or not (np.isfinite(self.span).all()
+                                                                          and (self.span > 0).all()):
+            raise ValueError(f"Scaler: cols {self.cols.tolist()}, lo {self.lo.tolist()}, span {self.span.tolist()}: "
+                             "one lo and one positive, finite span per column")
+        self.backend = "c" if backend == "c" and _KERNEL is not None else "numpy"
+        for a in (self.cols, self.lo, self.span):
+            a.flags.writeable = False
+
+    def __call__(self, raw: np.ndarray) -> np.ndarray:
+        """Scale many rows.
+
+        Args:
+            raw: (rows, outputs) float64.
+
+        Returns:
+            A new (rows, len(cols)) float64 array.
+        """
+        raw = np.ascontiguousarray(raw, dtype=np.float64)
+        if self.backend == "c":
+            out = np.empty((raw.shape[0], len(self.cols)))
+            _KERNEL.jg_scale(raw.ctypes.data, raw.shape[0], raw.shape[1], self.cols.ctypes.data, self.lo.ctypes.data,
+                             self.span.ctypes.data, len(self.cols), out.ctypes.data)
+            return out
+        return np.clip((raw[:, self.cols] - self.lo) / self.span, 0.0, 1.0)
+
+    def __reduce__(self) -> tuple:
+        return (Scaler, (self.cols.tolist(), self.lo.tolist(), self.span.tolist(), self.backend))
+
+    def __deepcopy__(self, memo: dict) -> Scaler:
+        return self  # read-only
+
+
 class RowPredictor:
     """One row at a time through a shared :class:`ForestPredictor`, into buffers this object owns.
 
-    Encode into ``x``, call :meth:`__call__`, read ``y`` (metric units, clipped) and ``raw`` (the fitted
-    space). Copies and pickles get buffers (and C addresses) of their own.
+    Encode into ``x`` (or its memoryview ``xv``), call :meth:`__call__`, read ``y`` (metric units, clipped),
+    ``raw`` (the fitted space) and, with a scaler, ``scaled``. Copies and pickles get buffers (and C addresses)
+    of their own.
 
     Args:
         forest: The forest to predict with.
+        scaler: Also scale every prediction's raw outputs into ``scaled`` (None: no ``scaled``).
     """
 
-    def __init__(self, forest: ForestPredictor) -> None:
-        self.forest = forest
+    def __init__(self, forest: ForestPredictor, scaler: Scaler | None = None) -> None:
+        self.forest, self.scaler = forest, scaler
         self.x = np.zeros(forest.n_features, dtype=np.float32)
+        self.xv = memoryview(self.x)
         self.y = np.zeros(len(forest.metrics), dtype=np.float64)
         self.raw = np.zeros(len(forest.metrics), dtype=np.float64)
-        args = (self.x.ctypes.data, *forest._one_args, self.raw.ctypes.data, self.y.ctypes.data)
-        self._args = tuple(t(a) for t, a in zip(_KERNEL.jg_predict_one.argtypes, args)) if _KERNEL else args
+        self.scaled = np.zeros(len(scaler.cols) if scaler is not None else 0, dtype=np.float64)
+        self._packed: bytes | None = None
+        if forest.backend == "c":  # the addresses stay valid while this object holds the forest, scaler and buffers
+            sc = ((scaler.cols.ctypes.data, scaler.lo.ctypes.data, scaler.span.ctypes.data, len(scaler.cols))
+                  if scaler is not None else (0, 0, 0, 0))
+            self._packed = np.array([self.x.ctypes.data, *forest._one_args, self.raw.ctypes.data,
+                                     self.y.ctypes.data, *sc, self.scaled.ctypes.data], dtype=np.int64).tobytes()
 
     def __call__(self) -> np.ndarray:
-        f = self.forest
-        if f.backend == "c":
-            _KERNEL.jg_predict_one_preconverted(*self._args)
+        if self._packed is not None:
+            _KERNEL.predict_row(self._packed)
         else:
+            f = self.forest
             self.raw[:] = f.predict_raw(self.x[None, :])[0]
             self.y[:] = f.finish(self.raw[None, :].copy())[0]
+            if self.scaler is not None:
+                self.scaled[:] = self.scaler(self.raw[None, :])[0]
         return self.y
 
     def __reduce__(self) -> tuple:
-        return (RowPredictor, (self.forest,))
+        return (RowPredictor, (self.forest, self.scaler))
 
     def __deepcopy__(self, memo: dict) -> RowPredictor:
-        return RowPredictor(self.forest)
+        return RowPredictor(self.forest, self.scaler)
 
 
 class NaivePredictor:
@@ -361,6 +437,36 @@ class NaivePredictor:
         self.models = {m: booster(f) for m, f in model_files.items()}
         self.transforms, self.bounds, self.linear = transforms, bounds, linear or {}
 
+    def predict_raw(self, x: np.ndarray) -> np.ndarray:
+        """Every metric's output in its fitted space, one XGBoost call per metric.
+
+        Args:
+            x: Encoded rows, (rows, n_features).
+
+        Returns:
+            (rows, metrics) float64.
+        """
+        cols = []
+        for m in self.metrics:
+            y = self.models[m].inplace_predict(x).astype(np.float64)
+            if m in self.linear:
+                idx, coef = self.linear[m]
+                y = y + coef[0] + x[:, idx].astype(np.float64) @ np.asarray(coef[1:])
+            cols.append(y)
+        return np.stack(cols, axis=1)
+
+    def finish(self, raw: np.ndarray) -> np.ndarray:
+        """Inverse transforms and clipping.
+
+        Args:
+            raw: (rows, metrics) outputs of :meth:`predict_raw`.
+
+        Returns:
+            A new (rows, metrics) float64 array in metric units, clipped to the bounds.
+        """
+        return np.stack([np.clip(tf.inverse(self.transforms[m], raw[:, j]), *self.bounds[m])
+                         for j, m in enumerate(self.metrics)], axis=1)
+
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Every metric for every row of the encoded X, one XGBoost call per metric.
 
@@ -370,15 +476,7 @@ class NaivePredictor:
         Returns:
             (rows, metrics) float64 in metric units, clipped to the bounds.
         """
-        cols = []
-        for m in self.metrics:
-            y = self.models[m].inplace_predict(x).astype(np.float64)
-            if m in self.linear:
-                idx, coef = self.linear[m]
-                y = y + coef[0] + x[:, idx].astype(np.float64) @ np.asarray(coef[1:])
-            lo, hi = self.bounds[m]
-            cols.append(np.clip(tf.inverse(self.transforms[m], y), lo, hi))
-        return np.stack(cols, axis=1)
+        return self.finish(self.predict_raw(x))
 
 
 def load_forest(model_files: dict[str, Path | bytes], transforms: dict[str, str],

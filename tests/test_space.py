@@ -130,10 +130,23 @@ def test_encode_one_and_arrays_agree_and_columns_land_where_features_say() -> No
     assert x.shape == (rows, len(FEATURES))
     buf = np.zeros(len(FEATURES), dtype=np.float32)
     col = {name: i for i, name in enumerate(FEATURES)}
-    for i in range(rows):
-        encode_one(buf, ops[i].tolist(), int(act[i]), bool(ta[i]), float(lr[i]), float(wd[i]), int(n[i]), int(w[i]),
-                   float(res[i]), int(epoch[i]))
-        np.testing.assert_allclose(buf, x[i], rtol=1e-6, err_msg=f"row {i}")
+    view = memoryview(buf)
+    for i in range(rows):  # the same bits, into the array or through a memoryview of it (the env's hot path)
+        args = (ops[i].tolist(), int(act[i]), bool(ta[i]), float(lr[i]), float(wd[i]), int(n[i]), int(w[i]),
+                float(res[i]), int(epoch[i]))
+        encode_one(buf, *args)
+        assert np.array_equal(buf.view(np.uint32), x[i].view(np.uint32)), f"row {i}"
+        buf[:] = np.nan
+        encode_one(view, *args)
+        assert np.array_equal(buf.view(np.uint32), x[i].view(np.uint32)), f"row {i} (memoryview)"
+    out = np.full((rows + 2, len(FEATURES)), np.nan, dtype=np.float32)  # into the first rows of a given array
+    encode_arrays(ops, act, ta.astype(np.float32), lr, wd, n, w, res, epoch, out=out)
+    assert np.array_equal(out[:rows], x) and np.isnan(out[rows:]).all()
+    for bad in (-1, len(OPS)):  # an op index outside the ops is refused, never read as another cell
+        wrong = ops.copy()
+        wrong[3, 4] = bad
+        with pytest.raises(SpaceError, match=f"op index {bad} is not allowed"):
+            encode_arrays(wrong, act, ta, lr, wd, n, w, res, epoch)
     for name, want in [("epoch", epoch), ("N", n), ("W", w), ("Resolution", res), ("TrivialAugment", ta),
                        ("log10_LearningRate", np.log10(lr)), ("log10_WeightDecay", np.log10(wd))]:
         np.testing.assert_allclose(x[:, col[name]], want.astype(np.float32), rtol=1e-6, err_msg=name)

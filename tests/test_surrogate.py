@@ -208,6 +208,43 @@ def test_fast_predictor_equals_xgboost(tiny_bundle: Path, tiny_table: Path, back
     assert (fast >= lo).all() and (fast <= hi).all()
 
 
+@pytest.mark.parametrize("backend", ["c", "numpy"])
+def test_row_predictor_scales_in_its_call_as_the_batch_scaler_does(tiny_bundle: Path, tiny_table: Path,
+                                                                   backend: str) -> None:
+    """The env's one-row call also writes the observation entries; the same bits as the batch Scaler (C or numpy)."""
+    from jahs_gym.predictor import Scaler
+
+    b = Bundle(tiny_bundle)
+    x = encode_frame(pd.read_parquet(tiny_table))
+    p = b.predictor(backend=backend)
+    raw = p.predict_raw(x)
+    cols, lo, span = [2, 0, 1], raw[:, [2, 0, 1]].min(axis=0) + 0.01, np.array([0.5, 2.0, 1e-3])
+    sc = p.scaler(cols, lo, span)
+    expected = np.clip((raw[:, cols] - lo) / span, 0.0, 1.0)
+    assert np.array_equal(sc(raw), expected)
+    assert np.array_equal(Scaler(cols, lo, span, "numpy")(raw), expected)
+    assert (expected == 0.0).any() and (expected == 1.0).any() and ((expected > 0) & (expected < 1)).any()
+    rows = p.row_predictor(sc)
+    for i in range(len(x)):
+        rows.xv[:] = memoryview(x[i])
+        rows()
+        assert np.array_equal(rows.raw, raw[i]) and np.array_equal(rows.scaled, expected[i])
+    nan = np.array([[np.nan] * raw.shape[1]])
+    assert np.isnan(sc(nan)).all()  # NaN stays NaN, not clipped into range
+    with pytest.raises(ValueError, match="positive, finite span"):
+        p.scaler(cols, lo, [1.0, 0.0, 1.0])
+
+
+def test_predict_row_takes_only_a_row_predictors_packed_bytes() -> None:
+    from jahs_gym import predictor
+
+    if predictor._KERNEL is None:
+        pytest.fail("the C kernel was not built by `pip install -e .` (setup.py)")
+    for bad in (b"", b"x" * 7, bytearray(184), None, 3):
+        with pytest.raises(TypeError, match="packed bytes of a RowPredictor"):
+            predictor._KERNEL.predict_row(bad)
+
+
 def test_c_walk_matches_numpy_on_odd_and_even_rows_and_groups(tiny_bundle: Path, tiny_table: Path) -> None:
     """The C kernel walks row pairs over one group and a lone row over two groups; every parity agrees.
 

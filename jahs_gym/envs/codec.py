@@ -82,6 +82,7 @@ class ActionCodec:
             list(range(len(ACTIVATIONS))), [False, True], self.lr_grid.tolist(), self.wd_grid.tolist(),
             list(N_VALUES), list(W_VALUES), list(RESOLUTIONS), list(range(n_epochs))]
         self._np_tables = [np.asarray(t) for t in self.tables]
+        self._index_tables = [dict(enumerate(t)) for t in self.tables]
         self.nvec = np.array([len(t) for t in self.tables], dtype=np.int64)
         self._nvec_list = self.nvec.tolist()
         self.runs = runs
@@ -144,12 +145,13 @@ class ActionCodec:
                 v = action.tolist()
             else:
                 v = self._index_matrix(action, 1, single=True)[0].tolist()
-            try:
-                return [tab[x] if x >= 0 else tab[n] for tab, x, n in zip(self.tables, v, self._nvec_list)]
-            except IndexError:  # an index outside 0..n-1 (a negative one is sent past the end too)
-                i = next(i for i, (x, n) in enumerate(zip(v, self._nvec_list)) if not 0 <= x < n)
-                raise ValueError(f"action[{i}]={v[i]} ({COMPONENTS[i]}) is out of range; allowed: "
-                                 f"0..{self._nvec_list[i] - 1} (action space {self.space})") from None
+            try:  # dict tables: an index outside 0..n-1 (a negative one too) is a KeyError
+                return list(map(dict.__getitem__, self._index_tables, v))
+            except KeyError:
+                pass
+            i = next(i for i, (x, n) in enumerate(zip(v, self._nvec_list)) if not 0 <= x < n)
+            raise ValueError(f"action[{i}]={v[i]} ({COMPONENTS[i]}) is out of range; allowed: "
+                             f"0..{self._nvec_list[i] - 1} (action space {self.space})")
         if t == "discrete":
             return list(self._arm_rows[self._arm_index(action)])
         batch = ({k: np.asarray(v)[None] for k, v in action.items()} if isinstance(action, Mapping)

@@ -56,7 +56,7 @@ class Episodes:
         self._arms = tasks[0].arms is not None  # a table's runs (the arm backends): looked up, not predicted
         self._live = tasks[0].live is not None  # backend="live": trained for real
         self._rows = (None if vector or self._arms or self._live
-                      else tasks[0].forest.row_predictor())  # buffers of its own
+                      else tasks[0].forest.row_predictor(tasks[0].scaler))  # buffers of its own
         self._row_task: EnvTask | None = tasks[0]
         if vector:
             self.task_of = np.zeros(n, dtype=np.int64)
@@ -81,7 +81,7 @@ class Episodes:
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
         if not self.vector and not self._arms and not self._live:
-            self._rows = self._row_task.forest.row_predictor()
+            self._rows = self._row_task.forest.row_predictor(self._row_task.scaler)
 
     # ---------------------------------------------------------------------------------- reset
     def reset(self, i: int, task_index: int, key: int) -> None:
@@ -101,7 +101,7 @@ class Episodes:
             self.budget, self.reference = task.budget, task.regret_reference
             self._grid_list, self._task = task.epoch_grid_list, task
             if task is not self._row_task and not self._arms and not self._live:
-                self._rows, self._row_task = task.forest.row_predictor(), task
+                self._rows, self._row_task = task.forest.row_predictor(task.scaler), task
             self.cum, self.steps, self.inc_valid, self.inc_test, self.has_inc = 0.0, 0, 0.0, 0.0, False
             self.inc_test_clean = 0.0
             self.inc_cols, self.inc_epoch = [0] * len(COMPONENTS), 0
@@ -116,24 +116,32 @@ class Episodes:
 
     # ------------------------------------------------------------------------------ prediction
     def _predict(self, cols: list, epoch: Any, live: Any) -> tuple[Any, Any, Any]:
-        """(metrics, raw, clean) of every live evaluation, in the env's metric order: metrics in their units and
-        the forest's fitted-space outputs (noise included), and the noise-free metrics. Lists of floats, or
-        (n, metrics) arrays (zeros where not live)."""
+        """(metrics, norm, clean) of every live evaluation: metrics in their units (noise included, in the env's
+        metric order), their observation entries (the task's scaler of the fitted-space outputs) and the
+        noise-free metrics. Lists of floats, or arrays with a row per episode (zeros where not live)."""
         if self._arms:
-            return self._look_up(cols, epoch, live)
-        if self._live:
-            return self._train_live(cols, epoch, live)
-        if not self.vector:
+            y, raw, clean = self._look_up(cols, epoch, live)
+        elif self._live:
+            y, raw, clean = self._train_live(cols, epoch, live)
+        elif not self.vector:
             rows = self._rows
-            encode_one(rows.x, cols[:6], *cols[6:13], epoch)
-            rows()
+            encode_one(rows.xv, cols[:6], *cols[6:13], epoch)
+            rows()  # metrics, raw outputs and their observation entries, in one kernel call
             if not self.noise:
                 y = rows.y.tolist()
-                return y, rows.raw.tolist(), y
+                return y, rows.scaled.tolist(), y
             raw = rows.raw[None, :].copy()
             y = self._noisy(raw, [np.asarray([c]) for c in cols], np.asarray([self.key], dtype=np.uint64),
                             self._noise_std[self.task_index], self.tasks[self.task_index])
-            return y[0].tolist(), raw[0].tolist(), rows.y.tolist()
+            return y[0].tolist(), self._task.normalise(raw)[0].tolist(), rows.y.tolist()
+        else:
+            y, raw, clean = self._predict_batch(cols, epoch, live)
+        if self.vector:
+            return y, self._normalise(raw), clean
+        return y, self._task.normalise(np.asarray([raw]))[0].tolist(), clean
+
+    def _predict_batch(self, cols: list, epoch: Any, live: Any) -> tuple[Any, Any, Any]:
+        """``_predict``'s surrogate for N episodes, with the fitted-space outputs in place of the entries."""
         y, raw = np.zeros((self.n, len(self.metrics))), np.zeros((self.n, len(self.metrics)))
         clean = np.zeros((self.n, len(self.metrics))) if self.noise else y
         for t_idx, task in enumerate(self.tasks):
@@ -243,7 +251,7 @@ class Episodes:
         xp = self.xp
         where, minimum = xp.where, xp.minimum
         epoch = self._grid[self.task_of, cols[C_EPOCH]] if self.vector else self._grid_list[cols[C_EPOCH]]
-        y, raw, clean = self._predict(cols, epoch, live)
+        y, norm, clean = self._predict(cols, epoch, live)
         runtime = y[self._i_rt]
         cost = self._charge(cols, epoch, runtime, live) if self.continuation else runtime
         budget = self.budget
@@ -254,15 +262,13 @@ class Episodes:
         valid, test = y[self._i_va], y[self._i_te]
         prev_inc = self.inc_valid
         better = ok & ((self.has_inc ^ True) | (valid > prev_inc))
-        self.inc_valid = where(better, valid, prev_inc)
-        self.inc_test = where(better, test, self.inc_test)
-        self.inc_test_clean = where(better, clean[self._i_te], self.inc_test_clean)
+        self.inc_valid, self.inc_test, self.inc_test_clean, self.inc_epoch = xp.where_each(
+            better, (valid, test, clean[self._i_te], epoch), (prev_inc, self.inc_test, self.inc_test_clean,
+                                                              self.inc_epoch))
         self.has_inc = self.has_inc | better
         self.inc_cols = xp.where_cols(better, cols, self.inc_cols)
-        self.inc_epoch = where(better, epoch, self.inc_epoch)
         self.cum = where(ok, self.cum + cost, self.cum)
         self.steps = self.steps + live
-        norm = self._normalise(raw) if self.vector else self._task.normalise_one(raw) if ok else None
         reward = self._reward(valid, cost, budget, prev_inc, norm, y, ok)
         obs = self.obs
         steps_used = minimum(self.steps / self.max_steps, 1.0)
@@ -291,13 +297,15 @@ class Episodes:
     def _reward(self, valid: Any, cost: Any, budget: Any, prev_inc: Any, norm: Any, y: Any, ok: Any) -> Any:
         if self._user:
             return self._user_reward(y, cost, budget, prev_inc, ok)
-        if not self.vector and not (ok and cost > 0.0):
+        # a step that reveals nothing new (continuation: a run already trained that far, charged 0) earns nothing,
+        # else a per-evaluation reward could be farmed by repeating one action for free
+        earns = ok & (cost > 0.0)
+        if not self.vector and not earns:
             return 0.0
         view = StepView(valid, cost, budget, self.inc_valid, prev_inc, self.cum, self.steps, self.max_steps, norm,
                         self.cost_weight, self.weights)
-        # a step that reveals nothing new (continuation: a run already trained that far, charged 0) earns nothing,
-        # else a per-evaluation reward could be farmed by repeating one action for free
-        return self.xp.where(ok & (cost > 0.0), self._reward_fn(view, self.xp), 0.0)
+        r = self._reward_fn(view, self.xp)
+        return self.xp.where(earns, r, 0.0) if self.vector else r
 
     def _user_reward(self, y: Any, cost: Any, budget: Any, prev_inc: Any, ok: Any) -> Any:
         out = np.zeros(self.n) if self.vector else 0.0
@@ -362,12 +370,13 @@ class Episodes:
             self.history[i].append((at(self.cum), at(self.inc_valid), at(valid), at(cost)))
 
 
-def _config(cols: list, vector: bool) -> dict:
-    act = _ACTIVATIONS[cols[6]] if vector else ACTIVATIONS[cols[6]]
-    sgd = np.full(len(cols[6]), "SGD", dtype=object) if vector else "SGD"
-    return {"Op1": cols[0], "Op2": cols[1], "Op3": cols[2], "Op4": cols[3], "Op5": cols[4], "Op6": cols[5],
-            "Activation": act, "TrivialAugment": cols[7], "Optimizer": sgd, "LearningRate": cols[8],
-            "WeightDecay": cols[9]}
+def _config(c: list, vector: bool) -> dict:
+    if vector:
+        act, sgd = _ACTIVATIONS[c[6]], np.full(len(c[6]), "SGD", dtype=object)
+    else:
+        act, sgd = ACTIVATIONS[c[6]], "SGD"
+    return {"Op1": c[0], "Op2": c[1], "Op3": c[2], "Op4": c[3], "Op5": c[4], "Op6": c[5], "Activation": act,
+            "TrivialAugment": c[7], "Optimizer": sgd, "LearningRate": c[8], "WeightDecay": c[9]}
 
 
 _ACTIVATIONS = np.asarray(ACTIVATIONS, dtype=object)

@@ -121,8 +121,7 @@ class EnvTask:
         self.obs_lo = [tf.forward_scalar(fitted[m], bounds[m][0]) for m in OBS_METRICS]
         span = [tf.forward_scalar(fitted[m], bounds[m][1]) - lo for m, lo in zip(OBS_METRICS, self.obs_lo)]
         self.obs_span = [s if s > 0 else 1.0 for s in span]
-        self._obs_scalar = list(zip(self.obs_cols, self.obs_lo, self.obs_span))
-        self._obs_lo_arr, self._obs_span_arr = np.asarray(self.obs_lo), np.asarray(self.obs_span)
+        self.scaler = self.forest.scaler(self.obs_cols, self.obs_lo, self.obs_span)
 
     def __reduce__(self) -> tuple:
         """Pickles carry the arguments and the (verified) bundle; the forest is rebuilt once per process."""
@@ -130,21 +129,6 @@ class EnvTask:
 
     def __deepcopy__(self, memo: dict) -> EnvTask:
         return self  # read-only
-
-    def normalise_one(self, raw: list[float]) -> list[float]:
-        """The 8 observation entries of one evaluation.
-
-        Args:
-            raw: The forest's raw (fitted-space) outputs, one per metric.
-
-        Returns:
-            The entries, each clipped to [0, 1].
-        """
-        out = []
-        for c, lo, span in self._obs_scalar:
-            v = (raw[c] - lo) / span
-            out.append(0.0 if v < 0.0 else 1.0 if v > 1.0 else v)
-        return out
 
     def train_live(self, cols: list, epoch: int) -> tuple[list[float], list[float]]:
         """``backend="live"``: one evaluation, the last measured row of its run (trained now unless the live folder
@@ -169,7 +153,8 @@ class EnvTask:
         return y, raw
 
     def normalise(self, raw: np.ndarray) -> np.ndarray:
-        """The 8 observation entries of many evaluations.
+        """The 8 observation entries of many evaluations (:attr:`scaler`; the single env's row predictor applies
+        the same scaler inside its kernel call).
 
         Args:
             raw: (rows, metrics) raw (fitted-space) outputs.
@@ -177,7 +162,7 @@ class EnvTask:
         Returns:
             (rows, 8), clipped to [0, 1].
         """
-        return np.clip((raw[:, self.obs_cols] - self._obs_lo_arr) / self._obs_span_arr, 0.0, 1.0)
+        return self.scaler(raw)
 
 
 def noise_std(bundle: Bundle, metrics: tuple[str, ...]) -> list[float] | None:

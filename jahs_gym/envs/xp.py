@@ -74,6 +74,20 @@ class Scalar:
         return lo if v < lo else hi if v > hi else v
 
     @staticmethod
+    def where_each(cond: bool, new: tuple, old: tuple) -> tuple:
+        """``where`` of several quantities under one condition.
+
+        Args:
+            cond: The condition.
+            new: The values where it holds.
+            old: The values where it does not (as many).
+
+        Returns:
+            ``new if cond else old``.
+        """
+        return new if cond else old
+
+    @staticmethod
     def where_cols(cond: bool, cols: list, old: list) -> list:
         """``where`` over a list of columns (a decoded action).
 
@@ -96,6 +110,20 @@ class Array:
     minimum = staticmethod(np.minimum)
     maximum = staticmethod(np.maximum)
     clip = staticmethod(np.clip)
+
+    @staticmethod
+    def where_each(cond: np.ndarray, new: tuple, old: tuple) -> tuple:
+        """``np.where`` of several quantities under one condition.
+
+        Args:
+            cond: One bool per sub-environment.
+            new: The arrays where it holds.
+            old: The arrays where it does not (as many).
+
+        Returns:
+            One array per quantity.
+        """
+        return tuple(np.where(cond, a, b) for a, b in zip(new, old))
 
     @staticmethod
     def where_cols(cond: np.ndarray, cols: list, old: list) -> list:
