@@ -112,7 +112,8 @@ def run_one(agent_name: str, seed: int, protocol: Any, policy_dir: Path | None =
         rl_timesteps: Training steps of an RL agent's policy.
 
     Returns:
-        One row per revealed evaluation: task, agent, seed and the :class:`agents.common.Recorder` columns.
+        One row per revealed evaluation: task, agent, seed and the :class:`agents.common.Recorder` columns (an
+        episode that revealed none: one row of regret = the reference, ``Recorder.episode_rows``).
     """
     from agents.common import Recorder
 
@@ -130,7 +131,7 @@ def run_one(agent_name: str, seed: int, protocol: Any, policy_dir: Path | None =
         env = Recorder(protocol.make_env(agent.action_type, **kw))
     env.reset(seed=seed)
     agent.run(env, np.random.default_rng([seed, AGENTS.index(agent_name)]))
-    return [{"task": protocol.task, "agent": agent_name, "seed": seed, **r} for r in env.rows]
+    return [{"task": protocol.task, "agent": agent_name, "seed": seed, **r} for r in env.episode_rows()]
 
 
 def _init_worker() -> None:

@@ -51,6 +51,7 @@ class Recorder(gym.Wrapper):
         super().__init__(env)
         self.rows: list[dict[str, Any]] = []
         self.done = False
+        self.reference: float | None = None  # the regret reference, from the env's info
         self.obs: Any = None
         self._t0 = time.perf_counter()
 
@@ -84,6 +85,7 @@ class Recorder(gym.Wrapper):
         obs, r, term, trunc, info = self.env.step(action)
         self.obs = obs
         self.done = term or trunc
+        self.reference = info["regret_reference"]
         if not info["over_budget"]:
             self.rows.append({"step": len(self.rows) + 1, "cost": info["cost"],
                               "cumulative_cost": info["cumulative_cost"], "valid_acc": info["valid_acc"],
@@ -93,6 +95,23 @@ class Recorder(gym.Wrapper):
                               "Resolution": info["fidelity"]["Resolution"], "epoch": info["fidelity"]["epoch"],
                               "wall_s": time.perf_counter() - self._t0})
         return obs, r, term, trunc, info
+
+
+    def episode_rows(self) -> list[dict[str, Any]]:
+        """The episode's rows; an episode that revealed no evaluation within the budget (its first one already cost
+        more) gets one row that says so: step 0 at cost 0, incumbent accuracies 0 and regret = the reference, so
+        its final regret counts as the worst possible instead of going missing from the statistics.
+
+        Returns:
+            The recorded rows, or that one row.
+        """
+        if self.rows:
+            return self.rows
+        nan = float("nan")
+        reference = self.reference if self.reference is not None else self.env.unwrapped.core.reference
+        return [{"step": 0, "cost": 0.0, "cumulative_cost": 0.0, "valid_acc": nan, "test_acc": nan,
+                 "incumbent_valid_acc": 0.0, "incumbent_test_acc": 0.0, "regret": float(reference), "N": nan,
+                 "W": nan, "Resolution": nan, "epoch": nan, "wall_s": time.perf_counter() - self._t0}]
 
 
 def dict_action(cfg: Config | dict, n: int, w: int, r: float, epoch_index: int) -> dict[str, Any]:

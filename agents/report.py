@@ -60,7 +60,8 @@ def leaderboard(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     board = pd.DataFrame({
         "final_regret_mean": g["final_regret"].mean(),
         "final_regret_se": g["final_regret"].std(ddof=1) / np.sqrt(g.size()),
-        "evaluations": g["evaluations"].mean(), "wall_s": g["wall_s"].mean(), "seeds": g.size()})
+        "evaluations": g["evaluations"].mean(), "wall_s": g["wall_s"].mean(), "seeds": g.size(),
+        "empty_episodes": g["evaluations"].apply(lambda e: int((e == 0).sum()))})
     board = board.sort_values("final_regret_mean", kind="stable")
     final = final_regrets(df)
     pairs = pairwise(final)
@@ -115,14 +116,24 @@ def report(board: pd.DataFrame, pairs: pd.DataFrame, args: Any, budget: float, b
             f"{'on' if args.noise else 'off'}; continuation {'off' if args.no_continuation else 'on'}. Regret = "
             f"{ref} minus the incumbent's noise-free test accuracy. avg_rank: mean rank over "
             "the seeds every agent ran. beats: lower final regret in an exact paired Wilcoxon signed-rank test, "
-            "Holm-corrected over all pairs, p < 0.05; top group: not significantly worse than the best. Harness "
-            f"wall time {wall_s:.0f} s.\n\n")
+            "Holm-corrected over all pairs, p < 0.05; top group: not significantly worse than the best. "
+            f"{_empty_episodes(board)}Harness wall time {wall_s:.0f} s.\n\n")
     tab = _has_tabulate()
     body = board.to_markdown(floatfmt=".3f") if tab else board.to_string()
     shown = pairs.assign(mean_diff=pairs["mean_diff"].round(3), p=pairs["p"].map("{:.2g}".format),
                          p_holm=pairs["p_holm"].map("{:.2g}".format))
     ptab = shown.to_markdown(index=False) if tab else shown.to_string(index=False)
     return head + body + "\n\nPairwise tests (mean_diff = a - b in final regret):\n\n" + ptab
+
+
+def _empty_episodes(board: pd.DataFrame) -> str:
+    """The report's sentence on episodes that revealed no evaluation within the budget, if any."""
+    empty = {a: int(n) for a, n in board["empty_episodes"].items() if n}
+    if not empty:
+        return ""
+    who = ", ".join(f"{a} {n}" for a, n in sorted(empty.items()))
+    return (f"Episodes whose first evaluation already cost more than the budget (nothing found; final regret = "
+            f"the reference): {who}. ")
 
 
 def _has_tabulate() -> bool:

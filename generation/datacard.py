@@ -159,18 +159,28 @@ def _stability_lines(bundle: Path) -> list[str]:
            "configs; Kendall tau between the agent orderings by mean final regret (1: the same order).", "",
            "| protocol | seeds | tau, disjoint seeds | tau, bootstrap refit | ordering | ordering after the refit |",
            "|---|---|---|---|---|---|"]
-    flips = []
+    notes = []
     for proto, r in json.loads(path.read_text()).items():
         o = r["orderings"]
         out.append(f"| {proto} | {r['seeds']} | {r['tau_disjoint_seeds']:.2f} | {r['tau_bootstrap_refit']:.2f} | "
                    f"{' < '.join(o['seeds'])} | {' < '.join(o['bootstrap_refit'])} |")
-        if o["seeds"][0] != o["bootstrap_refit"][0]:
-            flips.append(proto)
-    out += ["", ("The first place changed after the refit on resampled configs under the " + ", ".join(flips)
-                 + " protocol: read the top of that leaderboard as a property of this fit (and of its seeds: "
-                 "its significance marks say which places are distinguishable at all), not of the task."
-                 if flips else "The first place held after the refit on resampled configs."), ""]
+        notes.append(f"{proto} protocol: on other seeds {_order_change(o['seeds'], o['other_seeds'])}; after the "
+                     f"refit {_order_change(o['seeds'], o['bootstrap_refit'])}.")
+    out += ["", *notes, "", "Where an ordering changed, read those places of the leaderboard as a property of this fit "
+            "and these seeds (its significance marks say which places are distinguishable at all), not of the "
+            "task.", ""]
     return out
+
+
+def _order_change(before: list[str], after: list[str]) -> str:
+    """How an agent ordering changed: "the same order", or the first place and every agent that moved."""
+    if before == after:
+        return "the same order"
+    moved = [f"{a} {i + 1} -> {after.index(a) + 1}" for i, a in enumerate(before)
+             if a in after and after.index(a) != i]
+    first = ("first place held" if before[0] == after[0] else
+             f"THE FIRST PLACE CHANGED ({before[0]} -> {after[0]})")
+    return f"{first}, places changed ({', '.join(moved)})"
 
 
 def write_datacard(bundle: Path, table: Path, plan_tasks: int | None = None) -> Path:

@@ -12,7 +12,6 @@ the JAHS-Bench-201 way (one XGBoost prediction call per metric: ``Booster.inplac
 from __future__ import annotations
 
 import ctypes
-import math
 import os
 import warnings
 from collections.abc import Sequence
@@ -21,7 +20,6 @@ from pathlib import Path
 import numpy as np
 
 from jahs_gym import transforms as tf
-from jahs_gym.metrics import BY_NAME
 from jahs_gym.xgb_model import (  # noqa: F401  (re-exported: read_booster_json, ModelError are used from here)
     ModelError,
     booster,
@@ -500,21 +498,3 @@ def load_forest(model_files: dict[str, Path | bytes], transforms: dict[str, str]
     """
     models = {m: read_booster_json(f) for m, f in model_files.items()}
     return ForestPredictor(models, transforms, bounds, n_features, backend, threads, linear, depth_limit)
-
-
-def metric_bounds(names: Sequence[str], observed: dict[str, Sequence[float]]) -> dict[str, tuple[float, float]]:
-    """Clip bounds: the observed [min, max] of the training table within the schema's hard bounds.
-
-    Args:
-        names: The metrics.
-        observed: Metric -> its observed (min, max).
-
-    Returns:
-        Metric -> (lo, hi).
-    """
-    out = {}
-    for n in names:
-        m = BY_NAME[n]
-        lo, hi = observed[n]
-        out[n] = (max(m.lo, float(lo)), min(m.hi, float(hi)) if math.isfinite(m.hi) else float(hi))
-    return out

@@ -165,3 +165,30 @@ def test_bandits_draw_their_arm_pool_from_the_seed(tiny_data_env: str, tmp_path:
         pool_valid = {round(env.step(a)[4]["valid_acc"], 9) for a in range(env.action_space.n)}
         assert set(rows["valid_acc"].round(9)) <= pool_valid
     assert len(set(pools)) == 3 and make_agent("ucb", tmp_path).arms_per_seed
+
+
+def test_an_episode_that_finds_nothing_counts_as_the_worst_regret(tiny_data_env: str, tmp_path: Path) -> None:
+    """A first evaluation that already costs more than the budget reveals nothing: the episode is one row of regret =
+    the reference (not missing from the statistics, which would flatter its agent), and the report says so."""
+    from agents.report import report
+    from jahs_gym.bundle import load_bundle
+
+    man = load_bundle(tiny_data_env).manifest
+    tight = Protocol(task=tiny_data_env, budget=1e-6, max_steps=40)  # nothing fits
+    empty = run_one("evolution", 0, tight, tmp_path)
+    assert len(empty) == 1 and empty[0]["step"] == 0 and empty[0]["regret"] == man.regret_reference
+    proto = Protocol(task=tiny_data_env, budget=4 * man.full_fidelity_cost_s, max_steps=40)
+    rows = [*empty, *run_one("evolution", 1, proto, tmp_path), *run_one("random", 0, proto, tmp_path),
+            *run_one("random", 1, proto, tmp_path)]
+    board, pairs = leaderboard(pd.DataFrame(rows, columns=list(RESULT_COLUMNS)))
+    assert board.loc["evolution", "seeds"] == 2 and board.loc["evolution", "empty_episodes"] == 1
+    assert board.loc["random", "empty_episodes"] == 0
+    finals = pd.DataFrame(rows).sort_values("step").groupby(["agent", "seed"])["regret"].last()
+    assert finals[("evolution", 0)] == man.regret_reference
+    assert board.loc["evolution", "final_regret_mean"] == pytest.approx(finals["evolution"].mean())
+
+    class Args:
+        task, budget, noise, backend, no_continuation = tiny_data_env, None, False, "surrogate", False
+
+    text = report(board, pairs, Args(), 1.0, man.regret_reference, man, None, 1.0)
+    assert "already cost more than the budget (nothing found; final regret = the reference): evolution 1" in text

@@ -239,3 +239,11 @@ def test_write_manifest_takes_a_manifest(bundle: Path) -> None:
     write_manifest(bundle, m)  # re-hash, as `generation fit` does after the data card
     again = read_manifest(bundle)
     assert again.files["DATA_CARD.md"] != m.files["DATA_CARD.md"] and again.metrics == m.metrics
+
+
+def test_the_data_card_names_every_place_an_ordering_changed() -> None:
+    from generation.datacard import _order_change
+
+    assert _order_change(["a", "b", "c"], ["a", "b", "c"]) == "the same order"
+    assert _order_change(["a", "b", "c"], ["a", "c", "b"]) == "first place held, places changed (b 2 -> 3, c 3 -> 2)"
+    assert _order_change(["a", "b", "c"], ["b", "a", "c"]).startswith("THE FIRST PLACE CHANGED (a -> b)")
