@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from jahs_gym.space import ACTIVATIONS, OP_KEYS, OPS, SpaceError
+from jahs_gym.space import ACTIVATIONS, N_VALUES, OP_KEYS, OPS, RESOLUTIONS, W_VALUES, SpaceError
 
 if TYPE_CHECKING:
     from jahs_gym.space import Config, Fidelity
@@ -162,6 +162,7 @@ _PATH_NAMES = ("n_paths", "path_max_convs", "path_min_convs", "param_free_path")
 _PATH_COLS = _cols(_PATH_NAMES)
 _MACS, _PARAMS, _ELEMS, _LAYERS = (_COL[k] for k in (
     "log10_arch_MMACs", "log10_arch_Mparams", "log10_arch_Melems", "arch_layers"))
+_ARCH_COLS = np.array([_MACS, _PARAMS, _ELEMS, _LAYERS], dtype=np.intp)
 # encode_one's positions, as Python ints
 _OP_ONE = tuple(tuple(int(c) for c in row) for row in _OP_COLS)
 _COUNT_ONE = tuple(_COL[f"n_{op}"] for op in OPS)
@@ -197,6 +198,29 @@ def _cells() -> tuple[np.ndarray, np.ndarray]:
     size = np.column_stack(_size_key(ops)).astype(np.int64)
     out.flags.writeable = size.flags.writeable = False
     return out, size
+
+
+@functools.cache
+def _arch_grid() -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_arch_size`'s four features on the fidelity grid, computed once: each cell's size-key id (cells,)
+    and a read-only float64 (size keys, len(N_VALUES), len(W_VALUES), len(RESOLUTIONS), 4) table of log10 MMACs,
+    log10 Mparams, log10 Melems and layers (the values :func:`encode_arrays` writes)."""
+    _, size = _cells()
+    keys, key_of_cell = np.unique(size, axis=0, return_inverse=True)
+    k = keys.astype(np.float64)[:, None, None, None, :]
+    n, w, r = (np.asarray(v, dtype=np.float64) for v in np.meshgrid(N_VALUES, W_VALUES, RESOLUTIONS, indexing="ij"))
+    macs, params, elems, layers = _arch_size(k[..., 0], k[..., 1], k[..., 2], k[..., 3], n, w, r)
+    table = np.stack([np.log10(macs), np.log10(params), np.log10(elems), layers], axis=-1)
+    table.flags.writeable = False
+    return key_of_cell.reshape(-1), table
+
+
+def _grid_index(v: Any, values: tuple, rows: int) -> np.ndarray | None:
+    """Each row's index into ``values``, or None when some value is not one of them."""
+    v = np.broadcast_to(np.asarray(v, dtype=np.float64), rows)
+    grid = np.asarray(values, dtype=np.float64)
+    i = np.searchsorted(grid, v).clip(0, len(grid) - 1)
+    return i if np.array_equal(grid[i], v) else None
 
 
 def _cell_index(ops: np.ndarray) -> np.ndarray:
@@ -247,6 +271,11 @@ def encode_arrays(ops: np.ndarray, activation: np.ndarray, trivial_augment: np.n
     out[:rows, _W] = w
     out[:rows, _RES] = resolution
     out[:rows, _EPOCH] = epoch
+    grid = [_grid_index(v, values, rows) for v, values in ((n, N_VALUES), (w, W_VALUES), (resolution, RESOLUTIONS))]
+    if all(g is not None for g in grid):  # the fidelity space's values: looked up
+        key_of_cell, table = _arch_grid()
+        out[:rows, _ARCH_COLS] = table[key_of_cell[idx], grid[0], grid[1], grid[2]]
+        return out
     k = size[idx].T.astype(np.float64)
     macs, params, elems, layers = _arch_size(*k, np.broadcast_to(n, rows), np.broadcast_to(w, rows),
                                              np.broadcast_to(resolution, rows))

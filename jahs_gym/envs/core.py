@@ -23,8 +23,8 @@ from jahs_gym.space import ACTIVATIONS, OP_KEYS, encode_arrays, encode_one
 _N_METRIC_SLOTS = len(OBS_METRICS)
 _S_INC, _S_BUDGET, _S_STEPS, _S_COST = (SLOT[k] for k in ("incumbent_valid_acc", "budget_used", "steps_used",
                                                           "step_cost"))
-if (_S_INC, _S_BUDGET, _S_STEPS, _S_COST) != tuple(range(_S_INC, _S_INC + 4)):
-    raise ImportError("the observation's state slots must be contiguous, in this order")
+if (_S_INC, _S_BUDGET, _S_STEPS, _S_COST) != tuple(range(_N_METRIC_SLOTS, _N_METRIC_SLOTS + 4)):
+    raise ImportError("the observation's state slots must follow its metric slots, in this order")
 CONFIG_KEYS = (*OP_KEYS, "Activation", "TrivialAugment", "Optimizer", "LearningRate", "WeightDecay")
 
 
@@ -148,7 +148,10 @@ class Episodes:
             sel = live & (self.task_of == t_idx) if len(self.tasks) > 1 else live
             if not sel.any():
                 continue
-            sc = [c[sel] for c in cols]
+            if sel.all():  # every episode (the common case): no gathers
+                sel, sc = slice(None), cols
+            else:
+                sc = [c[sel] for c in cols]
             x = encode_arrays(np.stack(sc[:6], axis=1), *sc[6:13], epoch[sel])
             r = task.forest.predict_raw(x)
             if self.noise:
@@ -272,9 +275,9 @@ class Episodes:
         reward = self._reward(valid, cost, budget, prev_inc, norm, y, ok)
         obs = self.obs
         steps_used = minimum(self.steps / self.max_steps, 1.0)
-        xp.put(obs, 0, _N_METRIC_SLOTS, ok, norm)
-        xp.put(obs, _S_INC, _S_COST + 1, ok, [self.inc_valid / 100.0, minimum(self.cum / budget, 1.0), steps_used,
-                                              minimum(cost / budget, 1.0)])
+        # an evaluation within the budget shows its metrics and the episode's state; any live step its steps used
+        xp.put(obs, 0, _S_COST + 1, ok, xp.join(norm, [self.inc_valid / 100.0, minimum(self.cum / budget, 1.0),
+                                                       steps_used, minimum(cost / budget, 1.0)]))
         xp.put(obs, _S_STEPS, _S_STEPS + 1, live, steps_used)
         terminated = over | (ok & (self.cum >= budget))
         truncated = live & (self.steps >= self.max_steps) & (terminated ^ True)

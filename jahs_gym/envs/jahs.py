@@ -235,8 +235,8 @@ class JAHSEnv(gym.Env):
 
     def _observation(self) -> Any:
         if self.observation_type == "box":
-            return np.array(self.core.obs, dtype=np.float32)
-        return {k: np.array([v], dtype=np.float32) for k, v in zip(OBS_KEYS, self.core.obs)}
+            return np.array(self.core.obs, dtype=_F32)
+        return {k: np.array([v], dtype=_F32) for k, v in zip(OBS_KEYS, self.core.obs)}
 
     def render(self) -> str | np.ndarray | None:
         """The episode so far as ``render_mode`` asks.
@@ -390,6 +390,9 @@ class JAHSVectorEnv(VectorEnv):
         if self.render_mode is None:
             return None
         return tuple(_render(self.render_mode, self.core, i, bool(self._over[i])) for i in range(self.num_envs))
+
+
+_F32 = np.dtype(np.float32)
 
 
 def _render(mode: str | None, core: Episodes, i: int, over: bool) -> Any:

@@ -140,6 +140,14 @@ class Array:
         return [np.where(cond, c, o) for c, o in zip(cols, old)]
 
 
+def _scalar_join(a: list, b: list) -> list:
+    return a + b
+
+
+def _array_join(a: np.ndarray, b: list) -> np.ndarray:
+    return np.column_stack([a, *b])
+
+
 def _scalar_put(obs: list, start: int, stop: int, cond: bool, values: Any) -> None:
     if cond:
         if stop - start == 1:
@@ -158,3 +166,5 @@ def _array_put(obs: np.ndarray, start: int, stop: int, cond: np.ndarray, values:
 
 Scalar.put = staticmethod(_scalar_put)  # obs[start:stop] = values where cond
 Array.put = staticmethod(_array_put)
+Scalar.join = staticmethod(_scalar_join)  # one row of values: a's entries, then b's (a list of scalars or arrays)
+Array.join = staticmethod(_array_join)
