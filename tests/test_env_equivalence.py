@@ -70,6 +70,7 @@ def test_single_and_vector_env_agree(tiny_data_env: str, action_type: str, rewar
     for i, env in enumerate(singles):
         obs, info = env.reset(seed=7 + i)
         np.testing.assert_array_equal(vobs[i], obs)
+        assert all(vinfo[f"_{k}"].all() for k in info), "reset: every sub-env has every key (masks set)"
         _same(info, {k: (v[i].tolist() if k == "epoch_grid" else v[i]) for k, v in vinfo.items()}, "reset")
     # repeats of earlier actions exercise continuation and the noise of a run seen before
     acts = _actions(vec.action_space, STEPS // 2, N_ENVS, seed=11)
@@ -80,10 +81,12 @@ def test_single_and_vector_env_agree(tiny_data_env: str, action_type: str, rewar
         vobs, vrew, vterm, vtrunc, vinfo = vec.step(batch)
         for i, env in enumerate(singles):
             where = f"step {t} env {i}"
-            if done[i]:  # the vector env autoresets this sub-environment on this step
-                obs, _ = env.reset()
+            if done[i]:  # the vector env autoresets this sub-environment on this step: it reports the reset's info
+                obs, info = env.reset()
                 np.testing.assert_array_equal(vobs[i], obs, err_msg=where)
                 assert vrew[i] == 0.0 and not vterm[i] and not vtrunc[i], where
+                row = _row(vinfo, i)
+                _same(info, {**row, "epoch_grid": row["epoch_grid"].tolist()}, where)
                 done[i] = False
                 continue
             obs, rew, term, trunc, info = env.step(_one(batch, i))

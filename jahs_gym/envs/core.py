@@ -15,10 +15,11 @@ import numpy as np
 
 from jahs_gym.envs import noise as nz
 from jahs_gym.envs.codec import C_ARM, C_EPOCH, COMPONENT_DTYPES, COMPONENTS, ActionCodec
+from jahs_gym.envs.info import config_of, fidelity_of, vector_info
 from jahs_gym.envs.rewards import REWARDS, StepView, call_user_reward
 from jahs_gym.envs.tasks import OBS_KEYS, OBS_METRICS, SLOT, EnvTask
 from jahs_gym.envs.xp import Array, Scalar
-from jahs_gym.space import ACTIVATIONS, OP_KEYS, encode_arrays, encode_one
+from jahs_gym.space import OP_KEYS, encode_arrays, encode_one
 
 _N_METRIC_SLOTS = len(OBS_METRICS)
 _S_INC, _S_BUDGET, _S_STEPS, _S_COST = (SLOT[k] for k in ("incumbent_valid_acc", "budget_used", "steps_used",
@@ -331,15 +332,15 @@ class Episodes:
         best = self.reference
         info = {"task": self._task_names(), "budget": budget, "cost": cost, "cumulative_cost": self.cum,
                 "over_budget": over, "regret_reference": best,
-                "config": _config(cols, self.vector), "fidelity": _fidelity(cols, epoch),
+                "config": config_of(cols, self.vector), "fidelity": fidelity_of(cols, epoch),
                 "incumbent_valid_acc": self.inc_valid, "incumbent_test_acc": self.inc_test}
         if self.vector:
             info["valid_acc"] = np.where(ok, y[:, self.c_valid], np.nan)
             info["test_acc"] = np.where(ok, y[:, self.c_test], np.nan)
             info["metrics"] = {m: np.where(ok, y[:, j], np.nan) for j, m in enumerate(self.metrics)}
-            info["incumbent"] = {**_config(self.inc_cols, True), **_fidelity(self.inc_cols, self.inc_epoch)}
+            info["incumbent"] = {**config_of(self.inc_cols, True), **fidelity_of(self.inc_cols, self.inc_epoch)}
             info["regret"] = np.where(self.has_inc, best - self.inc_test_clean, np.nan)
-            return _vector_info(info, live, ok, self.has_inc)
+            return vector_info(info, live, ok, self.has_inc)
         if ok:
             info["valid_acc"], info["test_acc"] = y[self.c_valid], y[self.c_test]
             info["metrics"] = dict(zip(self.metrics, y))
@@ -371,37 +372,3 @@ class Episodes:
         for i in (np.flatnonzero(ok) if self.vector else ((0,) if ok else ())):
             at = self._getter(i)
             self.history[i].append((at(self.cum), at(self.inc_valid), at(valid), at(cost)))
-
-
-def _config(c: list, vector: bool) -> dict:
-    if vector:
-        act, sgd = _ACTIVATIONS[c[6]], np.full(len(c[6]), "SGD", dtype=object)
-    else:
-        act, sgd = ACTIVATIONS[c[6]], "SGD"
-    return {"Op1": c[0], "Op2": c[1], "Op3": c[2], "Op4": c[3], "Op5": c[4], "Op6": c[5], "Activation": act,
-            "TrivialAugment": c[7], "Optimizer": sgd, "LearningRate": c[8], "WeightDecay": c[9]}
-
-
-_ACTIVATIONS = np.asarray(ACTIVATIONS, dtype=object)
-
-
-def _fidelity(cols: list, epoch: Any) -> dict:
-    return {"N": cols[10], "W": cols[11], "Resolution": cols[12], "epoch": epoch}
-
-
-# info keys revealed only for evaluations within the budget, and only once there is an incumbent
-_REVEALED = ("valid_acc", "test_acc", "metrics")
-_INCUMBENT = ("incumbent", "regret")  # only once there is an incumbent
-
-
-def _vector_info(info: dict, live: np.ndarray, ok: np.ndarray, has_inc: np.ndarray) -> dict:
-    """Gymnasium's vector info: arrays (copies) with a ``_key`` mask of the sub-environments that have the key."""
-    out: dict[str, Any] = {}
-    for k, v in info.items():
-        mask = ok if k in _REVEALED else (live & has_inc) if k in _INCUMBENT else live
-        if isinstance(v, dict):
-            out[k] = {**{kk: np.array(vv, copy=True) for kk, vv in v.items()}, **{f"_{kk}": mask.copy() for kk in v}}
-        else:
-            out[k] = np.array(v, copy=True)
-        out[f"_{k}"] = mask.copy()
-    return out

@@ -27,7 +27,7 @@ from jahs_gym.envs.build import (  # noqa: F401  (OBSERVATION_TYPES, RENDER_MODE
     _positive_int,
 )
 from jahs_gym.envs.codec import BOX_DIMS, C_EPOCH
-from jahs_gym.envs.core import Episodes
+from jahs_gym.envs.info import add_reset_info, config_of, fidelity_of
 from jahs_gym.envs.tasks import OBS_KEYS
 
 
@@ -244,7 +244,7 @@ class JAHSEnv(gym.Env):
         Returns:
             A line of text ("ansi"), an RGB frame ("rgb_array") or None (no render mode).
         """
-        return _render(self.render_mode, self.core, 0, self._over)
+        return rd.render(self.render_mode, self.core, 0, self._over)
 
     def decode(self, action: Any) -> dict[str, Any]:
         """The config and fidelity that ``action`` asks for, as a JAHS-Bench-201 dict (for people).
@@ -256,9 +256,7 @@ class JAHSEnv(gym.Env):
             The config keys plus N, W, Resolution and epoch.
         """
         c = self.codec.decode(action)
-        from jahs_gym.envs.core import _config, _fidelity
-
-        return {**_config(c, False), **_fidelity(c, self.task.epoch_grid_list[c[C_EPOCH]])}
+        return {**config_of(c, False), **fidelity_of(c, self.task.epoch_grid_list[c[C_EPOCH]])}
 
 
 class JAHSVectorEnv(VectorEnv):
@@ -350,7 +348,8 @@ class JAHSVectorEnv(VectorEnv):
             self.core.reset(i, *_draw_episode(self._rngs[i], len(self.core.tasks)))
         self._done[:] = False
         self._over[:] = False
-        return self._observation(), self.core.reset_info(np.arange(n))
+        info = self.core.reset_info(np.arange(n))
+        return self._observation(), {**info, **{f"_{k}": np.ones(n, dtype=bool) for k in info}}
 
     def step(self, actions: Any) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict]:
         """Step every sub-environment (one that ended last step is reset instead; its action is ignored).
@@ -371,6 +370,9 @@ class JAHSVectorEnv(VectorEnv):
         for i in np.flatnonzero(resetting):
             self.core.reset(int(i), *_draw_episode(self._rngs[i], len(self.core.tasks)))
         _, reward, terminated, truncated, info = self.core.step(cols, ~resetting)
+        if resetting.any():  # as Gymnasium's vector envs: a sub-env reset on this step reports its reset info
+            idx = np.flatnonzero(resetting)
+            add_reset_info(info, self.core.reset_info(idx), idx, self.num_envs)
         self._done = terminated | truncated
         self._over = info["over_budget"] & info["_over_budget"]
         return self._observation(), np.asarray(reward, dtype=np.float64), terminated, truncated, info
@@ -389,20 +391,10 @@ class JAHSVectorEnv(VectorEnv):
         """
         if self.render_mode is None:
             return None
-        return tuple(_render(self.render_mode, self.core, i, bool(self._over[i])) for i in range(self.num_envs))
+        return tuple(rd.render(self.render_mode, self.core, i, bool(self._over[i])) for i in range(self.num_envs))
 
 
 _F32 = np.dtype(np.float32)
-
-
-def _render(mode: str | None, core: Episodes, i: int, over: bool) -> Any:
-    if mode is None:
-        return None
-    budget = core.task(i).budget
-    if mode == "ansi":
-        steps = int(core.steps[i]) if core.vector else core.steps
-        return rd.text(core.history[i], steps, budget, over)
-    return rd.frame(core.history[i], budget)
 
 
 __all__ = ["BOX_DIMS", "JAHSEnv", "JAHSVectorEnv"]

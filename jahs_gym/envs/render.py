@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 HEIGHT, WIDTH, MARGIN = 96, 160, 8
@@ -66,3 +68,24 @@ def frame(history: list, budget: float) -> np.ndarray:
         x, y = px(cum, valid)
         img[max(y - 1, 0):y + 2, max(x - 1, 0):x + 2] = _DOT
     return img
+
+
+def render(mode: str | None, core: Any, i: int, over: bool) -> Any:
+    """Episode ``i`` of an episode core (:class:`jahs_gym.envs.core.Episodes`) as ``mode`` asks.
+
+    Args:
+        mode: "ansi", "rgb_array" or None.
+        core: The episode core.
+        i: The episode.
+        over: Whether its last evaluation went over the budget.
+
+    Returns:
+        :func:`text`, :func:`frame` or None.
+    """
+    if mode is None:
+        return None
+    budget = core.task(i).budget
+    if mode == "ansi":
+        steps = int(core.steps[i]) if core.vector else core.steps
+        return text(core.history[i], steps, budget, over)
+    return frame(core.history[i], budget)
