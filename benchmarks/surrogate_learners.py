@@ -77,6 +77,7 @@ if str(ROOT) not in sys.path:  # run as a script from anywhere: the repository's
     sys.path.insert(0, str(ROOT))
 
 from generation import fit as gfit  # noqa: E402
+from jahs_gym.bundle import read_manifest  # noqa: E402
 from jahs_gym.metrics import BY_NAME  # noqa: E402
 from jahs_gym.space import FEATURES, N_FEATURES, encode_frame  # noqa: E402
 from jahs_gym.transforms import forward, inverse  # noqa: E402
@@ -192,7 +193,7 @@ class Settings:
     max_epochs: int
     quick: bool
     xgb_source: str  # "manifest" or "choose"
-    manifest: dict
+    manifest: Any  # the shipped bundle's jahs_gym.manifest.Manifest, or None
     trials: int
     mlp_epochs: int
     floors: dict[tuple[str, str], float] = field(default_factory=dict)  # fit_bundle's floor per (fit_on, target)
@@ -200,8 +201,8 @@ class Settings:
     chosen: dict[str, dict[str, Any]] = field(default_factory=dict)  # "fit_on/fold/target" -> recipe's choice
 
     def recipe(self, target: str) -> tuple[dict[str, Any], int]:
-        m = self.manifest.get("metrics", {}).get(target)
-        params, n = (dict(m["params"]), int(m["n_trees"])) if m else (dict(gfit.CANDIDATES[0]), 200)
+        m = self.manifest.metrics.get(target) if self.manifest is not None else None
+        params, n = (dict(m.raw["params"]), int(m.n_trees)) if m else (dict(gfit.CANDIDATES[0]), 200)
         return params, (min(n, 40) if self.quick else n)
 
 
@@ -660,11 +661,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         raise SystemExit(f"table {table} holds task(s) {sorted(df['task'].unique())}, not {args.task!r}")
     df = df[np.isfinite(df[list(targets)].to_numpy(float)).all(axis=1)].reset_index(drop=True)
     manifest_path = ROOT / "jahs_gym" / "data" / args.task / "manifest.json"
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+    manifest = read_manifest(manifest_path.parent) if manifest_path.is_file() else None
     folds = 2 if args.quick and args.folds is None else (args.folds or 5)
     mlp_epochs = args.mlp_epochs
     s = Settings(targets, int(df["epoch"].max()), args.quick, args.xgb_params, manifest,
-                 int(manifest.get("fit", {}).get("trials", 4)), mlp_epochs)
+                 int(manifest.fit.get("trials", 4)) if manifest is not None else 4, mlp_epochs)
 
     fold_idx = gfit.grouped_folds(df["config_id"].to_numpy(), folds, SEED)
     fold_of = {}
