@@ -164,7 +164,7 @@ def _stability_lines(bundle: Path) -> list[str]:
         o = r["orderings"]
         out.append(f"| {proto} | {r['seeds']} | {r['tau_disjoint_seeds']:.2f} | {r['tau_bootstrap_refit']:.2f} | "
                    f"{' < '.join(o['seeds'])} | {' < '.join(o['bootstrap_refit'])} |")
-        notes.append(f"{proto} protocol: on other seeds {_order_change(o['seeds'], o['other_seeds'])}; after the "
+        notes.append(f"- {proto} protocol: on other seeds {_order_change(o['seeds'], o['other_seeds'])}; after the "
                      f"refit {_order_change(o['seeds'], o['bootstrap_refit'])}.")
     out += ["", *notes, "", "Where an ordering changed, read those places of the leaderboard as a property of this fit "
             "and these seeds (its significance marks say which places are distinguishable at all), not of the "
