@@ -164,11 +164,15 @@ class ForestPredictor:
         if backend not in ("c", "numpy"):
             raise ValueError(f"backend={backend!r}; allowed: 'c', 'numpy'")
         self.backend = backend
+        self._tree_onehot = None
+        self._freeze()
+        self._bind()
+
+    def _freeze(self) -> None:
+        """Make the forest's arrays read-only: they are shared by every env, thread and copy."""
         for a in (self.nodes, self.value, self.roots, self.tree_out, self.group_depth, self.base, self.zidx,
                   self.zcoef, self._tcode, self.lo, self.hi):
-            a.flags.writeable = False  # shared read-only by every env, thread and copy
-        self._tree_onehot = None
-        self._bind()
+            a.flags.writeable = False
 
     def _bind(self) -> None:
         """The raw addresses of the (read-only) forest arrays that the C kernel reads; never pickled."""
@@ -195,6 +199,7 @@ class ForestPredictor:
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
         self._tree_onehot = None
+        self._freeze()  # unpickled arrays come back writeable
         if self.backend == "c" and _KERNEL is None:
             # the unpickling process has no built kernel: as a fresh predictor there (C's numbers up to rounding)
             self.backend = "numpy"

@@ -448,9 +448,6 @@ def test_row_predictor_copies_own_their_buffers(forest: Any, how: str) -> None:
     assert _bits(rows.y) == _bits(before[1]) and _bits(rows.scaled) == _bits(before[3])
 
 
-@pytest.mark.xfail(strict=True, reason="ForestPredictor.__setstate__ (jahs_gym/predictor.py) does not restore the "
-                   "read-only flags that __init__ sets on nodes, value, roots, ...: an unpickled forest is writeable, "
-                   "though its deepcopies share it as immutable")
 def test_unpickled_predictor_stays_read_only(forest: Any) -> None:
     clone = pickle.loads(pickle.dumps(forest))
     assert not forest.nodes.flags.writeable
