@@ -41,8 +41,21 @@ static inline __attribute__((always_inline)) void walk(const int R, const int K,
                 const node_t nd = nodes[idx[k][r]];
                 idx[k][r] = nd.left + (xr[r][nd.feat] >= nd.thr);
             }
-    for (int k = 0; k < K; ++k)
-        for (int r = 0; r < R; ++r) orow[r][to[k]] += value[idx[k][r]];
+    /* each column's sum in tree order (the same bits as adding to memory tree by tree), kept in a register while
+     * consecutive trees feed the same column: no store-to-load round trip per tree (0.6 us of a 9.5 us row, ad hoc) */
+    for (int r = 0; r < R; ++r) {
+        int32_t m = to[0];
+        double acc = orow[r][m];
+        for (int k = 0; k < K; ++k) {
+            if (to[k] != m) {
+                orow[r][m] = acc;
+                m = to[k];
+                acc = orow[r][m];
+            }
+            acc += value[idx[k][r]];
+        }
+        orow[r][m] = acc;
+    }
 }
 
 static inline int32_t max_i32(int32_t a, int32_t b) { return a > b ? a : b; }
