@@ -112,7 +112,8 @@ def report(board: pd.DataFrame, pairs: pd.DataFrame, args: Any, budget: float, b
     ref = (f"the surrogate's optimum test accuracy ({best:.2f}%; the table's best single run: "
            f"{man.table.best_test_acc:.2f}%)" if args.backend == "surrogate" else
            f"the best noise-free test accuracy of the table's runs ({best:.2f}%, backend {args.backend})")
-    head = (f"# JAHS-v0 leaderboard: {args.task}\n\n{proto}; seeds per agent in the table; noise "
+    head = (f"# JAHS-v0 leaderboard: {args.task}\n\nBundle {args.task}, manifest digest {man.digest[:12]}. {proto}; "
+            "seeds per agent in the table; noise "
             f"{'on' if args.noise else 'off'}; continuation {'off' if args.no_continuation else 'on'}. Regret = "
             f"{ref} minus the incumbent's noise-free test accuracy. avg_rank: mean rank over "
             "the seeds every agent ran. beats: lower final regret in an exact paired Wilcoxon signed-rank test, "
