@@ -266,8 +266,8 @@ class JAHSVectorEnv(VectorEnv):
     ``i`` after ``reset(seed=s)`` gives what ``JAHSEnv`` gives after ``reset(seed=s + i)`` for the same
     actions (``reset(seed=[s0, s1, ...])`` seeds each one). Autoreset is Gymnasium's next-step mode:
     the step after an episode ends resets that sub-environment (its action is ignored; reward 0).
-    ``info`` has the single env's keys as arrays, each with a ``_key`` mask of the sub-environments
-    that have it (nested dicts for ``config``, ``fidelity``, ``metrics`` and ``incumbent``).
+    ``info`` has the single env's keys as arrays, each with a ``_key`` mask of the sub-environments that have it
+    (nested dicts for config, fidelity, metrics, incumbent); a sub-env reset on a step has its reset's info there.
 
     Args:
         num_envs: The number of sub-environments (>= 1).
