@@ -34,7 +34,7 @@ def _tolerance(spec: str) -> float | dict[str, float]:
 
 def _parser() -> argparse.ArgumentParser:
     from generation.checks import NON_NEGATIVE, POSITIVE, Limit
-    from generation.fit import CANDIDATES, PARSIMONY_TOLERANCE
+    from generation.fit import CANDIDATES, FOLDS, PARSIMONY_TOLERANCE, TRIALS
     from generation.plan import ADDED_SEED, CHEAP_BIAS, MIN_PER_FIDELITY, ORDERS, REPEAT_SHARE, SEED, TASKS
     from generation.run import MAX_TASKS, THREADS, TIME_LIMIT
 
@@ -135,8 +135,8 @@ def _parser() -> argparse.ArgumentParser:
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     f.add_argument("table", type=Path, help="merged table.parquet")
     f.add_argument("-o", "--out", type=Path, required=True, help="bundle folder to write")
-    f.add_argument("--folds", type=Limit(int, 2), default=5, help="grouped K-fold (by config) for held-out quality")
-    f.add_argument("--trials", type=Limit(int, 1, len(CANDIDATES)), default=len(CANDIDATES),
+    f.add_argument("--folds", type=FOLDS, default=5, help="grouped K-fold (by config) for held-out quality")
+    f.add_argument("--trials", type=TRIALS, default=len(CANDIDATES),
                    help="XGBoost hyperparameter candidates tried per metric")
     f.add_argument("--run-dir", type=Path, default=None,
                    help="the run folder: its plan.json's protocol goes into the manifest")

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from generation.checks import Limit
 from generation.labels import (  # noqa: F401  (kendall_tau, quality, noise_model: this module's API too)
     group_mean,
     kendall_tau,
@@ -53,6 +54,8 @@ CANDIDATES: tuple[dict[str, Any], ...] = (
     {"max_depth": 5, "learning_rate": 0.15, "min_child_weight": 2.0, "subsample": 0.9, "colsample_bytree": 1.0},
 )
 MAX_TREES = 400
+TRIALS = Limit(int, 1, len(CANDIDATES))  # fit_bundle(trials=) and `fit --trials`: one rule
+FOLDS = Limit(int, 2)
 # log-scale metrics (FLOPS, size, latency, runtimes) get a linear base in encoded features, fitted by least
 # squares; the trees fit what it leaves (trees cannot extrapolate a proportionality). Each metric gets the base
 # of these that validates best (``choose_linear``): the network's work alone, or work plus its memory traffic.
@@ -230,6 +233,7 @@ def fit_bundle(table: Path | str, out: Path | str, folds: int = 5, trials: int =
     against every run (the same predictions), next to the ``ceiling`` each allows; the noise model
     (``noise_model``) stays the seeds' spread.
     """
+    trials, folds = TRIALS.check("trials", trials), FOLDS.check("folds", folds)  # never capped silently
     table, out = Path(table), Path(out)
     df = pd.read_parquet(table)
     validate_table(df)

@@ -186,6 +186,11 @@ def test_the_python_api_refuses_the_same_numbers(tmp_path: Path) -> None:
                       ({"time_limit_s": float("inf")}, "time_limit_s=inf")]:
         with pytest.raises(PlanError, match=f"^{names}: allowed: "):
             run(tmp_path, **kw)
+    from generation.fit import fit_bundle
+
+    for kw, names in [({"trials": 7}, "trials=7"), ({"trials": 0}, "trials=0"), ({"folds": 1}, "folds=1")]:
+        with pytest.raises(ValueError, match=f"^{names}: allowed: "):  # refused, not capped to the 6 candidates
+            fit_bundle(tmp_path / "table.parquet", tmp_path / "bundle", **kw)
 
 
 # ------------------------------------------------------------------------------------------------- re-plans
