@@ -27,7 +27,8 @@ def anytime(df: pd.DataFrame, budget: float, points: int = 200, column: str = "r
     Returns:
         Agent -> (cost grid, mean, standard error); NaN before every seed has an incumbent (SE also with one seed).
     """
-    lo = max(float(df["cumulative_cost"].min()), budget * 1e-4)
+    found = df[df["step"] > 0]  # an episode that found nothing has one row at cost 0: no data to resolve there
+    lo = max(float((found if len(found) else df)["cumulative_cost"].min()), budget * 1e-4)
     grid = np.geomspace(lo, budget, points)
     out = {}
     for agent, sub in df.groupby("agent"):

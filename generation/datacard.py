@@ -164,8 +164,8 @@ def _stability_lines(bundle: Path) -> list[str]:
         o = r["orderings"]
         out.append(f"| {proto} | {r['seeds']} | {r['tau_disjoint_seeds']:.2f} | {r['tau_bootstrap_refit']:.2f} | "
                    f"{' < '.join(o['seeds'])} | {' < '.join(o['bootstrap_refit'])} |")
-        notes.append(f"- {proto} protocol: on other seeds {_order_change(o['seeds'], o['other_seeds'])}; after the "
-                     f"refit {_order_change(o['seeds'], o['bootstrap_refit'])}.")
+        seeds = f"on other seeds {_order_change(o['seeds'], o['other_seeds'])}; " if "other_seeds" in o else ""
+        notes.append(f"- {proto} protocol: {seeds}after the refit {_order_change(o['seeds'], o['bootstrap_refit'])}.")
     out += ["", *notes, "", "Where an ordering changed, read those places of the leaderboard as a property of this fit "
             "and these seeds (its significance marks say which places are distinguishable at all), not of the "
             "task.", ""]
@@ -176,6 +176,8 @@ def _order_change(before: list[str], after: list[str]) -> str:
     """How an agent ordering changed: "the same order", or the first place and every agent that moved."""
     if before == after:
         return "the same order"
+    if set(before) != set(after):
+        return f"other agents ({' < '.join(after)})"
     moved = [f"{a} {i + 1} -> {after.index(a) + 1}" for i, a in enumerate(before)
              if a in after and after.index(a) != i]
     first = ("first place held" if before[0] == after[0] else

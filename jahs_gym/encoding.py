@@ -253,7 +253,7 @@ def encode_arrays(ops: np.ndarray, activation: np.ndarray, trivial_augment: np.n
         ``out`` (or the new (rows, :data:`N_FEATURES`) float32 array).
 
     Raises:
-        SpaceError: An op index outside the ops.
+        SpaceError: An op or activation index outside the ops or activations.
     """
     ops = np.asarray(ops, dtype=np.intp).reshape(-1, 6)
     rows = ops.shape[0]
@@ -263,7 +263,12 @@ def encode_arrays(ops: np.ndarray, activation: np.ndarray, trivial_augment: np.n
         out = cells[idx]  # the cell's columns; zeros elsewhere
     else:
         out[:rows] = cells[idx]
-    out[np.arange(rows), _ACT_COLS[np.asarray(activation, dtype=np.intp)]] = 1.0
+    act = np.asarray(activation, dtype=np.intp)
+    if act.size and (act.min() < 0 or act.max() >= len(ACTIVATIONS)):
+        bad = act[(act < 0) | (act >= len(ACTIVATIONS))][0]
+        raise SpaceError(f"activation index {bad} is not allowed; allowed: 0..{len(ACTIVATIONS) - 1} "
+                         f"({list(ACTIVATIONS)})")
+    out[np.arange(rows), _ACT_COLS[act]] = 1.0
     out[:rows, _TA] = trivial_augment
     out[:rows, _LR] = np.log10(learning_rate)
     out[:rows, _WD] = np.log10(weight_decay)
@@ -309,9 +314,15 @@ def encode_one(out: np.ndarray | memoryview, ops: Any, activation: int, trivial_
 
     Returns:
         ``out``.
+
+    Raises:
+        SpaceError: ``ops`` are not six integer op indices of the ops.
+        TypeError: ``out`` is not a float32 vector.
     """
     cell, size_key = _cell_one(tuple(ops))
     v = out if type(out) is memoryview else memoryview(out)
+    if v.format != "f":
+        raise TypeError(f"encode_one writes a float32 vector; got format {v.format!r}")
     v[:] = cell
     v[_ACT_ONE[activation]] = 1.0
     v[_TA] = 1.0 if trivial_augment else 0.0
@@ -329,7 +340,10 @@ def encode_one(out: np.ndarray | memoryview, ops: Any, activation: int, trivial_
 def _cell_one(ops: tuple[int, ...]) -> tuple[memoryview, tuple[int, int, int, int]]:
     """(the cell's read-only row of :func:`_cells`, its size key as ints)."""
     cells, size = _cells()
-    i = int(_cell_index(np.asarray(ops, dtype=np.intp).reshape(1, 6))[0])
+    a = np.asarray(ops)
+    if a.shape != (6,) or a.dtype.kind not in "iu":
+        raise SpaceError(f"ops {list(ops)!r}: allowed: six integer op indices in 0..{len(OPS) - 1}")
+    i = int(_cell_index(a.astype(np.intp).reshape(1, 6))[0])
     return memoryview(cells[i]), tuple(size[i].tolist())
 
 

@@ -283,7 +283,7 @@ class ForestPredictor:
         Returns:
             The scaler.
         """
-        return Scaler(cols, lo, span, self.backend)
+        return Scaler(cols, lo, span, self.backend, len(self.metrics))
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Every metric for every row of the encoded X, in metric units, clipped to the bounds.
@@ -336,18 +336,26 @@ class Scaler:
         lo: The value that maps to 0, one per column.
         span: The width that maps to 1, one per column (positive).
         backend: "c" or "numpy", as the forest's.
+        n_out: The outputs of the raw rows it scales (cols must lie in 0..n_out-1), when known.
 
     Raises:
-        ValueError: Lengths differ, or a span is not positive and finite.
+        ValueError: Lengths differ, a span is not positive and finite, or a column is outside the outputs.
     """
 
-    def __init__(self, cols: Sequence[int], lo: Sequence[float], span: Sequence[float], backend: str = "c") -> None:
-        self.cols = np.asarray(cols, dtype=np.int32)
-        self.lo, self.span = np.asarray(lo, dtype=np.float64), np.asarray(span, dtype=np.float64)
+    def __init__(self, cols: Sequence[int], lo: Sequence[float], span: Sequence[float], backend: str = "c",
+                 n_out: int | None = None) -> None:
+        # copies of their own (contiguous, as the C kernel reads them; a caller's array is never frozen or shared)
+        self.cols = np.array(cols, dtype=np.int32, copy=True, order="C").reshape(-1)
+        self.lo = np.array(lo, dtype=np.float64, copy=True, order="C").reshape(-1)
+        self.span = np.array(span, dtype=np.float64, copy=True, order="C").reshape(-1)
         if not len(self.cols) == len(self.lo) == len(self.span) or not (np.isfinite(self.span).all()
                                                                           and (self.span > 0).all()):
             raise ValueError(f"Scaler: cols {self.cols.tolist()}, lo {self.lo.tolist()}, span {self.span.tolist()}: "
                              "one lo and one positive, finite span per column")
+        self.n_out = n_out
+        if len(self.cols) and (self.cols.min() < 0 or (n_out is not None and self.cols.max() >= n_out)):
+            top = "n_out - 1" if n_out is None else n_out - 1
+            raise ValueError(f"Scaler: cols {self.cols.tolist()}: allowed: 0..{top}")
         self.backend = "c" if backend == "c" and _KERNEL is not None else "numpy"
         for a in (self.cols, self.lo, self.span):
             a.flags.writeable = False
@@ -362,6 +370,8 @@ class Scaler:
             A new (rows, len(cols)) float64 array.
         """
         raw = np.ascontiguousarray(raw, dtype=np.float64)
+        if raw.ndim != 2 or (len(self.cols) and self.cols.max() >= raw.shape[1]):
+            raise ValueError(f"Scaler: raw has shape {raw.shape}; expected (rows, > {int(self.cols.max(initial=-1))})")
         if self.backend == "c":
             out = np.empty((raw.shape[0], len(self.cols)))
             _KERNEL.jg_scale(raw.ctypes.data, raw.shape[0], raw.shape[1], self.cols.ctypes.data, self.lo.ctypes.data,
@@ -370,7 +380,7 @@ class Scaler:
         return np.clip((raw[:, self.cols] - self.lo) / self.span, 0.0, 1.0)
 
     def __reduce__(self) -> tuple:
-        return (Scaler, (self.cols.tolist(), self.lo.tolist(), self.span.tolist(), self.backend))
+        return (Scaler, (self.cols.tolist(), self.lo.tolist(), self.span.tolist(), self.backend, self.n_out))
 
     def __deepcopy__(self, memo: dict) -> Scaler:
         return self  # read-only
@@ -379,16 +389,22 @@ class Scaler:
 class RowPredictor:
     """One row at a time through a shared :class:`ForestPredictor`, into buffers this object owns.
 
-    Encode into ``x`` (or its memoryview ``xv``), call :meth:`__call__`, read ``y`` (metric units, clipped),
-    ``raw`` (the fitted space) and, with a scaler, ``scaled``. Copies and pickles get buffers (and C addresses)
-    of their own.
+    Encode into ``x`` in place (``x[:] = ...`` or through its memoryview ``xv``; the kernel reads the buffer it
+    was given, so never rebind ``x``), call :meth:`__call__`, read ``y`` (metric units, clipped), ``raw`` (the
+    fitted space) and, with a scaler, ``scaled``. Copies and pickles get buffers (and C addresses) of their own.
 
     Args:
         forest: The forest to predict with.
         scaler: Also scale every prediction's raw outputs into ``scaled`` (None: no ``scaled``).
+
+    Raises:
+        ValueError: The scaler reads a column the forest does not output.
     """
 
     def __init__(self, forest: ForestPredictor, scaler: Scaler | None = None) -> None:
+        if scaler is not None and len(scaler.cols) and scaler.cols.max() >= len(forest.metrics):
+            raise ValueError(f"RowPredictor: the scaler reads columns {scaler.cols.tolist()}; the forest has "
+                             f"{len(forest.metrics)} outputs")
         self.forest, self.scaler = forest, scaler
         self.x = np.zeros(forest.n_features, dtype=np.float32)
         self.xv = memoryview(self.x)

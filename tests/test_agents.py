@@ -183,6 +183,12 @@ def test_an_episode_that_finds_nothing_counts_as_the_worst_regret(tiny_data_env:
     board, pairs = leaderboard(pd.DataFrame(rows, columns=list(RESULT_COLUMNS)))
     assert board.loc["evolution", "seeds"] == 2 and board.loc["evolution", "empty_episodes"] == 1
     assert board.loc["random", "empty_episodes"] == 0
+    from agents.plot import anytime
+
+    df = pd.DataFrame(rows, columns=list(RESULT_COLUMNS))
+    first = df.loc[df["step"] > 0, "cumulative_cost"].min()  # the grid starts at the first real evaluation
+    grid, mean, _ = anytime(df, proto.budget)["evolution"]
+    assert grid[0] == pytest.approx(max(first, proto.budget * 1e-4)) and np.isfinite(mean).any()
     finals = pd.DataFrame(rows).sort_values("step").groupby(["agent", "seed"])["regret"].last()
     assert finals[("evolution", 0)] == man.regret_reference
     assert board.loc["evolution", "final_regret_mean"] == pytest.approx(finals["evolution"].mean())

@@ -247,3 +247,4 @@ def test_the_data_card_names_every_place_an_ordering_changed() -> None:
     assert _order_change(["a", "b", "c"], ["a", "b", "c"]) == "the same order"
     assert _order_change(["a", "b", "c"], ["a", "c", "b"]) == "first place held, places changed (b 2 -> 3, c 3 -> 2)"
     assert _order_change(["a", "b", "c"], ["b", "a", "c"]).startswith("THE FIRST PLACE CHANGED (a -> b)")
+    assert _order_change(["a", "b"], ["a", "c"]) == "other agents (a < c)"

@@ -142,6 +142,12 @@ def test_encode_one_and_arrays_agree_and_columns_land_where_features_say() -> No
     out = np.full((rows + 2, len(FEATURES)), np.nan, dtype=np.float32)  # into the first rows of a given array
     encode_arrays(ops, act, ta.astype(np.float32), lr, wd, n, w, res, epoch, out=out)
     assert np.array_equal(out[:rows], x) and np.isnan(out[rows:]).all()
+    with pytest.raises(SpaceError, match="activation index -1"):
+        encode_arrays(ops, np.where(np.arange(rows) == 5, -1, act), ta, lr, wd, n, w, res, epoch)
+    with pytest.raises(SpaceError, match="six integer op indices"):
+        encode_one(buf, [1.5, 0, 0, 0, 0, 0], 0, True, 0.01, 1e-4, 5, 16, 1.0, 3)
+    with pytest.raises(TypeError, match="float32 vector"):
+        encode_one(np.zeros(len(FEATURES)), [1, 0, 0, 0, 0, 0], 0, True, 0.01, 1e-4, 5, 16, 1.0, 3)
     for bad in (-1, len(OPS)):  # an op index outside the ops is refused, never read as another cell
         wrong = ops.copy()
         wrong[3, 4] = bad

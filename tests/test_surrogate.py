@@ -233,6 +233,21 @@ def test_row_predictor_scales_in_its_call_as_the_batch_scaler_does(tiny_bundle: 
     assert np.isnan(sc(nan)).all()  # NaN stays NaN, not clipped into range
     with pytest.raises(ValueError, match="positive, finite span"):
         p.scaler(cols, lo, [1.0, 0.0, 1.0])
+    # strided inputs are copied (the C kernel reads contiguous arrays), the caller's arrays are neither frozen nor
+    # shared, and a column outside the outputs is refused, never read out of bounds
+    w = np.zeros(6, dtype=np.int64)
+    w[::2] = cols
+    lo_mem = np.zeros(6)
+    lo_mem[::2] = lo
+    strided = Scaler(w[::2], lo_mem[::2], np.repeat(span, 2)[::2], backend)
+    assert np.array_equal(strided(raw), expected)
+    lo_mem[0] += 100.0
+    assert np.array_equal(strided(raw), expected) and lo_mem.flags.writeable
+    for bad in ([len(b.metrics)], [-1]):
+        with pytest.raises(ValueError, match="allowed: 0.."):
+            p.scaler(bad, [0.0], [1.0])
+    with pytest.raises(ValueError, match="raw has shape"):
+        Scaler([5], [0.0], [1.0], backend)(np.zeros((2, 4)))
 
 
 def test_predict_row_takes_only_a_row_predictors_packed_bytes() -> None:
