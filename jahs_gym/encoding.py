@@ -216,10 +216,12 @@ def _arch_grid() -> tuple[np.ndarray, np.ndarray]:
 
 
 def _grid_index(v: Any, values: tuple, rows: int) -> np.ndarray | None:
-    """Each row's index into ``values``, or None when some value is not one of them."""
+    """Each row's index into the ascending ``values``, or None when some value is not one of them."""
     v = np.broadcast_to(np.asarray(v, dtype=np.float64), rows)
     grid = np.asarray(values, dtype=np.float64)
-    i = np.searchsorted(grid, v).clip(0, len(grid) - 1)
+    i = (v > grid[0]).astype(np.intp)
+    for g in grid[1:-1]:  # a handful of values: comparisons beat a search
+        i += v > g
     return i if np.array_equal(grid[i], v) else None
 
 
