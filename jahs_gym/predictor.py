@@ -3,23 +3,24 @@
 :class:`ForestPredictor` compiles all XGBoost forests of a bundle into flat node arrays and walks
 them in one call per batch: with the small C kernel ``jahs_gym/_forest.c`` when it was built at
 install time, else with a vectorised numpy walk (slower; the same numbers up to float rounding: its sums
-run in another order). :class:`NaivePredictor` is
-the JAHS-Bench-201 way (one XGBoost prediction call per metric: ``Booster.inplace_predict``, which is what
-``XGBRegressor.predict`` runs), kept as the baseline that
-``benchmarks/surrogate_speed.py`` measures against.
+run in another order). The kernel's loading lives in :mod:`jahs_gym.kernel`, the one-row predictor and the
+observation's scaler in :mod:`jahs_gym.rows`, and the JAHS-Bench-201 baseline (one XGBoost call per metric) in
+:mod:`jahs_gym.naive`; their names are re-exported here.
 """
 
 from __future__ import annotations
 
-import ctypes
 import os
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from jahs_gym import transforms as tf
+from jahs_gym.kernel import GROUP, KERNEL_ABI, NODE_DTYPE  # noqa: F401  (KERNEL_ABI: this module's API too)
+from jahs_gym.kernel import KERNEL as _KERNEL
+from jahs_gym.naive import NaivePredictor  # noqa: F401  (re-exported)
+from jahs_gym.rows import RowPredictor, Scaler
 from jahs_gym.xgb_model import (  # noqa: F401  (re-exported: read_booster_json, ModelError are used from here)
     ModelError,
     booster,
@@ -27,44 +28,6 @@ from jahs_gym.xgb_model import (  # noqa: F401  (re-exported: read_booster_json,
     parse_booster_json,
     read_booster_json,
 )
-
-KERNEL_ABI = 4  # jg_abi() of the _forest.c these ctypes signatures match
-
-
-def _load_kernel() -> ctypes.CDLL | None:
-    try:
-        from jahs_gym import _forest  # built by setup.py; optional
-    except ImportError:
-        return None
-    lib = ctypes.CDLL(_forest.__file__)
-    abi = lib.jg_abi() if hasattr(lib, "jg_abi") else 1
-    if abi != KERNEL_ABI:  # a stale build (editable install, _forest.c changed since): its signatures differ
-        warnings.warn(f"the built C forest kernel {_forest.__file__} has ABI {abi}, these sources expect "
-                      f"{KERNEL_ABI}; using the numpy backend (slower; the same numbers up to float rounding). "
-                      "Rebuild it: "
-                      "pip install --no-deps --no-build-isolation -e .", RuntimeWarning, stacklevel=2)
-        return None
-    fn = lib.jg_predict
-    p, i64 = ctypes.c_void_p, ctypes.c_int64
-    fn.argtypes = [p, i64, i64, p, p, p, p, p, i64, i64, p]
-    fn.restype = None
-    lib.jg_finish.argtypes = [p, i64, i64, p, p, p]
-    lib.jg_finish.restype = None
-    lib.jg_predict_one.argtypes = [p, i64, p, p, p, p, p, i64, i64, p, p, p, i64, p, p, p, p, p]
-    lib.jg_predict_mt.argtypes = [p, i64, i64, p, p, p, p, p, i64, i64, p, i64]
-    lib.jg_predict_mt.restype = None
-    lib.jg_predict_one.restype = None
-    lib.jg_scale.argtypes = [p, i64, i64, p, p, p, i64, p]
-    lib.jg_scale.restype = None
-    lib.predict_row = _forest.predict_row  # the one-row hot path (RowPredictor), a Python function: no ctypes
-    return lib
-
-
-_KERNEL = _load_kernel()
-
-
-NODE_DTYPE = np.dtype([("thr", "<f4"), ("feat", "<i4"), ("left", "<i4")])  # matches node_t in _forest.c
-GROUP = 8  # trees walked together by the C kernel
 
 
 class ForestPredictor:
@@ -323,179 +286,6 @@ class ForestPredictor:
             _KERNEL.jg_predict_one(x_row.ctypes.data, *self._one_args, None, out.ctypes.data)
             return out
         return self.predict(np.asarray(x_row, dtype=np.float32).reshape(1, self.n_features))[0]
-
-
-class Scaler:
-    """Raw (fitted-space) outputs mapped to [0, 1]: ``clip((raw[:, cols] - lo) / span, 0, 1)`` (NaN stays NaN).
-
-    The one rule of the env's observation scale, for batches (:meth:`__call__`) and, inside the C kernel's call,
-    for one row (:class:`RowPredictor`). Read-only after construction.
-
-    Args:
-        cols: The output columns to scale.
-        lo: The value that maps to 0, one per column.
-        span: The width that maps to 1, one per column (positive).
-        backend: "c" or "numpy", as the forest's.
-        n_out: The outputs of the raw rows it scales (cols must lie in 0..n_out-1), when known.
-
-    Raises:
-        ValueError: Lengths differ, a span is not positive and finite, or a column is outside the outputs.
-    """
-
-    def __init__(self, cols: Sequence[int], lo: Sequence[float], span: Sequence[float], backend: str = "c",
-                 n_out: int | None = None) -> None:
-        # copies of their own (contiguous, as the C kernel reads them; a caller's array is never frozen or shared)
-        self.cols = np.array(cols, dtype=np.int32, copy=True, order="C").reshape(-1)
-        self.lo = np.array(lo, dtype=np.float64, copy=True, order="C").reshape(-1)
-        self.span = np.array(span, dtype=np.float64, copy=True, order="C").reshape(-1)
-        if not len(self.cols) == len(self.lo) == len(self.span) or not (np.isfinite(self.span).all()
-                                                                          and (self.span > 0).all()):
-            raise ValueError(f"Scaler: cols {self.cols.tolist()}, lo {self.lo.tolist()}, span {self.span.tolist()}: "
-                             "one lo and one positive, finite span per column")
-        self.n_out = n_out
-        if len(self.cols) and (self.cols.min() < 0 or (n_out is not None and self.cols.max() >= n_out)):
-            top = "n_out - 1" if n_out is None else n_out - 1
-            raise ValueError(f"Scaler: cols {self.cols.tolist()}: allowed: 0..{top}")
-        self.backend = "c" if backend == "c" and _KERNEL is not None else "numpy"
-        for a in (self.cols, self.lo, self.span):
-            a.flags.writeable = False
-
-    def __call__(self, raw: np.ndarray) -> np.ndarray:
-        """Scale many rows.
-
-        Args:
-            raw: (rows, outputs) float64.
-
-        Returns:
-            A new (rows, len(cols)) float64 array.
-        """
-        raw = np.ascontiguousarray(raw, dtype=np.float64)
-        if raw.ndim != 2 or (len(self.cols) and self.cols.max() >= raw.shape[1]):
-            raise ValueError(f"Scaler: raw has shape {raw.shape}; expected (rows, > {int(self.cols.max(initial=-1))})")
-        if self.backend == "c":
-            out = np.empty((raw.shape[0], len(self.cols)))
-            _KERNEL.jg_scale(raw.ctypes.data, raw.shape[0], raw.shape[1], self.cols.ctypes.data, self.lo.ctypes.data,
-                             self.span.ctypes.data, len(self.cols), out.ctypes.data)
-            return out
-        return np.clip((raw[:, self.cols] - self.lo) / self.span, 0.0, 1.0)
-
-    def __reduce__(self) -> tuple:
-        return (Scaler, (self.cols.tolist(), self.lo.tolist(), self.span.tolist(), self.backend, self.n_out))
-
-    def __deepcopy__(self, memo: dict) -> Scaler:
-        return self  # read-only
-
-
-class RowPredictor:
-    """One row at a time through a shared :class:`ForestPredictor`, into buffers this object owns.
-
-    Encode into ``x`` in place (``x[:] = ...`` or through its memoryview ``xv``; the kernel reads the buffer it
-    was given, so never rebind ``x``), call :meth:`__call__`, read ``y`` (metric units, clipped), ``raw`` (the
-    fitted space) and, with a scaler, ``scaled``. Copies and pickles get buffers (and C addresses) of their own.
-
-    Args:
-        forest: The forest to predict with.
-        scaler: Also scale every prediction's raw outputs into ``scaled`` (None: no ``scaled``).
-
-    Raises:
-        ValueError: The scaler reads a column the forest does not output.
-    """
-
-    def __init__(self, forest: ForestPredictor, scaler: Scaler | None = None) -> None:
-        if scaler is not None and len(scaler.cols) and scaler.cols.max() >= len(forest.metrics):
-            raise ValueError(f"RowPredictor: the scaler reads columns {scaler.cols.tolist()}; the forest has "
-                             f"{len(forest.metrics)} outputs")
-        self.forest, self.scaler = forest, scaler
-        self.x = np.zeros(forest.n_features, dtype=np.float32)
-        self.xv = memoryview(self.x)
-        self.y = np.zeros(len(forest.metrics), dtype=np.float64)
-        self.raw = np.zeros(len(forest.metrics), dtype=np.float64)
-        self.scaled = np.zeros(len(scaler.cols) if scaler is not None else 0, dtype=np.float64)
-        self._packed: bytes | None = None
-        if forest.backend == "c":  # the addresses stay valid while this object holds the forest, scaler and buffers
-            sc = ((scaler.cols.ctypes.data, scaler.lo.ctypes.data, scaler.span.ctypes.data, len(scaler.cols))
-                  if scaler is not None else (0, 0, 0, 0))
-            self._packed = np.array([self.x.ctypes.data, *forest._one_args, self.raw.ctypes.data,
-                                     self.y.ctypes.data, *sc, self.scaled.ctypes.data], dtype=np.int64).tobytes()
-
-    def __call__(self) -> np.ndarray:
-        if self._packed is not None:
-            _KERNEL.predict_row(self._packed)
-        else:
-            f = self.forest
-            self.raw[:] = f.predict_raw(self.x[None, :])[0]
-            self.y[:] = f.finish(self.raw[None, :].copy())[0]
-            if self.scaler is not None:
-                self.scaled[:] = self.scaler(self.raw[None, :])[0]
-        return self.y
-
-    def __reduce__(self) -> tuple:
-        return (RowPredictor, (self.forest, self.scaler))
-
-    def __deepcopy__(self, memo: dict) -> RowPredictor:
-        return RowPredictor(self.forest, self.scaler)
-
-
-class NaivePredictor:
-    """The JAHS-Bench-201 way: one XGBoost model per metric, one prediction call per metric.
-
-    ``Booster.inplace_predict`` is the call that ``XGBRegressor.predict`` makes (without needing
-    scikit-learn).
-
-    Args:
-        model_files: Metric -> model file (or its bytes).
-        transforms: Metric -> its fitted transform.
-        bounds: Metric -> (lo, hi) used to clip outputs.
-        linear: Metric -> (feature indices, [intercept, coefs]) of a linear base added to the model's output.
-    """
-
-    def __init__(self, model_files: dict[str, Path | bytes], transforms: dict[str, str],
-                 bounds: dict[str, tuple[float, float]],
-                 linear: dict[str, tuple[list[int], list[float]]] | None = None) -> None:
-        self.metrics = tuple(model_files)
-        self.models = {m: booster(f) for m, f in model_files.items()}
-        self.transforms, self.bounds, self.linear = transforms, bounds, linear or {}
-
-    def predict_raw(self, x: np.ndarray) -> np.ndarray:
-        """Every metric's output in its fitted space, one XGBoost call per metric.
-
-        Args:
-            x: Encoded rows, (rows, n_features).
-
-        Returns:
-            (rows, metrics) float64.
-        """
-        cols = []
-        for m in self.metrics:
-            y = self.models[m].inplace_predict(x).astype(np.float64)
-            if m in self.linear:
-                idx, coef = self.linear[m]
-                y = y + coef[0] + x[:, idx].astype(np.float64) @ np.asarray(coef[1:])
-            cols.append(y)
-        return np.stack(cols, axis=1)
-
-    def finish(self, raw: np.ndarray) -> np.ndarray:
-        """Inverse transforms and clipping.
-
-        Args:
-            raw: (rows, metrics) outputs of :meth:`predict_raw`.
-
-        Returns:
-            A new (rows, metrics) float64 array in metric units, clipped to the bounds.
-        """
-        return np.stack([np.clip(tf.inverse(self.transforms[m], raw[:, j]), *self.bounds[m])
-                         for j, m in enumerate(self.metrics)], axis=1)
-
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        """Every metric for every row of the encoded X, one XGBoost call per metric.
-
-        Args:
-            x: Encoded rows, (rows, n_features).
-
-        Returns:
-            (rows, metrics) float64 in metric units, clipped to the bounds.
-        """
-        return self.finish(self.predict_raw(x))
 
 
 def load_forest(model_files: dict[str, Path | bytes], transforms: dict[str, str],

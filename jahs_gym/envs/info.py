@@ -16,7 +16,15 @@ _INCUMBENT = ("incumbent", "regret")  # only once there is an incumbent
 
 
 def config_of(c: list, vector: bool) -> dict:
-    """The JAHS-Bench-201 config of decoded action columns (scalars, or arrays for ``vector``)."""
+    """The JAHS-Bench-201 config of decoded action columns.
+
+    Args:
+        c: The decoded columns (:data:`jahs_gym.envs.codec.COMPONENTS`): Python scalars, or arrays for ``vector``.
+        vector: Whether the columns are arrays (one entry per sub-environment).
+
+    Returns:
+        The config's keys (Op1..Op6, Activation, TrivialAugment, Optimizer, LearningRate, WeightDecay).
+    """
     if vector:
         act, sgd = _ACTIVATIONS[c[6]], np.full(len(c[6]), "SGD", dtype=object)
     else:
@@ -26,12 +34,30 @@ def config_of(c: list, vector: bool) -> dict:
 
 
 def fidelity_of(cols: list, epoch: Any) -> dict:
-    """N, W, Resolution and epoch of decoded action columns."""
+    """N, W, Resolution and epoch of decoded action columns.
+
+    Args:
+        cols: The decoded columns (scalars or arrays).
+        epoch: The epoch (not the grid index) of each.
+
+    Returns:
+        The fidelity's keys.
+    """
     return {"N": cols[10], "W": cols[11], "Resolution": cols[12], "epoch": epoch}
 
 
 def vector_info(info: dict, live: np.ndarray, ok: np.ndarray, has_inc: np.ndarray) -> dict:
-    """Gymnasium's vector info: arrays (copies) with a ``_key`` mask of the sub-environments that have the key."""
+    """Gymnasium's vector info: arrays (copies) with a ``_key`` mask of the sub-environments that have the key.
+
+    Args:
+        info: The step's info of every sub-environment (arrays, and dicts of arrays).
+        live: The sub-environments that stepped.
+        ok: Those whose evaluation fit the budget (they reveal valid_acc, test_acc and metrics).
+        has_inc: Those with an incumbent (they have incumbent and regret).
+
+    Returns:
+        The info with copies and masks.
+    """
     out: dict[str, Any] = {}
     for k, v in info.items():
         mask = ok if k in _REVEALED else (live & has_inc) if k in _INCUMBENT else live
@@ -45,7 +71,17 @@ def vector_info(info: dict, live: np.ndarray, ok: np.ndarray, has_inc: np.ndarra
 
 def add_reset_info(info: dict, reset: dict, idx: np.ndarray, n: int) -> dict:
     """Gymnasium's vector envs on a step that autoresets sub-environments ``idx``: their entries (and masks) are
-    their reset's info ``reset`` (arrays over ``idx``); a key only a reset has gets zeros elsewhere, masked off."""
+    their reset's info; a key only a reset has gets zeros elsewhere, masked off.
+
+    Args:
+        info: The step's vector info (:func:`vector_info`), changed in place.
+        reset: The reset's info of the sub-environments ``idx`` (arrays over ``idx``).
+        idx: The sub-environments reset on this step.
+        n: All sub-environments.
+
+    Returns:
+        ``info``.
+    """
     for k, v in reset.items():
         if k not in info:
             info[k] = np.zeros((n, *np.shape(v)[1:]), dtype=np.asarray(v).dtype)
