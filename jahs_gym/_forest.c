@@ -212,5 +212,6 @@ static PyMethodDef forest_methods[] = {
     {"predict_row", predict_row, METH_O, "One row through a RowPredictor's packed arguments (private)."},
     {NULL, NULL, 0, NULL}};
 
-static struct PyModuleDef forest_module = {PyModuleDef_HEAD_INIT, "_forest", "C forest kernel", -1, forest_methods};
+static struct PyModuleDef forest_module = {PyModuleDef_HEAD_INIT, "_forest", "C forest kernel", -1, forest_methods,
+                                           NULL, NULL, NULL, NULL};
 PyMODINIT_FUNC PyInit__forest(void) { return PyModule_Create(&forest_module); }
