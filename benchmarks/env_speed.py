@@ -1,7 +1,8 @@
 """Environment speed, side by side in one process.
 
 1. A JAHS-v0 step against a CartPole-v1 step (both unwrapped, random actions sampled beforehand).
-2. The native vector env with many sub-environments: steps per second (one batched surrogate call a step).
+2. The native vector env with many sub-environments: steps per second (one batched surrogate call a step); and
+   with one sub-environment, against the single env (which runs the same episode core on Python scalars).
 3. The same JAHS-v0 env stepping through the naive per-metric XGBoost predictor: ratio.
 
     python benchmarks/env_speed.py [--task fashion_mnist] [--num-envs 1024]
@@ -91,6 +92,20 @@ def main(argv: list[str] | None = None) -> int:
         tv.append((time.perf_counter() - t0) / len(va))
     tv_m = float(np.median(tv))
     print(f"vector env, {n} sub-envs: {tv_m * 1e3:.2f} ms a step = {n / tv_m:,.0f} env steps/s (goal >= 100,000)")
+
+    # why JAHSEnv runs the episode core on Python scalars: the same core on arrays of one sub-env
+    one = JAHSVectorEnv(num_envs=1, task=args.task, budget=1e12, max_steps=100)
+    one.action_space.seed(0)
+    oa = [one.action_space.sample() for _ in range(200)]
+    to = []
+    for _ in range(args.rounds):
+        one.reset(seed=0)
+        t0 = time.perf_counter()
+        for a in oa:
+            one.step(a)
+        to.append((time.perf_counter() - t0) / len(oa))
+    print(f"vector env, 1 sub-env: {float(np.median(to)) * 1e6:.1f} us a step "
+          f"({float(np.median(to)) / tj_m:.0f}x the single env's step)")
 
     naive_env = JAHSEnv(task=args.task, budget=1e12, max_steps=100)
     naive = naive_env.task.bundle.naive_predictor(naive_env.task.metrics)

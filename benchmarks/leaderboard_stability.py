@@ -57,8 +57,9 @@ def harness(task: str, protocol: str, agents: str, seeds: int, first: int, out: 
            "--policy-dir", str(out / "policies"), "--rl-timesteps", str(rl_timesteps)]
     subprocess.run(cmd, check=True, env=env, cwd=ROOT, stdout=subprocess.DEVNULL)
     df = pd.read_parquet(out / "results.parquet")
-    final = df.sort_values("step").groupby(["agent", "seed"])["regret"].last()
-    return final.groupby("agent").agg(["mean", "sem"])
+    from agents.stats import final_regrets
+
+    return final_regrets(df).agg(["mean", "sem"]).T
 
 
 def kendall(a: pd.Series, b: pd.Series) -> float:

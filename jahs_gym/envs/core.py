@@ -270,7 +270,7 @@ class Episodes:
             better, (valid, test, clean[self._i_te], epoch), (prev_inc, self.inc_test, self.inc_test_clean,
                                                               self.inc_epoch))
         self.has_inc = self.has_inc | better
-        self.inc_cols = xp.where_cols(better, cols, self.inc_cols)
+        self.inc_cols = xp.where_each(better, cols, self.inc_cols)
         self.cum = where(ok, self.cum + cost, self.cum)
         self.steps = self.steps + live
         reward = self._reward(valid, cost, budget, prev_inc, norm, y, ok)

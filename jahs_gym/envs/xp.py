@@ -87,20 +87,6 @@ class Scalar:
         """
         return new if cond else old
 
-    @staticmethod
-    def where_cols(cond: bool, cols: list, old: list) -> list:
-        """``where`` over a list of columns (a decoded action).
-
-        Args:
-            cond: The condition.
-            cols: The columns where it holds.
-            old: The columns where it does not.
-
-        Returns:
-            ``cols if cond else old``.
-        """
-        return cols if cond else old
-
 
 class Array:
     """The same rules on numpy arrays, one entry per sub-environment (``JAHSVectorEnv``)."""
@@ -124,20 +110,6 @@ class Array:
             One array per quantity.
         """
         return tuple(np.where(cond, a, b) for a, b in zip(new, old))
-
-    @staticmethod
-    def where_cols(cond: np.ndarray, cols: list, old: list) -> list:
-        """``np.where`` column by column (a batch of decoded actions).
-
-        Args:
-            cond: One bool per sub-environment.
-            cols: The columns where it holds.
-            old: The columns where it does not.
-
-        Returns:
-            One array per column.
-        """
-        return [np.where(cond, c, o) for c, o in zip(cols, old)]
 
 
 def _scalar_join(a: list, b: list) -> list:
